@@ -1,0 +1,73 @@
+//! Runs one program in a fresh, isolated, resource-limited sandbox.
+//!
+//! - [`Sandbox`]: the one trait every backend implements (and the one shared
+//!   test suite every backend passes).
+//! - [`LanguageTable`]: how each language is compiled and run.
+//! - [`Limits`]: the resource limits of a step, as data.
+//! - [`native`]: the default backend — bubblewrap for namespaces and mounts,
+//!   cgroups (v1 or v2) for memory, processes and CPU accounting, rlimits, and
+//!   an unprivileged host uid per slot.
+//!
+//! This crate knows nothing of HTTP or queues: the worker turns a job into a
+//! [`Program`] and an [`Execution`] back into a result.
+
+pub mod language;
+pub mod limits;
+pub mod native;
+mod report;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use language::{Language, LanguageTable, LanguageTableError};
+pub use limits::{LimitError, Limits};
+pub use native::{NativeConfig, NativeSandbox};
+pub use report::{Execution, StepReport, Termination};
+
+/// One program to run, with its limits.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub language: Arc<Language>,
+    pub source: String,
+    pub stdin: Vec<u8>,
+    pub compile_limits: Limits,
+    pub run_limits: Limits,
+}
+
+/// A way to run untrusted programs.
+#[async_trait]
+pub trait Sandbox: Send + Sync + 'static {
+    /// Compiles (when the language needs it) and runs `program` in a fresh
+    /// sandbox that is destroyed before this returns. An `Err` means the
+    /// sandbox itself failed, never that the program did.
+    async fn execute(&self, program: Program) -> Result<Execution, SandboxError>;
+}
+
+/// A failure of the sandbox machinery (not of the program).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("sandbox set-up failed: {what}")]
+    Setup {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start {program}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid limits")]
+    Limits(#[from] LimitError),
+    #[error("the sandbox is not usable here: {0}")]
+    Unavailable(String),
+}
+
+impl SandboxError {
+    pub(crate) fn setup(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| SandboxError::Setup { what, source }
+    }
+}

@@ -1,0 +1,197 @@
+//! The sandbox conformance suite, written once and run against every backend
+//! (`tests/native.rs`, and the docker backend's test file): real programs in
+//! the five languages, checked for output, status and limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use code_runner_sandbox::{Execution, LanguageTable, Limits, Program, Sandbox, StepReport, Termination};
+
+pub fn program(language: &str, source: &str) -> Program {
+    let table = LanguageTable::builtin();
+    Program {
+        language: table.get(language).expect("known language").clone(),
+        source: source.to_owned(),
+        stdin: Vec::new(),
+        compile_limits: Limits::COMPILE_DEFAULT,
+        run_limits: Limits::RUN_DEFAULT,
+    }
+}
+
+pub async fn run(sandbox: &dyn Sandbox, program: Program) -> Execution {
+    sandbox.execute(program).await.expect("sandbox works")
+}
+
+pub fn ran(execution: &Execution) -> &StepReport {
+    execution.run.as_ref().unwrap_or_else(|| panic!("no run step: {execution:?}"))
+}
+
+pub fn stdout(execution: &Execution) -> String {
+    String::from_utf8_lossy(&ran(execution).stdout).into_owned()
+}
+
+pub const HELLO: [(&str, &str); 5] = [
+    ("python", "print('hello')\n"),
+    ("javascript", "console.log('hello')\n"),
+    ("java", "public class Main { public static void main(String[] a) { System.out.println(\"hello\"); } }\n"),
+    ("cpp", "#include <iostream>\nint main() { std::cout << \"hello\" << std::endl; }\n"),
+    ("c", "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n"),
+];
+
+pub const FAILING: [(&str, &str); 5] = [
+    ("python", "import sys\nprint('oops', file=sys.stderr)\nsys.exit(3)\n"),
+    ("javascript", "console.error('oops'); process.exit(3)\n"),
+    ("java", "public class Main { public static void main(String[] a) { System.err.println(\"oops\"); System.exit(3); } }\n"),
+    ("cpp", "#include <iostream>\nint main() { std::cerr << \"oops\\n\"; return 3; }\n"),
+    ("c", "#include <stdio.h>\nint main(void) { fputs(\"oops\\n\", stderr); return 3; }\n"),
+];
+
+pub async fn hello_in_every_language(sandbox: Arc<dyn Sandbox>) {
+    let runs = HELLO.iter().map(|(lang, src)| {
+        let sandbox = sandbox.clone();
+        async move { (lang, run(sandbox.as_ref(), program(lang, src)).await) }
+    });
+    for (lang, execution) in futures_join_all(runs).await {
+        let report = ran(&execution);
+        assert!(report.succeeded(), "{lang}: {execution:?}");
+        assert_eq!(stdout(&execution), "hello\n", "{lang}");
+    }
+}
+
+pub async fn failing_program_in_every_language(sandbox: Arc<dyn Sandbox>) {
+    for (lang, src) in FAILING {
+        let execution = run(sandbox.as_ref(), program(lang, src)).await;
+        let report = ran(&execution);
+        assert_eq!(report.termination, Termination::Exited, "{lang}");
+        assert_eq!(report.exit_code, Some(3), "{lang}: {execution:?}");
+        assert_eq!(String::from_utf8_lossy(&report.stderr), "oops\n", "{lang}");
+    }
+}
+
+pub async fn exact_bytes_and_unicode(sandbox: Arc<dyn Sandbox>) {
+    let execution = run(sandbox.as_ref(), program("python", "import sys\nsys.stdout.write('héllo, 世界 🌍')")).await;
+    assert_eq!(stdout(&execution), "héllo, 世界 🌍");
+    let execution = run(sandbox.as_ref(), program("c", "#include <stdio.h>\nint main(void){fputs(\"a\\n\\n\", stdout);}")).await;
+    assert_eq!(ran(&execution).stdout, b"a\n\n");
+}
+
+pub async fn compile_error_is_reported(sandbox: Arc<dyn Sandbox>) {
+    for (lang, src) in [("c", "int main( { return 0; }"), ("java", "public class Main { void f( }")] {
+        let execution = run(sandbox.as_ref(), program(lang, src)).await;
+        assert!(execution.run.is_none(), "{lang}: ran after a compile error");
+        let compile = execution.compile.expect("compile step");
+        assert!(!compile.succeeded());
+        assert!(compile.stderr.len() + compile.stdout.len() > 0, "{lang}: no diagnostics");
+    }
+}
+
+pub async fn wall_time_limit_kills_the_tree(sandbox: Arc<dyn Sandbox>) {
+    let mut p = program("python", "import os, time\nif os.fork() == 0:\n    time.sleep(100)\ntime.sleep(100)\n");
+    p.run_limits.wall_time = Duration::from_millis(700);
+    let execution = run(sandbox.as_ref(), p).await;
+    let report = ran(&execution);
+    assert_eq!(report.termination, Termination::TimeLimit);
+    assert!(report.wall_time < Duration::from_millis(1700), "{:?}", report.wall_time);
+}
+
+pub async fn cpu_time_limit(sandbox: Arc<dyn Sandbox>) {
+    let mut p = program("c", "int main(void){ volatile unsigned long x = 0; for(;;) x++; }");
+    p.run_limits.cpu_time = Duration::from_secs(1);
+    let execution = run(sandbox.as_ref(), p).await;
+    assert_eq!(ran(&execution).termination, Termination::TimeLimit, "{execution:?}");
+}
+
+pub async fn memory_limit_kills(sandbox: Arc<dyn Sandbox>) {
+    let mut p = program("python", "x = bytearray(512 * 1024 * 1024)\nprint('allocated')\n");
+    p.run_limits.memory_bytes = 128 * 1024 * 1024;
+    let execution = run(sandbox.as_ref(), p).await;
+    let report = ran(&execution);
+    assert_eq!(report.termination, Termination::MemoryLimit, "{execution:?}");
+    assert!(!stdout(&execution).contains("allocated"));
+}
+
+pub async fn java_and_node_work_under_the_memory_limit(sandbox: Arc<dyn Sandbox>) {
+    let java = "public class Main { public static void main(String[] a) { byte[][] keep = new byte[1000][]; \
+                for (int i = 0; i < 1000; i++) keep[i] = new byte[1024 * 1024]; System.out.println(keep.length); } }";
+    let execution = run(sandbox.as_ref(), program("java", java)).await;
+    assert_eq!(ran(&execution).termination, Termination::MemoryLimit, "{execution:?}");
+    let node = "const a = []; for (;;) a.push(new Array(1e6).fill(1));";
+    let execution = run(sandbox.as_ref(), program("javascript", node)).await;
+    assert_eq!(ran(&execution).termination, Termination::MemoryLimit, "{execution:?}");
+}
+
+pub async fn output_is_capped(sandbox: Arc<dyn Sandbox>) {
+    let mut p = program("python", "while True:\n    print('x' * 1000)\n");
+    p.run_limits.output_bytes = 64 * 1024;
+    let execution = run(sandbox.as_ref(), p).await;
+    let report = ran(&execution);
+    assert_eq!(report.termination, Termination::OutputLimit);
+    assert!(report.output_truncated);
+    assert_eq!(report.stdout.len() + report.stderr.len(), 64 * 1024);
+}
+
+pub async fn process_limit_holds(sandbox: Arc<dyn Sandbox>) {
+    let src = "import os\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n            import time; time.sleep(5); os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n, flush=True)\nos._exit(0)\n";
+    let mut p = program("python", src);
+    p.run_limits.processes = 16;
+    let execution = run(sandbox.as_ref(), p).await;
+    let forked: u32 = stdout(&execution).trim().parse().unwrap_or_else(|_| panic!("{execution:?}"));
+    assert!(forked < 16, "forked {forked}");
+}
+
+pub async fn stdin_reaches_the_program(sandbox: Arc<dyn Sandbox>) {
+    let mut p = program("python", "import sys\nprint(sys.stdin.read().upper(), end='')");
+    p.stdin = b"abc\ndef".to_vec();
+    let execution = run(sandbox.as_ref(), p).await;
+    assert_eq!(stdout(&execution), "ABC\nDEF");
+}
+
+pub async fn isolation_basics(sandbox: Arc<dyn Sandbox>) {
+    let src = r#"
+import os, socket
+checks = {}
+checks['uid'] = os.getuid() != 0
+checks['env'] = 'HOME' in os.environ and not any(k.startswith('CODE_RUNNER') or k == 'SECRET' for k in os.environ)
+checks['shadow'] = not os.path.exists('/etc/shadow')
+checks['root_home'] = not os.path.exists('/root')
+try:
+    open('/usr/evil', 'w'); checks['ro_usr'] = False
+except OSError:
+    checks['ro_usr'] = True
+try:
+    socket.create_connection(('1.1.1.1', 80), timeout=1); checks['net'] = False
+except OSError:
+    checks['net'] = True
+checks['pid1'] = len([p for p in os.listdir('/proc') if p.isdigit()]) < 5
+print(sorted(k for k, v in checks.items() if not v))
+"#;
+    let execution = run(sandbox.as_ref(), program("python", src)).await;
+    assert_eq!(stdout(&execution), "[]\n", "{execution:?}");
+}
+
+pub async fn concurrent_jobs_run_in_parallel(sandbox: Arc<dyn Sandbox>) {
+    let started = std::time::Instant::now();
+    let runs = (0..10).map(|_| {
+        let sandbox = sandbox.clone();
+        async move { run(sandbox.as_ref(), program("python", "import time\ntime.sleep(1)\nprint('done')")).await }
+    });
+    for execution in futures_join_all(runs).await {
+        assert_eq!(stdout(&execution), "done\n");
+    }
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+}
+
+/// Joins futures concurrently on the current runtime (spawned tasks, so they
+/// really overlap).
+pub async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}

@@ -1,0 +1,606 @@
+//! The Redis backend: jobs in a Redis Stream read through a consumer group,
+//! task states in per-task keys with a TTL, so any number of API and worker
+//! processes can share one Redis.
+//!
+//! Keys, for a prefix `P` (default `code-runner`):
+//!
+//! | key / name       | type            | holds                                        |
+//! |------------------|-----------------|----------------------------------------------|
+//! | `P:jobs`         | stream          | one entry per unfinished job: fields `id`, `job` (JSON of [`Job`]) |
+//! | `P:workers`      | consumer group  | on `P:jobs`; tracks which worker holds which entry |
+//! | `P:task:{id}`    | string, TTL     | JSON of [`TaskState`]                         |
+//!
+//! Each operation that must be atomic is one Lua script in its own file
+//! (`submit.lua`, `complete.lua`), run by EVALSHA through [`redis::Script`],
+//! which loads it again after a Redis restart (NOSCRIPT).
+//!
+//! Connections: every non-blocking command shares one multiplexed
+//! [`ConnectionManager`] (pipelined, reconnects by itself), which is what lets
+//! one API process do tens of thousands of submits a second. `XREADGROUP ...
+//! BLOCK` would stall every other command on a multiplexed connection while it
+//! waits, so blocking reads use dedicated connections from a small pool, one
+//! per concurrent `reserve` call.
+//!
+//! Completed entries are deleted from the stream (not trimmed with `MAXLEN`,
+//! which could drop jobs nobody has read yet), so the stream stays as long as
+//! the backlog.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::streams::{StreamId, StreamReadReply};
+use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult, Script, Value};
+use serde::Serialize;
+
+use crate::{Delivery, Job, JobResult, Queue, QueueError, TaskId, TaskState};
+
+/// The atomic submit: pending state (if the id is new) plus the stream entry.
+static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("submit.lua")));
+
+/// The atomic complete: first final state wins, then XACK + XDEL.
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("complete.lua")));
+
+/// Stream field holding the task id on its own, so a job whose JSON cannot be
+/// read can still be given a final state.
+const FIELD_ID: &str = "id";
+/// Stream field holding the JSON of the [`Job`].
+const FIELD_JOB: &str = "job";
+
+/// Timeout for each non-blocking command on the shared connection. Redis
+/// answers these in well under a millisecond; the margin covers a busy server
+/// without letting a dead one hang the API.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts to reconnect the shared connection.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Timeout for opening a TCP connection to Redis.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a blocking read may overrun its own BLOCK time before the
+/// connection is presumed dead (e.g. a half-open TCP connection).
+const BLOCKING_GRACE: Duration = Duration::from_secs(5);
+/// Idle blocking connections kept for reuse; more are closed after use.
+const MAX_IDLE_BLOCKING: usize = 64;
+/// How much of an unreadable payload is logged.
+const LOG_PAYLOAD_CHARS: usize = 200;
+
+/// How to reach Redis and how to lay out keys in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisQueueConfig {
+    /// A `redis://` (or `rediss://`, `redis+unix://`) URL.
+    pub url: String,
+    /// Prepended to every key, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// How long a task's state is kept after its last write (pending or final);
+    /// after that, `GET /results/{id}` answers 404.
+    pub result_ttl: Duration,
+}
+
+impl RedisQueueConfig {
+    /// The defaults (prefix `code-runner`, 24 h TTL) for the Redis at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for RedisQueueConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/".to_owned(),
+            key_prefix: "code-runner".to_owned(),
+            result_ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+/// The [`Queue`] on Redis. Cloning is cheap and clones share connections.
+#[derive(Clone)]
+pub struct RedisQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Used to open dedicated connections for blocking reads.
+    client: Client,
+    /// Shared by every non-blocking command.
+    shared: ConnectionManager,
+    /// Idle dedicated connections for `XREADGROUP ... BLOCK`.
+    blocking_pool: Mutex<Vec<MultiplexedConnection>>,
+    keys: Keys,
+    /// `result_ttl` in milliseconds, at least 1 (Redis rejects `PX 0`).
+    ttl_ms: u64,
+    /// JSON of [`TaskState::Pending`], made once.
+    pending_json: String,
+}
+
+/// The Redis names derived from the key prefix.
+#[derive(Debug)]
+struct Keys {
+    jobs: String,
+    group: String,
+    /// `{prefix}:task:`; the task id is appended.
+    task_prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        Self {
+            jobs: format!("{prefix}:jobs"),
+            group: format!("{prefix}:workers"),
+            task_prefix: format!("{prefix}:task:"),
+        }
+    }
+
+    fn task(&self, id: &TaskId) -> String {
+        format!("{}{id}", self.task_prefix)
+    }
+}
+
+impl fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("keys", &self.inner.keys)
+            .field("ttl_ms", &self.inner.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps a Redis error with the name of the step that failed.
+fn redis_err(op: &'static str) -> impl FnOnce(RedisError) -> QueueError {
+    move |source| QueueError::Redis { op, source }
+}
+
+/// JSON of a record defined in this crate. Serialization cannot fail for
+/// these types: they hold only strings, integers, booleans, options and
+/// unit-like enums, and serde_json fails only on non-string map keys or a
+/// failing custom `Serialize`, neither of which they have.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("queue records always serialize to JSON")
+}
+
+/// An error and its sources, `outer: inner: root`, for logs.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The pool is a plain Vec that no critical section can leave half-updated,
+    // so a poisoned lock is safe to reuse.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl RedisQueue {
+    /// Connects to Redis and makes sure the stream and its consumer group exist.
+    ///
+    /// Fails when Redis cannot be reached, so a misconfigured process stops at
+    /// start-up instead of failing every request.
+    pub async fn connect(config: RedisQueueConfig) -> Result<Self, QueueError> {
+        let client = Client::open(config.url.as_str()).map_err(redis_err("open url"))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            // Reconnects back off exponentially from 100 ms; capping each pause
+            // means service resumes within a second of Redis coming back, and
+            // start-up against a dead Redis fails after a few seconds, not ten.
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let shared = client
+            .get_connection_manager_with_config(manager_config)
+            .await
+            .map_err(redis_err("connect"))?;
+        let queue = Self {
+            inner: Arc::new(Inner {
+                client,
+                shared,
+                blocking_pool: Mutex::new(Vec::new()),
+                keys: Keys::new(&config.key_prefix),
+                ttl_ms: u64::try_from(config.result_ttl.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+                pending_json: to_json(&TaskState::Pending),
+            }),
+        };
+        queue.ensure_group().await?;
+        Ok(queue)
+    }
+
+    /// Runs one command on the shared connection. When the connection turns
+    /// out to have been dropped (Redis restarted, or a proxy closed an idle
+    /// socket), the manager is already reconnecting and the command is sent
+    /// once more on the new connection, so a Redis restart costs callers
+    /// latency rather than errors. That is safe because every command sent
+    /// here is idempotent: reads, `submit.lua` (a known id is a no-op),
+    /// `complete.lua` (first final state wins; XACK/XDEL repeat harmlessly).
+    async fn on_shared<T, F, Fut>(&self, op: &'static str, run: F) -> Result<T, QueueError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        match run(self.inner.shared.clone()).await {
+            Err(e) if e.is_connection_dropped() => {
+                tracing::warn!(op, error = %e, "Redis connection dropped; retrying once");
+                run(self.inner.shared.clone()).await.map_err(redis_err(op))
+            }
+            other => other.map_err(redis_err(op)),
+        }
+    }
+
+    /// Creates the stream and the consumer group if missing.
+    ///
+    /// The group starts at id `0`, not `$`: on a new stream the two are the
+    /// same, and if the group is ever lost while the stream survives (deleted by
+    /// hand, or the stream re-created by a submit after a Redis restart) every
+    /// entry still in the stream is an unfinished job, which `0` delivers and
+    /// `$` would skip for ever.
+    async fn ensure_group(&self) -> Result<(), QueueError> {
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("CREATE")
+            .arg(&self.inner.keys.jobs)
+            .arg(&self.inner.keys.group)
+            .arg("0")
+            .arg("MKSTREAM");
+        let cmd = &cmd;
+        self.on_shared("XGROUP CREATE", move |mut conn| async move {
+            match cmd.query_async::<()>(&mut conn).await {
+                // Another process (or an earlier run) created it first.
+                Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+                other => other,
+            }
+        })
+        .await
+    }
+
+    /// Atomic unit `submit.lua`. Returns false when the task id was already known.
+    async fn submit_atomic(&self, job: &Job) -> Result<bool, QueueError> {
+        let mut invocation = SUBMIT.prepare_invoke();
+        invocation
+            .key(self.inner.keys.task(&job.id))
+            .key(&self.inner.keys.jobs)
+            .arg(&self.inner.pending_json)
+            .arg(self.inner.ttl_ms)
+            .arg(job.id.to_string())
+            .arg(to_json(job));
+        let invocation = &invocation;
+        let entry: Option<String> = self
+            .on_shared("submit script", move |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        Ok(entry.is_some())
+    }
+
+    /// Atomic unit `complete.lua`. Returns false when an earlier final state was kept.
+    async fn complete_atomic(
+        &self,
+        id: &TaskId,
+        entry_id: &str,
+        result: &JobResult,
+    ) -> Result<bool, QueueError> {
+        let mut invocation = COMPLETE.prepare_invoke();
+        invocation
+            .key(self.inner.keys.task(id))
+            .key(&self.inner.keys.jobs)
+            .arg(&self.inner.keys.group)
+            .arg(entry_id)
+            .arg(to_json(&TaskState::Done(result.clone())))
+            .arg(self.inner.ttl_ms);
+        let invocation = &invocation;
+        let written: i64 = self
+            .on_shared("complete script", move |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        Ok(written == 1)
+    }
+
+    /// Acknowledges and deletes an entry that belongs to no task we can name.
+    async fn discard_entry(&self, entry_id: &str) -> Result<(), QueueError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XACK")
+            .arg(&self.inner.keys.jobs)
+            .arg(&self.inner.keys.group)
+            .arg(entry_id)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.inner.keys.jobs)
+            .arg(entry_id)
+            .ignore();
+        let pipe = &pipe;
+        self.on_shared("XACK+XDEL", move |mut conn| async move {
+            pipe.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    /// An idle dedicated connection for a blocking read, if the pool has one.
+    fn pooled_blocking_connection(&self) -> Option<MultiplexedConnection> {
+        lock(&self.inner.blocking_pool).pop()
+    }
+
+    /// A new dedicated connection for blocking reads. It has no response
+    /// timeout of its own because a BLOCK read legitimately takes as long as
+    /// it was told to wait; `read_new` bounds each read instead.
+    async fn new_blocking_connection(&self) -> Result<MultiplexedConnection, QueueError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(None);
+        self.inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(redis_err("connect for XREADGROUP"))
+    }
+
+    fn return_blocking_connection(&self, conn: MultiplexedConnection) {
+        let mut pool = lock(&self.inner.blocking_pool);
+        if pool.len() < MAX_IDLE_BLOCKING {
+            pool.push(conn);
+        }
+    }
+
+    /// One `XREADGROUP ... BLOCK block_ms` for new entries, on a dedicated
+    /// connection. Tries once more when a pooled connection turns out to be
+    /// dead (Redis restarted since it was last used), and re-creates the
+    /// consumer group once if Redis lost it (a restart without persistence).
+    async fn read_new(
+        &self,
+        consumer: &str,
+        max: usize,
+        block_ms: u64,
+    ) -> Result<Vec<StreamId>, QueueError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.inner.keys.group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(max)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&self.inner.keys.jobs)
+            .arg(">");
+        let bound = Duration::from_millis(block_ms) + BLOCKING_GRACE;
+        let mut recreated_group = false;
+        let mut retried_dead_connection = false;
+        loop {
+            let (mut conn, pooled) = match self.pooled_blocking_connection() {
+                Some(conn) => (conn, true),
+                None => (self.new_blocking_connection().await?, false),
+            };
+            let read = cmd.query_async::<Option<StreamReadReply>>(&mut conn);
+            // On any error the connection is dropped rather than pooled: its
+            // state is unknown, and a fresh one costs one round trip.
+            let reply = match tokio::time::timeout(bound, read).await {
+                Ok(Ok(reply)) => {
+                    self.return_blocking_connection(conn);
+                    reply
+                }
+                Ok(Err(e)) if e.code() == Some("NOGROUP") && !recreated_group => {
+                    tracing::warn!(
+                        stream = %self.inner.keys.jobs,
+                        group = %self.inner.keys.group,
+                        "consumer group missing (Redis restarted or flushed?); re-creating it"
+                    );
+                    recreated_group = true;
+                    self.return_blocking_connection(conn);
+                    self.ensure_group().await?;
+                    continue;
+                }
+                Ok(Err(e)) if pooled && e.is_connection_dropped() && !retried_dead_connection => {
+                    tracing::debug!(error = %e, "idle XREADGROUP connection was dead; reconnecting");
+                    retried_dead_connection = true;
+                    // Whatever killed this one (usually a Redis restart) has
+                    // most likely killed the other idle ones too: drop them all,
+                    // so the retry and later reads start on fresh connections.
+                    lock(&self.inner.blocking_pool).clear();
+                    continue;
+                }
+                Ok(Err(e)) => return Err(redis_err("XREADGROUP")(e)),
+                Err(_elapsed) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no reply to XREADGROUP BLOCK {block_ms} within {bound:?}"),
+                    );
+                    return Err(redis_err("XREADGROUP")(e.into()));
+                }
+            };
+            return Ok(reply
+                .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+                .unwrap_or_default());
+        }
+    }
+
+    /// Turns stream entries into deliveries. An entry whose job cannot be read
+    /// is retired here so it cannot block the queue or be redelivered for
+    /// ever: its task (when the id can be recovered) gets an `internal_error`
+    /// final state, and the entry is acknowledged and deleted, with an error
+    /// logged either way.
+    async fn decode_entries(&self, entries: Vec<StreamId>) -> Vec<Delivery> {
+        let mut deliveries = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match decode_job(&entry) {
+                Ok(job) => deliveries.push(Delivery {
+                    job,
+                    receipt: entry.id,
+                }),
+                Err(why) => self.retire_unreadable(&entry, &why).await,
+            }
+        }
+        deliveries
+    }
+
+    async fn retire_unreadable(&self, entry: &StreamId, why: &str) {
+        let task_id = recover_task_id(entry);
+        let payload = preview(entry.map.get(FIELD_JOB));
+        tracing::error!(
+            entry_id = %entry.id,
+            task_id = task_id.map(|id| id.to_string()),
+            payload = %payload,
+            reason = %why,
+            "unreadable job in the stream; skipping it"
+        );
+        let retired = match task_id {
+            Some(id) => {
+                let result = JobResult::internal_error(
+                    format!("the queued job could not be read: {why}"),
+                    now_ms(),
+                );
+                self.complete_atomic(&id, &entry.id, &result)
+                    .await
+                    .map(drop)
+            }
+            None => self.discard_entry(&entry.id).await,
+        };
+        if let Err(e) = retired {
+            // The entry stays pending in the group; it is not lost, only not
+            // retired yet. Failing the whole reserve would lose the good jobs
+            // read in the same batch, so log and go on.
+            tracing::error!(
+                entry_id = %entry.id,
+                error = %error_chain(&e),
+                "could not retire unreadable stream entry"
+            );
+        }
+    }
+}
+
+/// The job in a stream entry, or why it cannot be read.
+fn decode_job(entry: &StreamId) -> Result<Job, String> {
+    match entry.map.get(FIELD_JOB) {
+        Some(Value::BulkString(bytes)) => {
+            serde_json::from_slice(bytes).map_err(|e| format!("invalid job JSON: {e}"))
+        }
+        Some(other) => Err(format!("field `{FIELD_JOB}` is not a string: {other:?}")),
+        None => Err(format!("no `{FIELD_JOB}` field")),
+    }
+}
+
+/// The task id of an unreadable entry: from its `id` field, or failing that
+/// from an `id` in whatever JSON the `job` field holds.
+fn recover_task_id(entry: &StreamId) -> Option<TaskId> {
+    if let Some(Value::BulkString(bytes)) = entry.map.get(FIELD_ID) {
+        if let Some(id) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| TaskId::from_str(s).ok())
+        {
+            return Some(id);
+        }
+    }
+    let Some(Value::BulkString(bytes)) = entry.map.get(FIELD_JOB) else {
+        return None;
+    };
+    let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    TaskId::from_str(json.get("id")?.as_str()?).ok()
+}
+
+/// The start of a payload, for logs.
+fn preview(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes)
+            .chars()
+            .take(LOG_PAYLOAD_CHARS)
+            .collect(),
+        Some(other) => format!("{other:?}")
+            .chars()
+            .take(LOG_PAYLOAD_CHARS)
+            .collect(),
+        None => "(none)".to_owned(),
+    }
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    /// A task id that is already known is not queued again, so a submit
+    /// retried after a lost reply cannot run the job twice.
+    async fn submit(&self, job: &Job) -> Result<(), QueueError> {
+        if !self.submit_atomic(job).await? {
+            tracing::debug!(task_id = %job.id, "task already known; not queued again");
+        }
+        Ok(())
+    }
+
+    async fn state(&self, id: &TaskId) -> Result<Option<TaskState>, QueueError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.inner.keys.task(id));
+        let cmd = &cmd;
+        let raw: Option<Vec<u8>> = self
+            .on_shared("GET task state", move |mut conn| async move {
+                cmd.query_async(&mut conn).await
+            })
+            .await?;
+        raw.map(|bytes| {
+            serde_json::from_slice(&bytes).map_err(|source| QueueError::Corrupt {
+                id: id.to_string(),
+                source,
+            })
+        })
+        .transpose()
+    }
+
+    /// Not cancel-safe: if the future is dropped while Redis is delivering,
+    /// the entries read stay pending in the consumer group, unacknowledged.
+    /// Let a reserve run out its (short) wait instead of cancelling it.
+    async fn reserve(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            // BLOCK 0 means "for ever" to Redis, so never ask for less than 1 ms.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let block_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+            let entries = self.read_new(consumer, max, block_ms).await?;
+            if entries.is_empty() {
+                return Ok(Vec::new());
+            }
+            let deliveries = self.decode_entries(entries).await;
+            // When every entry read was unreadable, wait out the rest of the
+            // time rather than report "nothing arrived" early.
+            if !deliveries.is_empty() || Instant::now() >= deadline {
+                return Ok(deliveries);
+            }
+        }
+    }
+
+    async fn complete(&self, delivery: &Delivery, result: &JobResult) -> Result<(), QueueError> {
+        let id = delivery.job.id;
+        if !self.complete_atomic(&id, &delivery.receipt, result).await? {
+            tracing::debug!(task_id = %id, "task already has a final result; later one ignored");
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        let cmd = &redis::cmd("PING");
+        self.on_shared("PING", move |mut conn| async move {
+            cmd.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+}

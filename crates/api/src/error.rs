@@ -1,0 +1,157 @@
+//! The one error type of the HTTP layer and its wire shape.
+//!
+//! Every failure a handler can meet is an [`ApiError`] variant, and each
+//! variant maps to one status code and a `{"detail": ...}` body, the shape
+//! FastAPI gives the seed's clients: a list of pydantic-style issues for
+//! `422`, a sentence a person can act on for everything else. Internal causes
+//! (the queue) are logged here, once, with their cause chain, and never sent
+//! to the client.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use code_runner_queue::QueueError;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Why a request was not served.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    /// The body is not a valid run request (FastAPI's `422`).
+    #[error("request validation failed")]
+    Validation(Vec<ValidationIssue>),
+
+    #[error("code is {size} bytes; the limit is {limit} bytes")]
+    CodeTooLarge { size: usize, limit: usize },
+
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+
+    #[error(
+        "unsupported Content-Type '{content_type}': send the body as JSON with \
+         'Content-Type: application/json' (curl: -H 'Content-Type: application/json')"
+    )]
+    UnsupportedMediaType { content_type: String },
+
+    /// The client went away or broke the transfer mid-body.
+    #[error("could not read the request body")]
+    BodyUnreadable,
+
+    /// Never issued, expired, or not a task id at all: the seed's Celery would
+    /// answer an eternal `PENDING` here, the spec wants a clear `404`.
+    #[error("Task not found")]
+    TaskNotFound,
+
+    /// Starlette's text for an unknown route.
+    #[error("Not Found")]
+    RouteNotFound,
+
+    /// Starlette's text for a known route called with the wrong method.
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+
+    #[error("queue unavailable, try again")]
+    QueueUnavailable(#[source] QueueError),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::CodeTooLarge { .. } | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::TaskNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::QueueUnavailable(cause) = &self {
+            tracing::error!(error = %Chain(cause), "queue unavailable; answering 503");
+        }
+        let mut response = match self {
+            Self::Validation(issues) => (status, Json(Detail { detail: issues })).into_response(),
+            other => (
+                status,
+                Json(Detail {
+                    detail: other.to_string(),
+                }),
+            )
+                .into_response(),
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The queue is usually back within moments (a Redis restart or
+            // fail-over); tell well-behaved clients when to retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct Detail<T> {
+    detail: T,
+}
+
+/// One entry of a `422` body, shaped like pydantic v2's errors as FastAPI
+/// renders them (`type`, `loc`, `msg`, `input`, optional `ctx`; no `url`).
+#[derive(Debug, Serialize)]
+pub(crate) struct ValidationIssue {
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    /// Always starts with `"body"`, then the field name or, for malformed
+    /// JSON, the byte offset of the error.
+    pub(crate) loc: Vec<LocPart>,
+    pub(crate) msg: Cow<'static, str>,
+    /// The offending value (the whole body object for a missing field).
+    pub(crate) input: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ctx: Option<Value>,
+}
+
+/// A step of a [`ValidationIssue::loc`] path.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(untagged)]
+pub(crate) enum LocPart {
+    Key(&'static str),
+    Offset(usize),
+}
+
+/// Displays an error with all its sources: `a: b: c`.
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_lists_every_cause() {
+        let err = ApiError::QueueUnavailable(QueueError::Closed);
+        assert_eq!(
+            Chain(&err).to_string(),
+            "queue unavailable, try again: the queue is closed"
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! The HTTP layer of code-runner: it validates a request, enqueues a job and
+//! reads results back. It never runs user code; workers do, on the other side
+//! of the [`Queue`](code_runner_queue::Queue).
+//!
+//! The seed's API (FastAPI + Celery) must keep working for its clients, so the
+//! routes, bodies and error shapes follow it exactly and everything this
+//! implementation adds lives in extra fields:
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /run-code` | `200 {"task_id": "<uuid>"}` |
+//! | `GET /results/{task_id}` | `{"status": "PENDING" \| "SUCCESS" \| "FAILURE", "result": ...}` + extras, or `404` |
+//! | `GET /health` | `200 {"status": "ok"}` |
+//!
+//! Layout:
+//! - `state`: [`AppState`], [`ApiConfig`], [`SupportedLanguage`] and the
+//!   alias table built from them once at start-up;
+//! - `routes`: the router and one handler per route;
+//! - `request`: the `POST /run-code` body parser, with FastAPI/pydantic-shaped
+//!   validation errors;
+//! - `response`: the success bodies;
+//! - `error`: the one error type, turning every failure into a stable status
+//!   and `{"detail": ...}` body.
+//!
+//! [`router`] builds the service without serving it, so tests drive it
+//! in-process; [`serve`] runs it on a bound listener until a shutdown future
+//! resolves.
+
+mod error;
+mod request;
+mod response;
+mod routes;
+mod state;
+
+use std::future::Future;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+pub use routes::router;
+pub use state::{ApiConfig, AppState, SupportedLanguage};
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops
+/// accepting connections and waits for requests in flight to finish.
+///
+/// Taking a bound listener (rather than an address) lets tests bind
+/// `127.0.0.1:0` and production hand in whatever socket it set up. No request
+/// here waits on a job, so draining is quick; a caller that needs a hard cap
+/// wraps this future in a timeout.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Answers are one small write each; Nagle's algorithm would only add
+    // latency on keep-alive connections.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!("failed to set TCP_NODELAY on an accepted connection: {err}");
+        }
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,153 @@
+//! The success bodies, shaped so a client written against the seed sees
+//! exactly the fields it knows (`task_id`; `status` + `result`) and can ignore
+//! the ones this implementation adds.
+
+use std::borrow::Cow;
+
+use code_runner_queue::{JobResult, TaskId, TaskState, Verdict};
+use serde::Serialize;
+
+/// `POST /run-code` → `{"task_id": "<uuid>"}`.
+#[derive(Serialize)]
+pub(crate) struct TaskCreated {
+    pub(crate) task_id: TaskId,
+}
+
+/// `GET /results/{task_id}` for a task that exists.
+///
+/// Serialized field order puts the seed's `status` and `result` first, then
+/// the extras; a pending task has no extras but its id.
+#[derive(Serialize)]
+pub(crate) struct TaskStatus<'a> {
+    status: &'static str,
+    result: SeedResult<'a>,
+    task_id: TaskId,
+    #[serde(flatten)]
+    details: Option<Details<'a>>,
+}
+
+/// The seed's `result`: `null`, `{"output": ...}` or the failure message.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SeedResult<'a> {
+    Pending,
+    Success { output: &'a str },
+    Failure(Cow<'a, str>),
+}
+
+/// Everything about a finished task beyond the seed's fields.
+#[derive(Serialize)]
+struct Details<'a> {
+    verdict: Verdict,
+    stdout: &'a str,
+    stderr: &'a str,
+    compile_output: Option<&'a str>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    output_truncated: bool,
+    wall_time_ms: u64,
+    cpu_time_ms: u64,
+    memory_peak_kib: u64,
+    started_at_ms: u64,
+    finished_at_ms: u64,
+}
+
+impl<'a> TaskStatus<'a> {
+    pub(crate) fn new(task_id: TaskId, state: &'a TaskState) -> Self {
+        match state {
+            TaskState::Pending => Self {
+                status: "PENDING",
+                result: SeedResult::Pending,
+                task_id,
+                details: None,
+            },
+            TaskState::Done(result) => {
+                let (status, seed_result) = match result.verdict {
+                    Verdict::Ok => (
+                        "SUCCESS",
+                        SeedResult::Success {
+                            output: &result.stdout,
+                        },
+                    ),
+                    _ => ("FAILURE", SeedResult::Failure(failure_message(result))),
+                };
+                Self {
+                    status,
+                    result: seed_result,
+                    task_id,
+                    details: Some(Details {
+                        verdict: result.verdict,
+                        stdout: &result.stdout,
+                        stderr: &result.stderr,
+                        compile_output: result.compile_output.as_deref(),
+                        exit_code: result.exit_code,
+                        signal: result.signal,
+                        output_truncated: result.output_truncated,
+                        wall_time_ms: result.wall_time_ms,
+                        cpu_time_ms: result.cpu_time_ms,
+                        memory_peak_kib: result.memory_peak_kib,
+                        started_at_ms: result.started_at_ms,
+                        finished_at_ms: result.finished_at_ms,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// The seed promises a human-readable string for every failure. Workers set
+/// `message`; should one not, say at least what kind of failure it was
+/// rather than hand seed clients a `null` they do not expect.
+fn failure_message(result: &JobResult) -> Cow<'_, str> {
+    if let Some(message) = &result.message {
+        return Cow::Borrowed(message);
+    }
+    match result.verdict {
+        Verdict::CompileError => match result.compile_output.as_deref() {
+            Some(diagnostics) if !diagnostics.is_empty() => Cow::Borrowed(diagnostics),
+            _ => Cow::Borrowed("Compilation failed"),
+        },
+        Verdict::RuntimeError => match (result.exit_code, result.signal) {
+            (_, Some(signal)) => Cow::Owned(format!("Killed by signal {signal}")),
+            (Some(code), None) => Cow::Owned(format!("Exited with code {code}")),
+            (None, None) => Cow::Borrowed("Runtime error"),
+        },
+        Verdict::TimeLimit => Cow::Borrowed("Time limit exceeded"),
+        Verdict::MemoryLimit => Cow::Borrowed("Memory limit exceeded"),
+        Verdict::OutputLimit => Cow::Borrowed("Output limit exceeded"),
+        Verdict::Cancelled => Cow::Borrowed("Cancelled"),
+        // `Ok` never reaches here; an internal error without a message is
+        // still an internal error.
+        Verdict::Ok | Verdict::InternalError => Cow::Borrowed("Internal error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pending_has_only_the_seed_fields_and_the_id() {
+        let id = TaskId::new();
+        let body = serde_json::to_value(TaskStatus::new(id, &TaskState::Pending)).unwrap();
+        assert_eq!(
+            body,
+            json!({"status": "PENDING", "result": null, "task_id": id.to_string()})
+        );
+    }
+
+    #[test]
+    fn failures_without_a_message_still_say_something() {
+        let mut result = JobResult::internal_error("x", 0);
+        result.message = None;
+        result.verdict = Verdict::RuntimeError;
+        result.exit_code = Some(3);
+        assert_eq!(failure_message(&result), "Exited with code 3");
+        result.signal = Some(9);
+        assert_eq!(failure_message(&result), "Killed by signal 9");
+        result.verdict = Verdict::CompileError;
+        result.compile_output = Some("main.c:1: error".into());
+        assert_eq!(failure_message(&result), "main.c:1: error");
+    }
+}

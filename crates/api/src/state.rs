@@ -1,0 +1,207 @@
+//! What every handler shares: the queue, the language table and the limits.
+//!
+//! Everything a request needs is computed here once, at start-up (alias
+//! lookup, the "Input should be ..." text of the unknown-language error, the
+//! body limit), so the handlers only read it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use code_runner_queue::Queue;
+
+/// A language the workers can run, as the API shows and accepts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportedLanguage {
+    /// Canonical name, the one put in jobs (`python`, `javascript`, `java`,
+    /// `cpp`, `c` for the seed's five). Matched case-sensitively.
+    pub name: String,
+    /// Human-readable toolchain version, e.g. `3.11`.
+    pub version: String,
+    /// Other names accepted in requests (e.g. `py`), resolved to `name`.
+    pub aliases: Vec<String>,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Largest accepted `code`, in UTF-8 bytes of the decoded string; larger
+    /// code is refused with `413` before anything is queued.
+    pub max_code_bytes: usize,
+}
+
+impl ApiConfig {
+    /// Room for JSON framing, `language` and a modest `stdin` on top of the
+    /// code itself.
+    const BODY_OVERHEAD: usize = 64 * 1024;
+
+    /// The largest request body read at all. Twice the code limit because
+    /// JSON escapes inflate source code (every `"`, `\` and newline takes two
+    /// bytes), so code just under the limit must still fit in its body.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_code_bytes
+            .saturating_mul(2)
+            .saturating_add(Self::BODY_OVERHEAD)
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_code_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The state shared by all handlers. Cloning it is one reference-count
+/// increment, as axum does for every request.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Arc<dyn Queue>,
+    languages: Languages,
+    config: ApiConfig,
+}
+
+impl AppState {
+    /// Builds the state the router serves from.
+    ///
+    /// Names are matched exactly (case-sensitively). Should a name or alias
+    /// appear twice, the first language that claims it keeps it; the language
+    /// table is validated where it is loaded, not here.
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        languages: Vec<SupportedLanguage>,
+        config: ApiConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                queue,
+                languages: Languages::new(languages),
+                config,
+            }),
+        }
+    }
+
+    pub(crate) fn queue(&self) -> &dyn Queue {
+        self.inner.queue.as_ref()
+    }
+
+    pub(crate) fn languages(&self) -> &Languages {
+        &self.inner.languages
+    }
+
+    pub(crate) fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("languages", &self.inner.languages.names)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Name and alias lookup for request validation.
+pub(crate) struct Languages {
+    /// Canonical names, in table order (the order error messages list them).
+    names: Vec<String>,
+    /// Every accepted name, canonical or alias, to its index in `names`.
+    lookup: HashMap<String, usize>,
+    /// pydantic's rendering of the choices: `'python', 'java' or 'c'`.
+    expected: String,
+}
+
+impl Languages {
+    pub(crate) fn new(languages: Vec<SupportedLanguage>) -> Self {
+        let mut names = Vec::with_capacity(languages.len());
+        let mut lookup = HashMap::new();
+        for language in languages {
+            if lookup.contains_key(&language.name) {
+                tracing::warn!(
+                    name = %language.name,
+                    "language listed twice or shadowed by an alias; ignoring this entry"
+                );
+                continue;
+            }
+            let index = names.len();
+            lookup.insert(language.name.clone(), index);
+            for alias in language.aliases {
+                lookup.entry(alias).or_insert(index);
+            }
+            names.push(language.name);
+        }
+        let expected = pydantic_choices(&names);
+        Self {
+            names,
+            lookup,
+            expected,
+        }
+    }
+
+    /// The canonical name for `name`, if it is a name or alias we accept.
+    pub(crate) fn resolve(&self, name: &str) -> Option<&str> {
+        self.lookup
+            .get(name)
+            .map(|&index| self.names[index].as_str())
+    }
+
+    /// The accepted canonical names as pydantic lists them in an enum error.
+    pub(crate) fn expected(&self) -> &str {
+        &self.expected
+    }
+}
+
+/// Formats choices the way pydantic v2 does in `enum` errors, so seed clients
+/// that show or match the message see the same text: `'a'`, `'a' or 'b'`,
+/// `'a', 'b' or 'c'`.
+fn pydantic_choices(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("'{name}'")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choices_read_like_pydantic() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(pydantic_choices(&names(&[])), "");
+        assert_eq!(pydantic_choices(&names(&["c"])), "'c'");
+        assert_eq!(pydantic_choices(&names(&["java", "c"])), "'java' or 'c'");
+        assert_eq!(
+            pydantic_choices(&names(&["python", "javascript", "java", "cpp", "c"])),
+            "'python', 'javascript', 'java', 'cpp' or 'c'"
+        );
+    }
+
+    #[test]
+    fn first_claim_on_a_name_wins() {
+        let language = |name: &str, aliases: &[&str]| SupportedLanguage {
+            name: name.into(),
+            version: "1".into(),
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        };
+        let table = Languages::new(vec![
+            language("python", &["py"]),
+            language("pyret", &["py", "python"]),
+            language("python", &[]),
+        ]);
+        assert_eq!(table.resolve("py"), Some("python"));
+        assert_eq!(table.resolve("pyret"), Some("pyret"));
+        assert_eq!(table.resolve("python"), Some("python"));
+        assert_eq!(table.resolve("Python"), None);
+        assert_eq!(table.expected(), "'python' or 'pyret'");
+    }
+}

@@ -238,7 +238,10 @@ fn java_public_class(source: &str) -> Option<String> {
         }
         if depth == 0
             && window[0] == "public"
-            && matches!(window[1].as_str(), "class" | "interface" | "enum" | "record")
+            && matches!(
+                window[1].as_str(),
+                "class" | "interface" | "enum" | "record"
+            )
             && is_java_identifier(&window[2])
         {
             return Some(window[2].clone());
@@ -255,7 +258,10 @@ fn java_public_class(source: &str) -> Option<String> {
         if depth == 0
             && window[0] == "public"
             && matches!(window[1].as_str(), "final" | "abstract" | "strictfp")
-            && matches!(window[2].as_str(), "class" | "interface" | "enum" | "record")
+            && matches!(
+                window[2].as_str(),
+                "class" | "interface" | "enum" | "record"
+            )
             && is_java_identifier(&window[3])
         {
             return Some(window[3].clone());
@@ -336,10 +342,7 @@ mod tests {
             assert!(table.get(name).is_some(), "{name} missing");
         }
         assert_eq!(table.resolve("py").unwrap().name, "python");
-        assert_eq!(
-            table.for_file(Path::new("x/hello.cc")).unwrap().name,
-            "cpp"
-        );
+        assert_eq!(table.for_file(Path::new("x/hello.cc")).unwrap().name, "cpp");
     }
 
     #[test]

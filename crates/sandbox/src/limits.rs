@@ -67,13 +67,31 @@ impl Limits {
 
     /// Checks every field against the sandbox's accepted range.
     pub fn validate(&self) -> Result<(), LimitError> {
-        check("wall_time", self.wall_time.as_millis() as u64, 1, 600_000, "ms")?;
-        check("cpu_time", self.cpu_time.as_millis() as u64, 1, 600_000, "ms")?;
+        check(
+            "wall_time",
+            self.wall_time.as_millis() as u64,
+            1,
+            600_000,
+            "ms",
+        )?;
+        check(
+            "cpu_time",
+            self.cpu_time.as_millis() as u64,
+            1,
+            600_000,
+            "ms",
+        )?;
         check("memory", self.memory_bytes / MIB, 16, 64 * 1024, "MiB")?;
         check("processes", u64::from(self.processes), 1, 16_384, "")?;
         check("output", self.output_bytes, 1, 256 * MIB, "bytes")?;
         check("scratch", self.scratch_bytes / MIB, 1, 16 * 1024, "MiB")?;
-        check("file_size", self.file_size_bytes, 1, 16 * 1024 * MIB, "bytes")?;
+        check(
+            "file_size",
+            self.file_size_bytes,
+            1,
+            16 * 1024 * MIB,
+            "bytes",
+        )?;
         check("open_files", u64::from(self.open_files), 16, 65_536, "")?;
         Ok(())
     }
@@ -89,7 +107,13 @@ impl Limits {
     }
 }
 
-fn check(name: &'static str, value: u64, min: u64, max: u64, unit: &'static str) -> Result<(), LimitError> {
+fn check(
+    name: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+    unit: &'static str,
+) -> Result<(), LimitError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {

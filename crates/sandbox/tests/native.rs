@@ -15,7 +15,10 @@ fn sandbox() -> Arc<dyn Sandbox> {
                 scratch_root: std::env::temp_dir().join("code-runner-tests"),
                 ..NativeConfig::default()
             };
-            Arc::new(NativeSandbox::new(config).expect("native sandbox usable (run as root with bubblewrap installed)"))
+            Arc::new(
+                NativeSandbox::new(config)
+                    .expect("native sandbox usable (run as root with bubblewrap installed)"),
+            )
         })
         .clone()
 }

@@ -102,38 +102,61 @@ impl Worker {
     }
 
     /// Runs jobs until `shutdown` resolves, then waits for the running ones.
+    ///
+    /// A reserve call is never cancelled half-way (jobs it read would stay
+    /// unacknowledged), so shutdown is noticed while waiting for a free slot
+    /// or between two reserve calls, within `poll_wait`.
     pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         tracing::info!(consumer = %self.config.consumer, concurrency = self.config.concurrency, "worker started");
         loop {
-            tokio::select! {
+            let permit = tokio::select! {
                 () = &mut shutdown => break,
-                step = self.try_execute_jobs() => match step {
-                    Ok(_) => backoff = Duration::from_millis(100),
-                    Err(e) => {
-                        tracing::error!(error = %error_chain(&e), "cannot reserve jobs; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                },
+                permit = self.slots.clone().acquire_owned() => permit.expect("the worker never closes its semaphore"),
+            };
+            let stopping = tokio::select! {
+                biased;
+                () = &mut shutdown => true,
+                () = std::future::ready(()) => false,
+            };
+            if stopping {
+                break;
+            }
+            match self.reserve_and_start(permit).await {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::error!(error = %error_chain(&e), "cannot reserve jobs; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
             }
             // Reap finished jobs so the set does not grow.
             while self.running.try_join_next().is_some() {}
         }
-        tracing::info!(running = self.running.len(), "worker stopping; finishing running jobs");
+        tracing::info!(
+            running = self.running.len(),
+            "worker stopping; finishing running jobs"
+        );
         while self.running.join_next().await.is_some() {}
     }
 
-    /// Waits for a free slot, reserves as many jobs as there are free slots
-    /// and starts them.
+    /// One step of the loop: waits for a free slot, reserves as many jobs as
+    /// there are free slots and starts them.
     pub async fn try_execute_jobs(&mut self) -> Result<Outcome, code_runner_queue::QueueError> {
-        let first = self
+        let permit = self
             .slots
             .clone()
             .acquire_owned()
             .await
             .expect("the worker never closes its semaphore");
+        self.reserve_and_start(permit).await
+    }
+
+    async fn reserve_and_start(
+        &mut self,
+        first: OwnedSemaphorePermit,
+    ) -> Result<Outcome, code_runner_queue::QueueError> {
         let free = 1 + self.slots.available_permits();
         let deliveries = self
             .queue
@@ -175,7 +198,10 @@ impl Worker {
                 let started_at_ms = now_ms();
                 let result = match languages.get(&delivery.job.language) {
                     None => JobResult::internal_error(
-                        format!("language {:?} is not supported by this worker", delivery.job.language),
+                        format!(
+                            "language {:?} is not supported by this worker",
+                            delivery.job.language
+                        ),
                         started_at_ms,
                     ),
                     Some(language) => {
@@ -187,10 +213,15 @@ impl Worker {
                             run_limits,
                         };
                         match sandbox.execute(program).await {
-                            Ok(execution) => job_result(&execution, &run_limits, started_at_ms, now_ms()),
+                            Ok(execution) => {
+                                job_result(&execution, &run_limits, started_at_ms, now_ms())
+                            }
                             Err(e) => {
                                 tracing::error!(error = %error_chain(&e), "sandbox failed");
-                                JobResult::internal_error(format!("sandbox failed: {e}"), started_at_ms)
+                                JobResult::internal_error(
+                                    format!("sandbox failed: {e}"),
+                                    started_at_ms,
+                                )
                             }
                         }
                     }

@@ -8,7 +8,12 @@ use code_runner_sandbox::{Execution, Limits, StepReport, Termination};
 const STDERR_TAIL: usize = 4096;
 
 /// The result of a finished execution.
-pub fn job_result(execution: &Execution, limits: &Limits, started_at_ms: u64, finished_at_ms: u64) -> JobResult {
+pub fn job_result(
+    execution: &Execution,
+    limits: &Limits,
+    started_at_ms: u64,
+    finished_at_ms: u64,
+) -> JobResult {
     let compile_output = execution.compile.as_ref().map(|c| {
         let mut text = lossy(&c.stdout);
         text.push_str(&lossy(&c.stderr));
@@ -64,15 +69,24 @@ fn run_verdict(run: &StepReport, limits: &Limits) -> (Verdict, Option<String>) {
     match run.termination {
         Termination::TimeLimit => (
             Verdict::TimeLimit,
-            Some(format!("Time limit exceeded ({})", seconds(limits.wall_time.as_millis() as u64))),
+            Some(format!(
+                "Time limit exceeded ({})",
+                seconds(limits.wall_time.as_millis() as u64)
+            )),
         ),
         Termination::MemoryLimit => (
             Verdict::MemoryLimit,
-            Some(format!("Memory limit exceeded ({} MiB)", limits.memory_mb())),
+            Some(format!(
+                "Memory limit exceeded ({} MiB)",
+                limits.memory_mb()
+            )),
         ),
         Termination::OutputLimit => (
             Verdict::OutputLimit,
-            Some(format!("Output limit exceeded ({} bytes)", limits.output_bytes)),
+            Some(format!(
+                "Output limit exceeded ({} bytes)",
+                limits.output_bytes
+            )),
         ),
         Termination::Exited if run.succeeded() => (Verdict::Ok, None),
         Termination::Exited => {
@@ -82,7 +96,11 @@ fn run_verdict(run: &StepReport, limits: &Limits) -> (Verdict, Option<String>) {
                 (None, None) => "Exited abnormally".to_owned(),
             };
             let tail = stderr_tail(&run.stderr);
-            let message = if tail.trim().is_empty() { reason } else { format!("{reason}\n{tail}") };
+            let message = if tail.trim().is_empty() {
+                reason
+            } else {
+                format!("{reason}\n{tail}")
+            };
             (Verdict::RuntimeError, Some(message))
         }
     }
@@ -94,7 +112,7 @@ fn stderr_tail(stderr: &[u8]) -> String {
 }
 
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.3} s", ms as f64 / 1000.0)

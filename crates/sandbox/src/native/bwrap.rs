@@ -53,7 +53,9 @@ impl BwrapArgs<'_> {
                     let target = target.to_string_lossy().into_owned();
                     push(&["--symlink", &target, &format!("/{dir}")]);
                 }
-                Err(_) if host.is_dir() => push(&["--ro-bind", &format!("/{dir}"), &format!("/{dir}")]),
+                Err(_) if host.is_dir() => {
+                    push(&["--ro-bind", &format!("/{dir}"), &format!("/{dir}")])
+                }
                 Err(_) => {}
             }
         }
@@ -65,8 +67,21 @@ impl BwrapArgs<'_> {
             push(&["--ro-bind-try", &mount, &mount]);
         }
         let scratch_size = self.limits.scratch_bytes.to_string();
-        push(&["--proc", "/proc", "--dev", "/dev", "--size", &scratch_size, "--tmpfs", "/tmp"]);
-        args.extend(["--bind".into(), self.scratch.as_os_str().to_owned(), "/work".into()]);
+        push(&[
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            &scratch_size,
+            "--tmpfs",
+            "/tmp",
+        ]);
+        args.extend([
+            "--bind".into(),
+            self.scratch.as_os_str().to_owned(),
+            "/work".into(),
+        ]);
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
         push(&[
             "--chdir",

@@ -55,7 +55,12 @@ impl CgroupLayout {
         for controller in V1_CONTROLLERS {
             let relative = own
                 .lines()
-                .filter_map(|line| line.splitn(3, ':').nth(1).zip(line.splitn(3, ':').nth(2)))
+                .filter_map(|line| {
+                    // "hierarchy-id:controller,list:/path"
+                    let mut fields = line.splitn(3, ':');
+                    fields.next();
+                    fields.next().zip(fields.next())
+                })
                 .find(|(controllers, _)| controllers.split(',').any(|c| c == controller))
                 .map(|(_, path)| path.trim_start_matches('/').to_owned())
                 .ok_or_else(|| {
@@ -103,7 +108,11 @@ impl CgroupLayout {
             .into_iter()
             .filter(|c| available.split_whitespace().any(|a| a == *c))
             .collect();
-        let enable = wanted.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(" ");
+        let enable = wanted
+            .iter()
+            .map(|c| format!("+{c}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         write(&own_dir.join("cgroup.subtree_control"), &enable)?;
         let base = own_dir.join(tag);
         create_dir(&base)?;
@@ -112,7 +121,11 @@ impl CgroupLayout {
     }
 
     /// Creates the cgroup(s) of one step with its limits applied.
-    pub(crate) fn create_step(&self, name: &str, limits: &Limits) -> Result<StepCgroup, SandboxError> {
+    pub(crate) fn create_step(
+        &self,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<StepCgroup, SandboxError> {
         let memory = limits.memory_bytes.to_string();
         let pids = limits.processes.to_string();
         match self {
@@ -170,7 +183,11 @@ pub(crate) struct StepCgroup {
 impl StepCgroup {
     /// Open files that move the writer into the step's cgroups.
     pub(crate) fn join_files(&self) -> Result<Vec<OwnedFd>, SandboxError> {
-        let file = if self.version == 1 { "tasks" } else { "cgroup.procs" };
+        let file = if self.version == 1 {
+            "tasks"
+        } else {
+            "cgroup.procs"
+        };
         self.dirs
             .iter()
             .map(|dir| {
@@ -190,8 +207,13 @@ impl StepCgroup {
         if self.version == 1 {
             let (memory, cpuacct) = (&self.dirs[0], &self.dirs[2]);
             CgroupStats {
-                memory_peak_bytes: read(memory, "memory.max_usage_in_bytes").trim().parse().unwrap_or(0),
-                cpu_time: Duration::from_nanos(read(cpuacct, "cpuacct.usage").trim().parse().unwrap_or(0)),
+                memory_peak_bytes: read(memory, "memory.max_usage_in_bytes")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0),
+                cpu_time: Duration::from_nanos(
+                    read(cpuacct, "cpuacct.usage").trim().parse().unwrap_or(0),
+                ),
                 oom_kills: keyed(&read(memory, "memory.oom_control"), "oom_kill"),
             }
         } else {
@@ -224,7 +246,10 @@ impl StepCgroup {
             if self.version == 2 && write(&dir.join("cgroup.kill"), "1").is_ok() {
                 continue;
             }
-            for pid in fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
+            for pid in fs::read_to_string(dir.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+            {
                 if let Ok(pid) = pid.trim().parse() {
                     super::sys::kill(pid);
                 }
@@ -264,13 +289,18 @@ fn create_dir(dir: &Path) -> Result<(), SandboxError> {
 }
 
 fn write(path: &Path, value: &str) -> Result<(), SandboxError> {
-    fs::write(path, value).map_err(SandboxError::setup(format!("write {value:?} to {}", path.display())))
+    fs::write(path, value).map_err(SandboxError::setup(format!(
+        "write {value:?} to {}",
+        path.display()
+    )))
 }
 
 /// Removes the cgroups of workers that are no longer running (a worker killed
 /// with SIGKILL cannot clean up after itself).
 fn remove_stale(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else { return };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
@@ -295,7 +325,10 @@ fn remove_tree(dir: &Path) {
             }
         }
     }
-    for pid in fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
+    for pid in fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+    {
         if let Ok(pid) = pid.trim().parse() {
             super::sys::kill(pid);
         }

@@ -20,6 +20,7 @@ mod cgroup;
 mod scratch;
 mod supervise;
 mod sys;
+mod uids;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -38,6 +39,7 @@ use cgroup::CgroupLayout;
 use scratch::Scratch;
 use supervise::supervise;
 use sys::{Confinement, Rlimit};
+use uids::UidLeases;
 
 /// Settings of the native backend.
 #[derive(Debug, Clone)]
@@ -46,9 +48,11 @@ pub struct NativeConfig {
     pub bwrap: PathBuf,
     /// Where scratch tmpfs mounts are made (created 0711, root-owned).
     pub scratch_root: PathBuf,
-    /// Host uid of slot 0; slot `n` runs as `first_uid + n`. Distinct uids
-    /// keep concurrent jobs from signalling or reading each other.
+    /// Slots run as host uids from here up, each leased by one slot of one
+    /// worker at a time (see `uids`), so concurrent jobs never share a uid.
     pub first_uid: u32,
+    /// Where the uid leases are kept; shared by every worker of this host.
+    pub uid_lock_dir: PathBuf,
     /// How many jobs may run at once.
     pub slots: u32,
 }
@@ -59,6 +63,7 @@ impl Default for NativeConfig {
             bwrap: PathBuf::from("/usr/bin/bwrap"),
             scratch_root: PathBuf::from("/run/code-runner"),
             first_uid: 200_000,
+            uid_lock_dir: PathBuf::from("/run/code-runner-uids"),
             slots: 50,
         }
     }
@@ -69,6 +74,7 @@ pub struct NativeSandbox {
     config: NativeConfig,
     cgroups: CgroupLayout,
     scratch_root: PathBuf,
+    uids: UidLeases,
     slots: Semaphore,
     free_slots: Mutex<Vec<u32>>,
     sequence: AtomicU64,
@@ -76,7 +82,9 @@ pub struct NativeSandbox {
 
 impl std::fmt::Debug for NativeSandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeSandbox").field("config", &self.config).finish()
+        f.debug_struct("NativeSandbox")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -86,7 +94,8 @@ impl NativeSandbox {
     pub fn new(config: NativeConfig) -> Result<Self, SandboxError> {
         if sys::euid() != 0 {
             return Err(SandboxError::Unavailable(
-                "the native sandbox needs root (to manage cgroups, mounts and per-slot uids)".into(),
+                "the native sandbox needs root (to manage cgroups, mounts and per-slot uids)"
+                    .into(),
             ));
         }
         if !config.bwrap.is_file() {
@@ -100,7 +109,9 @@ impl NativeSandbox {
         }
         let cgroups = CgroupLayout::detect()?;
         let scratch_root = prepare_scratch_root(&config.scratch_root)?;
+        let uids = UidLeases::acquire(&config.uid_lock_dir, config.first_uid, config.slots)?;
         Ok(Self {
+            uids,
             slots: Semaphore::new(config.slots as usize),
             free_slots: Mutex::new((0..config.slots).rev().collect()),
             sequence: AtomicU64::new(0),
@@ -126,7 +137,12 @@ impl NativeSandbox {
             .push(slot);
     }
 
-    async fn run_job(&self, program: &Program, uid: u32, name: &str) -> Result<Execution, SandboxError> {
+    async fn run_job(
+        &self,
+        program: &Program,
+        uid: u32,
+        name: &str,
+    ) -> Result<Execution, SandboxError> {
         let language = &program.language;
         let main = language.main_name(&program.source);
         let compile_subs = Substitutions {
@@ -142,7 +158,11 @@ impl NativeSandbox {
             .scratch_bytes
             .max(program.run_limits.scratch_bytes);
         let scratch = Scratch::create(&self.scratch_root, name, uid, scratch_bytes)?;
-        scratch.write_file(&language.source_file(&run_subs), program.source.as_bytes(), uid)?;
+        scratch.write_file(
+            &language.source_file(&run_subs),
+            program.source.as_bytes(),
+            uid,
+        )?;
 
         let mut compile = None;
         if let Some(argv) = language.compile_command(&compile_subs) {
@@ -215,7 +235,14 @@ impl NativeSandbox {
             program: self.config.bwrap.display().to_string(),
             source,
         })?;
-        let seen = supervise(child, step.stdin, limits.wall_time, limits.output_bytes, started).await;
+        let seen = supervise(
+            child,
+            step.stdin,
+            limits.wall_time,
+            limits.output_bytes,
+            started,
+        )
+        .await;
         let stats = cgroup.stats();
         cgroup.remove().await;
 
@@ -269,7 +296,7 @@ impl Sandbox for NativeSandbox {
             std::process::id(),
             self.sequence.fetch_add(1, Ordering::Relaxed)
         );
-        let result = self.run_job(&program, self.config.first_uid + slot, &name).await;
+        let result = self.run_job(&program, self.uids.uid(slot), &name).await;
         self.give_slot(slot);
         result
     }
@@ -289,11 +316,23 @@ fn rlimits(limits: &Limits) -> Vec<Rlimit> {
     vec![
         // SIGXCPU at the limit, SIGKILL a second later for a program that catches it.
         (libc::RLIMIT_CPU, cpu, cpu + 1),
-        (libc::RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes),
-        (libc::RLIMIT_NOFILE, u64::from(limits.open_files), u64::from(limits.open_files)),
+        (
+            libc::RLIMIT_FSIZE,
+            limits.file_size_bytes,
+            limits.file_size_bytes,
+        ),
+        (
+            libc::RLIMIT_NOFILE,
+            u64::from(limits.open_files),
+            u64::from(limits.open_files),
+        ),
         (libc::RLIMIT_CORE, 0, 0),
         // Per-slot uids make this a per-job backstop to the pids cgroup.
-        (libc::RLIMIT_NPROC, u64::from(limits.processes), u64::from(limits.processes)),
+        (
+            libc::RLIMIT_NPROC,
+            u64::from(limits.processes),
+            u64::from(limits.processes),
+        ),
     ]
 }
 
@@ -329,14 +368,18 @@ fn prepare_scratch_root(root: &Path) -> Result<PathBuf, SandboxError> {
 
 /// Unmounts scratch directories left by workers that died.
 fn sweep_stale_scratch(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let alive = name
             .strip_prefix("code-runner-")
             .and_then(|rest| rest.split('-').next())
             .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists());
+            .is_some_and(|pid| {
+                pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+            });
         if !alive {
             let path = entry.path();
             let _ = sys::unmount(&path);

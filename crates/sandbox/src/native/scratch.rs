@@ -26,15 +26,24 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     /// Mounts a new scratch tmpfs at `root/name`, owned by `uid`.
-    pub(crate) fn create(root: &Path, name: &str, uid: u32, size_bytes: u64) -> Result<Self, SandboxError> {
+    pub(crate) fn create(
+        root: &Path,
+        name: &str,
+        uid: u32,
+        size_bytes: u64,
+    ) -> Result<Self, SandboxError> {
         let path = root.join(name);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
             .map_err(SandboxError::setup(format!("create {}", path.display())))?;
-        let mut scratch = Scratch { path, mounted: false };
-        sys::mount_tmpfs(&scratch.path, size_bytes, INODES, uid)
-            .map_err(SandboxError::setup(format!("mount tmpfs on {}", scratch.path.display())))?;
+        let mut scratch = Scratch {
+            path,
+            mounted: false,
+        };
+        sys::mount_tmpfs(&scratch.path, size_bytes, INODES, uid).map_err(SandboxError::setup(
+            format!("mount tmpfs on {}", scratch.path.display()),
+        ))?;
         scratch.mounted = true;
         Ok(scratch)
     }
@@ -44,7 +53,12 @@ impl Scratch {
     }
 
     /// Writes the submitted source as `file_name`, owned by `uid`.
-    pub(crate) fn write_file(&self, file_name: &str, contents: &[u8], uid: u32) -> Result<(), SandboxError> {
+    pub(crate) fn write_file(
+        &self,
+        file_name: &str,
+        contents: &[u8],
+        uid: u32,
+    ) -> Result<(), SandboxError> {
         let path = self.path.join(file_name);
         let what = || format!("write {}", path.display());
         let mut file = OpenOptions::new()
@@ -54,8 +68,10 @@ impl Scratch {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(SandboxError::setup(what()))?;
-        file.write_all(contents).map_err(SandboxError::setup(what()))?;
-        std::os::unix::fs::fchown(&file, Some(uid), Some(uid)).map_err(SandboxError::setup(what()))?;
+        file.write_all(contents)
+            .map_err(SandboxError::setup(what()))?;
+        std::os::unix::fs::fchown(&file, Some(uid), Some(uid))
+            .map_err(SandboxError::setup(what()))?;
         Ok(())
     }
 }

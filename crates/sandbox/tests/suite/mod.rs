@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use code_runner_sandbox::{Execution, LanguageTable, Limits, Program, Sandbox, StepReport, Termination};
+use code_runner_sandbox::{
+    Execution, LanguageTable, Limits, Program, Sandbox, StepReport, Termination,
+};
 
 pub fn program(language: &str, source: &str) -> Program {
     let table = LanguageTable::builtin();
@@ -23,7 +25,10 @@ pub async fn run(sandbox: &dyn Sandbox, program: Program) -> Execution {
 }
 
 pub fn ran(execution: &Execution) -> &StepReport {
-    execution.run.as_ref().unwrap_or_else(|| panic!("no run step: {execution:?}"))
+    execution
+        .run
+        .as_ref()
+        .unwrap_or_else(|| panic!("no run step: {execution:?}"))
 }
 
 pub fn stdout(execution: &Execution) -> String {
@@ -69,44 +74,82 @@ pub async fn failing_program_in_every_language(sandbox: Arc<dyn Sandbox>) {
 }
 
 pub async fn exact_bytes_and_unicode(sandbox: Arc<dyn Sandbox>) {
-    let execution = run(sandbox.as_ref(), program("python", "import sys\nsys.stdout.write('héllo, 世界 🌍')")).await;
+    let execution = run(
+        sandbox.as_ref(),
+        program("python", "import sys\nsys.stdout.write('héllo, 世界 🌍')"),
+    )
+    .await;
     assert_eq!(stdout(&execution), "héllo, 世界 🌍");
-    let execution = run(sandbox.as_ref(), program("c", "#include <stdio.h>\nint main(void){fputs(\"a\\n\\n\", stdout);}")).await;
+    let execution = run(
+        sandbox.as_ref(),
+        program(
+            "c",
+            "#include <stdio.h>\nint main(void){fputs(\"a\\n\\n\", stdout);}",
+        ),
+    )
+    .await;
     assert_eq!(ran(&execution).stdout, b"a\n\n");
 }
 
 pub async fn compile_error_is_reported(sandbox: Arc<dyn Sandbox>) {
-    for (lang, src) in [("c", "int main( { return 0; }"), ("java", "public class Main { void f( }")] {
+    for (lang, src) in [
+        ("c", "int main( { return 0; }"),
+        ("java", "public class Main { void f( }"),
+    ] {
         let execution = run(sandbox.as_ref(), program(lang, src)).await;
         assert!(execution.run.is_none(), "{lang}: ran after a compile error");
         let compile = execution.compile.expect("compile step");
         assert!(!compile.succeeded());
-        assert!(compile.stderr.len() + compile.stdout.len() > 0, "{lang}: no diagnostics");
+        assert!(
+            compile.stderr.len() + compile.stdout.len() > 0,
+            "{lang}: no diagnostics"
+        );
     }
 }
 
 pub async fn wall_time_limit_kills_the_tree(sandbox: Arc<dyn Sandbox>) {
-    let mut p = program("python", "import os, time\nif os.fork() == 0:\n    time.sleep(100)\ntime.sleep(100)\n");
+    let mut p = program(
+        "python",
+        "import os, time\nif os.fork() == 0:\n    time.sleep(100)\ntime.sleep(100)\n",
+    );
     p.run_limits.wall_time = Duration::from_millis(700);
     let execution = run(sandbox.as_ref(), p).await;
     let report = ran(&execution);
     assert_eq!(report.termination, Termination::TimeLimit);
-    assert!(report.wall_time < Duration::from_millis(1700), "{:?}", report.wall_time);
+    assert!(
+        report.wall_time < Duration::from_millis(1700),
+        "{:?}",
+        report.wall_time
+    );
 }
 
 pub async fn cpu_time_limit(sandbox: Arc<dyn Sandbox>) {
-    let mut p = program("c", "int main(void){ volatile unsigned long x = 0; for(;;) x++; }");
+    let mut p = program(
+        "c",
+        "int main(void){ volatile unsigned long x = 0; for(;;) x++; }",
+    );
     p.run_limits.cpu_time = Duration::from_secs(1);
     let execution = run(sandbox.as_ref(), p).await;
-    assert_eq!(ran(&execution).termination, Termination::TimeLimit, "{execution:?}");
+    assert_eq!(
+        ran(&execution).termination,
+        Termination::TimeLimit,
+        "{execution:?}"
+    );
 }
 
 pub async fn memory_limit_kills(sandbox: Arc<dyn Sandbox>) {
-    let mut p = program("python", "x = bytearray(512 * 1024 * 1024)\nprint('allocated')\n");
+    let mut p = program(
+        "python",
+        "x = bytearray(512 * 1024 * 1024)\nprint('allocated')\n",
+    );
     p.run_limits.memory_bytes = 128 * 1024 * 1024;
     let execution = run(sandbox.as_ref(), p).await;
     let report = ran(&execution);
-    assert_eq!(report.termination, Termination::MemoryLimit, "{execution:?}");
+    assert_eq!(
+        report.termination,
+        Termination::MemoryLimit,
+        "{execution:?}"
+    );
     assert!(!stdout(&execution).contains("allocated"));
 }
 
@@ -114,10 +157,18 @@ pub async fn java_and_node_work_under_the_memory_limit(sandbox: Arc<dyn Sandbox>
     let java = "public class Main { public static void main(String[] a) { byte[][] keep = new byte[1000][]; \
                 for (int i = 0; i < 1000; i++) keep[i] = new byte[1024 * 1024]; System.out.println(keep.length); } }";
     let execution = run(sandbox.as_ref(), program("java", java)).await;
-    assert_eq!(ran(&execution).termination, Termination::MemoryLimit, "{execution:?}");
+    assert_eq!(
+        ran(&execution).termination,
+        Termination::MemoryLimit,
+        "{execution:?}"
+    );
     let node = "const a = []; for (;;) a.push(new Array(1e6).fill(1));";
     let execution = run(sandbox.as_ref(), program("javascript", node)).await;
-    assert_eq!(ran(&execution).termination, Termination::MemoryLimit, "{execution:?}");
+    assert_eq!(
+        ran(&execution).termination,
+        Termination::MemoryLimit,
+        "{execution:?}"
+    );
 }
 
 pub async fn output_is_capped(sandbox: Arc<dyn Sandbox>) {
@@ -135,12 +186,18 @@ pub async fn process_limit_holds(sandbox: Arc<dyn Sandbox>) {
     let mut p = program("python", src);
     p.run_limits.processes = 16;
     let execution = run(sandbox.as_ref(), p).await;
-    let forked: u32 = stdout(&execution).trim().parse().unwrap_or_else(|_| panic!("{execution:?}"));
+    let forked: u32 = stdout(&execution)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{execution:?}"));
     assert!(forked < 16, "forked {forked}");
 }
 
 pub async fn stdin_reaches_the_program(sandbox: Arc<dyn Sandbox>) {
-    let mut p = program("python", "import sys\nprint(sys.stdin.read().upper(), end='')");
+    let mut p = program(
+        "python",
+        "import sys\nprint(sys.stdin.read().upper(), end='')",
+    );
     p.stdin = b"abc\ndef".to_vec();
     let execution = run(sandbox.as_ref(), p).await;
     assert_eq!(stdout(&execution), "ABC\nDEF");
@@ -173,12 +230,22 @@ pub async fn concurrent_jobs_run_in_parallel(sandbox: Arc<dyn Sandbox>) {
     let started = std::time::Instant::now();
     let runs = (0..10).map(|_| {
         let sandbox = sandbox.clone();
-        async move { run(sandbox.as_ref(), program("python", "import time\ntime.sleep(1)\nprint('done')")).await }
+        async move {
+            run(
+                sandbox.as_ref(),
+                program("python", "import time\ntime.sleep(1)\nprint('done')"),
+            )
+            .await
+        }
     });
     for execution in futures_join_all(runs).await {
         assert_eq!(stdout(&execution), "done\n");
     }
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// Joins futures concurrently on the current runtime (spawned tasks, so they

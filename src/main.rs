@@ -1,0 +1,96 @@
+//! `code-runner`: one binary, one subcommand per role.
+//!
+//! - `serve`: API and worker in one process (embedded queue without Redis).
+//! - `api`: HTTP only; `worker`: executes only; both share a Redis.
+//! - `run FILE`: run one file locally in the sandbox, or on a server.
+
+mod client;
+mod config;
+mod roles;
+
+use clap::{Parser, Subcommand};
+
+use config::{ApiArgs, CommonArgs, WorkerArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "code-runner",
+    version,
+    about = "Runs untrusted code sent over HTTP, safely and at scale."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API and a worker in one process (an in-process queue unless --redis-url is given).
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Run the HTTP API only (never runs code); needs --redis-url.
+    Api {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run a worker only: take jobs from Redis and run them; needs --redis-url.
+    Worker {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Run one source file and print its output; exits with the program's status.
+    Run(client::RunArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("code-runner: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                common,
+                api,
+                worker,
+            } => roles::serve(common, api, worker).await.map(|()| 0),
+            Command::Api { common, api } => roles::api(common, api).await.map(|()| 0),
+            Command::Worker { common, worker } => roles::worker(common, worker).await.map(|()| 0),
+            Command::Run(args) => client::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("code-runner: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default: info).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -31,6 +31,12 @@ pub struct Program {
     pub language: Arc<Language>,
     pub source: String,
     pub stdin: Vec<u8>,
+    /// Command-line arguments appended to the language's run command.
+    pub args: Vec<String>,
+    /// Extra source files `(name, contents)`, written into the scratch
+    /// directory next to the main source before compiling. Names are plain
+    /// file names (checked by the API; the scratch writer refuses links).
+    pub files: Vec<(String, String)>,
     pub compile_limits: Limits,
     pub run_limits: Limits,
 }
@@ -70,4 +76,11 @@ impl SandboxError {
         let what = what.into();
         move |source| SandboxError::Setup { what, source }
     }
+}
+
+/// True for a name that can only mean one file directly inside the scratch
+/// directory: not empty, at most 255 bytes, no `/` or NUL, and not `.`, `..`
+/// or any other name starting with a dot.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && !name.starts_with('.') && !name.contains(['/', '\0'])
 }

@@ -44,6 +44,35 @@ suite_tests!(
     output_is_capped,
     process_limit_holds,
     stdin_reaches_the_program,
+    args_and_extra_files_reach_the_program,
     isolation_basics,
     concurrent_jobs_run_in_parallel,
 );
+
+mod attacks {
+    use super::*;
+
+    macro_rules! attack_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                suite::attacks::$name(sandbox()).await;
+            }
+        )*};
+    }
+
+    attack_tests!(
+        host_secrets_are_out_of_reach,
+        dangerous_system_calls_are_refused,
+        writes_outside_scratch_fail,
+        network_is_unreachable,
+        planted_links_and_special_files_are_never_followed,
+        fork_bombs_are_contained,
+        memory_bomb_over_many_processes_is_one_budget,
+        disk_and_inode_fills_stop_at_their_limits,
+        output_floods_and_silent_programs_end_with_a_reason,
+        nothing_outlives_a_job_or_leaks_to_the_next,
+        concurrent_jobs_see_nothing_of_each_other,
+        compiler_cannot_read_host_files,
+    );
+}

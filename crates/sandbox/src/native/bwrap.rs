@@ -18,6 +18,8 @@ pub(crate) struct BwrapArgs<'a> {
     pub scratch: &'a Path,
     pub mounts: &'a [PathBuf],
     pub limits: &'a Limits,
+    /// Inherited descriptors holding the seccomp filters.
+    pub seccomp_fds: &'a [i32],
     pub argv: &'a [String],
 }
 
@@ -44,6 +46,13 @@ impl BwrapArgs<'_> {
             "--ro-bind",
             "/usr",
             "/usr",
+            // Locally installed software (the worker's own binary, say) is
+            // not the sandbox's business; a language that needs something
+            // from there lists it in its `mounts`, bound after this.
+            "--tmpfs",
+            "/usr/local",
+            "--remount-ro",
+            "/usr/local",
         ]);
         // Merged-/usr hosts (Debian 12) have these as links into /usr.
         for dir in ["bin", "sbin", "lib", "lib64", "lib32", "libx32"] {
@@ -72,6 +81,14 @@ impl BwrapArgs<'_> {
             "/proc",
             "--dev",
             "/dev",
+            // /dev is a tmpfs: read-only, it cannot hold data. POSIX shared
+            // memory gets its own bounded tmpfs, mounted after the remount.
+            "--remount-ro",
+            "/dev",
+            "--size",
+            &scratch_size,
+            "--tmpfs",
+            "/dev/shm",
             "--size",
             &scratch_size,
             "--tmpfs",
@@ -82,6 +99,9 @@ impl BwrapArgs<'_> {
             self.scratch.as_os_str().to_owned(),
             "/work".into(),
         ]);
+        for fd in self.seccomp_fds {
+            args.extend(["--add-seccomp-fd".into(), fd.to_string().into()]);
+        }
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
         push(&[
             "--chdir",
@@ -92,7 +112,7 @@ impl BwrapArgs<'_> {
             "--clearenv",
             "--setenv",
             "PATH",
-            "/usr/local/bin:/usr/bin:/bin",
+            "/usr/bin:/bin",
             "--setenv",
             "HOME",
             "/work",

@@ -18,10 +18,12 @@
 mod bwrap;
 mod cgroup;
 mod scratch;
+mod seccomp;
 mod supervise;
 mod sys;
 mod uids;
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +39,7 @@ use crate::report::{Execution, StepReport, Termination};
 use crate::{Program, Sandbox, SandboxError};
 use cgroup::CgroupLayout;
 use scratch::Scratch;
+use seccomp::SeccompFilters;
 use supervise::supervise;
 use sys::{Confinement, Rlimit};
 use uids::UidLeases;
@@ -75,6 +78,7 @@ pub struct NativeSandbox {
     cgroups: CgroupLayout,
     scratch_root: PathBuf,
     uids: UidLeases,
+    seccomp: SeccompFilters,
     slots: Semaphore,
     free_slots: Mutex<Vec<u32>>,
     sequence: AtomicU64,
@@ -110,8 +114,10 @@ impl NativeSandbox {
         let cgroups = CgroupLayout::detect()?;
         let scratch_root = prepare_scratch_root(&config.scratch_root)?;
         let uids = UidLeases::acquire(&config.uid_lock_dir, config.first_uid, config.slots)?;
+        let seccomp = SeccompFilters::compile()?;
         Ok(Self {
             uids,
+            seccomp,
             slots: Semaphore::new(config.slots as usize),
             free_slots: Mutex::new((0..config.slots).rev().collect()),
             sequence: AtomicU64::new(0),
@@ -163,6 +169,16 @@ impl NativeSandbox {
             program.source.as_bytes(),
             uid,
         )?;
+        for (file_name, contents) in &program.files {
+            // The API only lets plain names through; refuse anything else here
+            // too rather than trust every caller.
+            if !crate::is_plain_file_name(file_name) {
+                return Err(SandboxError::setup(format!("extra file {file_name:?}"))(
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a plain file name"),
+                ));
+            }
+            scratch.write_file(file_name, contents.as_bytes(), uid)?;
+        }
 
         let mut compile = None;
         if let Some(argv) = language.compile_command(&compile_subs) {
@@ -184,7 +200,11 @@ impl NativeSandbox {
         }
         let step = Step {
             name: format!("{name}-r"),
-            argv: language.run_command(&run_subs),
+            argv: {
+                let mut argv = language.run_command(&run_subs);
+                argv.extend(program.args.iter().cloned());
+                argv
+            },
             limits: &program.run_limits,
             stdin: program.stdin.clone(),
             memory_marker: language.memory_error_marker.as_deref(),
@@ -205,10 +225,12 @@ impl NativeSandbox {
     ) -> Result<StepReport, SandboxError> {
         let limits = step.limits;
         let cgroup = self.cgroups.create_step(&step.name, limits)?;
+        let seccomp_fds = self.seccomp.pipes()?;
         let args = bwrap::BwrapArgs {
             scratch: scratch.path(),
             mounts,
             limits,
+            seccomp_fds: &seccomp_fds.each_ref().map(|fd| fd.as_raw_fd()),
             argv: &step.argv,
         }
         .build();
@@ -226,6 +248,7 @@ impl NativeSandbox {
             .kill_on_drop(true);
         Confinement {
             cgroup_fds: cgroup.join_files()?,
+            inherited_fds: seccomp_fds.into(),
             rlimits: rlimits(limits),
             uid,
         }
@@ -254,15 +277,18 @@ impl NativeSandbox {
             || step
                 .memory_marker
                 .is_some_and(|marker| contains(&seen.stderr, marker.as_bytes()));
+        // A limit the sandbox enforced outranks how the program then ended;
+        // memory before time, since running out of memory often leaves a
+        // program stuck until the clock runs out.
         let termination = if seen.output_exceeded {
             Termination::OutputLimit
+        } else if ran_out_of_memory {
+            Termination::MemoryLimit
         } else if seen.timed_out
             || signal == Some(libc::SIGXCPU)
             || (signal == Some(libc::SIGKILL) && stats.cpu_time >= limits.cpu_time)
         {
             Termination::TimeLimit
-        } else if ran_out_of_memory {
-            Termination::MemoryLimit
         } else {
             Termination::Exited
         };

@@ -68,6 +68,9 @@ pub(crate) struct Confinement {
     /// skips the global lock whose RCU wait makes a `cgroup.procs` write cost
     /// milliseconds; right after fork the child has a single thread anyway.
     pub cgroup_fds: Vec<OwnedFd>,
+    /// Descriptors bubblewrap must inherit (the seccomp filters), opened
+    /// close-on-exec so that no other child of the worker gets them.
+    pub inherited_fds: Vec<OwnedFd>,
     pub rlimits: Vec<Rlimit>,
     pub uid: u32,
 }
@@ -77,6 +80,7 @@ impl Confinement {
     pub(crate) fn install(self, command: &mut tokio::process::Command) {
         let Confinement {
             cgroup_fds,
+            inherited_fds,
             rlimits,
             uid,
         } = self;
@@ -86,6 +90,11 @@ impl Confinement {
             command.pre_exec(move || {
                 for fd in &cgroup_fds {
                     if libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                for fd in &inherited_fds {
+                    if libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) != 0 {
                         return Err(io::Error::last_os_error());
                     }
                 }

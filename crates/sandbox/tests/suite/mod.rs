@@ -2,6 +2,8 @@
 //! (`tests/native.rs`, and the docker backend's test file): real programs in
 //! the five languages, checked for output, status and limits.
 
+pub mod attacks;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +17,8 @@ pub fn program(language: &str, source: &str) -> Program {
         language: table.get(language).expect("known language").clone(),
         source: source.to_owned(),
         stdin: Vec::new(),
+        args: Vec::new(),
+        files: Vec::new(),
         compile_limits: Limits::COMPILE_DEFAULT,
         run_limits: Limits::RUN_DEFAULT,
     }
@@ -261,4 +265,31 @@ where
         out.push(h.await.expect("task"));
     }
     out
+}
+
+pub async fn args_and_extra_files_reach_the_program(sandbox: Arc<dyn Sandbox>) {
+    let mut p = program(
+        "python",
+        "import sys, helper\nprint(helper.greet(sys.argv[1:]))\n",
+    );
+    p.args = vec!["a b".into(), "--x".into(), String::new()];
+    p.files = vec![(
+        "helper.py".into(),
+        "def greet(args):\n    return repr(args)\n".into(),
+    )];
+    let execution = run(sandbox.as_ref(), p).await;
+    assert_eq!(stdout(&execution), "['a b', '--x', '']\n", "{execution:?}");
+
+    let mut p = program(
+        "c",
+        "#include <stdio.h>\n#include \"answer.h\"\nint main(int c, char **v) { printf(\"%d %s\\n\", ANSWER, v[1]); }\n",
+    );
+    p.args = vec!["arg".into()];
+    p.files = vec![("answer.h".into(), "#define ANSWER 42\n".into())];
+    let execution = run(sandbox.as_ref(), p).await;
+    assert_eq!(stdout(&execution), "42 arg\n", "{execution:?}");
+
+    let mut p = program("python", "print(1)");
+    p.files = vec![("../escape.py".into(), String::new())];
+    assert!(sandbox.execute(p).await.is_err(), "a path as a file name");
 }

@@ -13,6 +13,12 @@ command -v javac >/dev/null 2>&1 || need_packages+=(openjdk-17-jdk-headless)
 command -v node >/dev/null 2>&1 || need_packages+=(nodejs)
 command -v g++ >/dev/null 2>&1 || need_packages+=(g++)
 [ -x /usr/bin/python3 ] || need_packages+=(python3)
+# The API's OpenAPI check (schemathesis) and the playground's browser test
+# (Selenium driving headless Chromium) run from a Python virtualenv.
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || need_packages+=(python3-venv)
+[ -x /usr/bin/chromium ] || need_packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
+command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-tools)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -25,6 +31,23 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# schemathesis and selenium from PyPI, in a virtualenv under target/ (the
+# end-to-end tests find it there; CODE_RUNNER_TEST_PYTHON overrides).
+venv=target/py-venv
+if ! "$venv/bin/python" -c 'import schemathesis, selenium' >/dev/null 2>&1; then
+  echo "preparing $venv (schemathesis, selenium)"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'selenium>=4.20,<5'
+fi
+
+# --- docker backend (issue 5) ----------------------------------------------
+# Its tests (crates/sandbox/tests/docker.rs) run on the real engine and need
+# the job image: built offline from a debootstrapped Debian base; what exists
+# is skipped (the base, the cached debootstrap tarball, cached build steps).
+bash scripts/build-images.sh base runner redis
+# ----------------------------------------------------------------------------
+
 # The integration tests start their own redis-server processes on random
 # ports; nothing needs to be running beforehand.
 if cargo nextest --version >/dev/null 2>&1; then
@@ -34,3 +57,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
+
+# --- docker-compose deployment (issue 5) ------------------------------------
+# The service image from the binary the tests just built, then the seed's
+# docker-compose.yml brought up for real, one job per language through the
+# published port, and brought down.
+CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/build-images.sh service
+CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/compose-smoke.sh
+# ----------------------------------------------------------------------------

@@ -1,18 +1,23 @@
 //! `code-runner run FILE`: run one source file and print what it printed.
 //!
 //! Without `--server` the file runs here, in the native sandbox (root
-//! needed); with `--server URL` it goes through a running service's HTTP API.
-//! Either way the command exits with the program's exit status (128 + N when
-//! a signal killed it, 124 on a time limit, 1 on any other failure).
+//! needed); with `--server URL` it goes through a running service's HTTP API,
+//! waiting for the result with `GET /results/{id}?wait=N` (answered the moment
+//! the job finishes) and showing a spinner on a terminal meanwhile. Either
+//! way it prints the program's stdout and stderr to its own, and exits with
+//! the program's exit status (128 + N when a signal killed it, 124 on a time
+//! limit, 1 on any other failure, with the reason on stderr).
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
 use code_runner_sandbox::{LanguageTable, NativeSandbox, Program, Sandbox};
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::config::{CommonArgs, WorkerArgs};
 
@@ -26,10 +31,35 @@ pub struct RunArgs {
     /// A code-runner server (e.g. http://127.0.0.1:8000); default: run locally.
     #[arg(long, env = "CODE_RUNNER_SERVER")]
     pub server: Option<String>,
+    /// A file whose contents are the program's standard input (`-`: this
+    /// command's own standard input). Default: none.
+    #[arg(long, value_name = "FILE")]
+    pub stdin: Option<PathBuf>,
+    /// An extra source file for the program (a header, a module, another
+    /// class), written next to it under its own file name. Repeatable.
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// The server's API key, if it needs one.
+    #[arg(long, env = "CODE_RUNNER_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Arguments for the program, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    /// The limits given explicitly (flag or environment), which a remote run
+    /// asks the server for; the server's own apply otherwise. Set by `main`.
+    #[arg(skip)]
+    pub requested: RequestedLimits,
+}
+
+/// Limits the user asked for, as opposed to the flags' defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestedLimits {
+    pub time_limit_ms: Option<u64>,
+    pub memory_limit_mb: Option<u64>,
 }
 
 /// The fields of `GET /results/{id}` this client reads.
@@ -39,15 +69,52 @@ struct ResultBody {
     #[serde(default)]
     result: serde_json::Value,
     #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
     verdict: Option<String>,
     #[serde(default)]
     stdout: Option<String>,
     #[serde(default)]
     stderr: Option<String>,
     #[serde(default)]
+    compile_output: Option<String>,
+    #[serde(default)]
     exit_code: Option<i32>,
     #[serde(default)]
     signal: Option<i32>,
+}
+
+/// What the program is given besides its source.
+struct Inputs {
+    stdin: String,
+    files: Vec<(String, String)>,
+}
+
+fn read_inputs(args: &RunArgs) -> anyhow::Result<Inputs> {
+    let stdin = match &args.stdin {
+        None => String::new(),
+        Some(path) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
+            text
+        }
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --stdin {}", path.display()))?,
+    };
+    let mut files = Vec::new();
+    for path in &args.files {
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .with_context(|| format!("--file {}: no usable file name", path.display()))?
+            .to_owned();
+        let content = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --file {}", path.display()))?;
+        files.push((name, content));
+    }
+    Ok(Inputs { stdin, files })
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
@@ -66,9 +133,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         })?,
     }
     .clone();
+    let inputs = read_inputs(&args)?;
     match &args.server {
-        Some(server) => run_remote(server, &language.name, code).await,
-        None => run_local(&args, &languages, &language.name, code).await,
+        Some(server) => run_remote(server, &args, &language.name, code, inputs).await,
+        None => run_local(&args, &languages, &language.name, code, inputs).await,
     }
 }
 
@@ -77,13 +145,16 @@ async fn run_local(
     languages: &LanguageTable,
     language: &str,
     code: String,
+    inputs: Inputs,
 ) -> anyhow::Result<u8> {
     let sandbox =
         NativeSandbox::new(args.worker.native_config(1)).context("starting the native sandbox")?;
     let program = Program {
         language: languages.get(language).expect("resolved above").clone(),
         source: code,
-        stdin: Vec::new(),
+        stdin: inputs.stdin.into_bytes(),
+        args: args.args.clone(),
+        files: inputs.files,
         compile_limits: args.worker.compile_limits()?,
         run_limits: args.worker.run_limits()?,
     };
@@ -95,72 +166,193 @@ async fn run_local(
         eprint!("{output}");
     }
     Ok(exit_status(
-        serde_json::to_value(result.verdict)?
-            .as_str()
-            .unwrap_or("internal_error"),
+        result.verdict.as_str(),
         result.exit_code,
         result.signal,
         result.message.as_deref(),
     ))
 }
 
-async fn run_remote(server: &str, language: &str, code: String) -> anyhow::Result<u8> {
+async fn run_remote(
+    server: &str,
+    args: &RunArgs,
+    language: &str,
+    code: String,
+    inputs: Inputs,
+) -> anyhow::Result<u8> {
     let server = server.trim_end_matches('/');
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{server}/run-code"))
-        .json(&serde_json::json!({ "language": language, "code": code }))
+    let with_key = |request: reqwest::RequestBuilder| match &args.api_key {
+        Some(key) => request.header("X-API-Key", key),
+        None => request,
+    };
+    let mut body = json!({ "language": language, "code": code });
+    if !inputs.stdin.is_empty() {
+        body["stdin"] = json!(inputs.stdin);
+    }
+    if !args.args.is_empty() {
+        body["args"] = json!(args.args);
+    }
+    if !inputs.files.is_empty() {
+        body["files"] = inputs
+            .files
+            .iter()
+            .map(|(name, content)| json!({ "name": name, "content": content }))
+            .collect();
+    }
+    if let Some(ms) = args.requested.time_limit_ms {
+        body["time_limit_ms"] = json!(ms);
+    }
+    if let Some(mb) = args.requested.memory_limit_mb {
+        body["memory_limit_mb"] = json!(mb);
+    }
+    let response = with_key(client.post(format!("{server}/run-code")))
+        .json(&body)
         .send()
         .await
         .with_context(|| format!("sending the job to {server}"))?;
     let status = response.status();
-    let body: serde_json::Value = response
+    let answer: serde_json::Value = response
         .json()
         .await
         .context("reading the server's answer")?;
     if !status.is_success() {
-        bail!("the server refused the job ({status}): {body}");
+        bail!(
+            "the server refused the job ({status}): {}",
+            describe(&answer)
+        );
     }
-    let task_id = body["task_id"]
+    let task_id = answer["task_id"]
         .as_str()
         .context("no task_id in the answer")?
         .to_owned();
-    let mut delay = Duration::from_millis(20);
-    loop {
-        let body: ResultBody = client
-            .get(format!("{server}/results/{task_id}"))
+
+    let spinner = Spinner::start_if_terminal();
+    let body = loop {
+        let asked = Instant::now();
+        let response = with_key(client.get(format!("{server}/results/{task_id}?wait=1")))
             .send()
             .await
-            .context("polling the result")?
-            .error_for_status()
-            .context("polling the result")?
-            .json()
-            .await
-            .context("reading the result")?;
+            .context("waiting for the result")?;
+        let status = response.status();
+        if !status.is_success() {
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            bail!("cannot read the result ({status}): {}", describe(&answer));
+        }
+        let body: ResultBody = response.json().await.context("reading the result")?;
         if body.status != "PENDING" {
-            let stdout = body.stdout.clone().unwrap_or_else(|| {
-                body.result["output"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
+            break body;
+        }
+        if let Some(spinner) = &spinner {
+            spinner.set(if body.state.as_deref() == Some("running") {
+                "running"
+            } else {
+                "queued"
             });
-            print_output(&stdout, body.stderr.as_deref().unwrap_or_default())?;
-            let verdict = body.verdict.clone().unwrap_or_else(|| {
-                if body.status == "SUCCESS" {
-                    "ok".into()
-                } else {
-                    "runtime_error".into()
-                }
-            });
+        }
+        // A server without `?wait` answers at once: do not spin on it.
+        if asked.elapsed() < Duration::from_millis(100) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    drop(spinner);
+
+    let stdout = body.stdout.clone().unwrap_or_else(|| {
+        body.result["output"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    });
+    print_output(&stdout, body.stderr.as_deref().unwrap_or_default())?;
+    let verdict = body.verdict.clone().unwrap_or_else(|| {
+        if body.status == "SUCCESS" {
+            "ok".into()
+        } else {
+            "runtime_error".into()
+        }
+    });
+    if verdict == "compile_error" {
+        if let Some(output) = &body.compile_output {
+            eprint!("{output}");
             return Ok(exit_status(
                 &verdict,
-                body.exit_code,
-                body.signal,
-                body.result.as_str(),
+                None,
+                None,
+                Some("compilation failed"),
             ));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+    Ok(exit_status(
+        &verdict,
+        body.exit_code,
+        body.signal,
+        body.result.as_str(),
+    ))
+}
+
+/// The `detail` of an error answer, readably.
+fn describe(answer: &serde_json::Value) -> String {
+    match &answer["detail"] {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(issues) => issues
+            .iter()
+            .map(|issue| {
+                let loc: Vec<String> = issue["loc"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|part| match part {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                format!("{}: {}", loc.join("."), issue["msg"].as_str().unwrap_or(""))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => answer.to_string(),
+    }
+}
+
+/// A one-line spinner on stderr while the job waits, erased when dropped.
+struct Spinner {
+    state: Arc<Mutex<&'static str>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Spinner {
+    fn start_if_terminal() -> Option<Self> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let state = Arc::new(Mutex::new("queued"));
+        let shown = state.clone();
+        let task = tokio::spawn(async move {
+            const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+            let started = Instant::now();
+            for frame in FRAMES.iter().cycle() {
+                let state = *shown.lock().unwrap_or_else(|p| p.into_inner());
+                eprint!(
+                    "\r\x1b[2K{frame} {state} {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+                let _ = std::io::stderr().flush();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Some(Self { state, task })
+    }
+
+    fn set(&self, state: &'static str) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.task.abort();
+        eprint!("\r\x1b[2K");
+        let _ = std::io::stderr().flush();
     }
 }
 

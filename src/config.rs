@@ -9,7 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use code_runner_sandbox::{LanguageTable, Limits, NativeConfig};
+use code_runner_sandbox::{DockerConfig, LanguageTable, Limits, NativeConfig};
+
+/// The sandbox backends a worker can run jobs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxKind {
+    Native,
+    Docker,
+}
 
 /// Settings every role shares.
 #[derive(Debug, Clone, Args)]
@@ -31,11 +38,28 @@ pub struct CommonArgs {
     /// A language table (TOML) replacing the built-in one.
     #[arg(long, env = "CODE_RUNNER_LANGUAGES")]
     pub languages: Option<PathBuf>,
+
+    /// Most jobs waiting or running at once; beyond it `POST /run-code`
+    /// answers 503 with `Retry-After` and queues nothing.
+    #[arg(long, env = "CODE_RUNNER_MAX_QUEUE_LENGTH", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub max_queue_length: u64,
+
+    /// On SIGTERM, how long running jobs (worker) and requests in flight (API)
+    /// get to finish, in seconds; then the worker stops its jobs and hands
+    /// them back to the queue, and the API closes its connections.
+    #[arg(long, env = "CODE_RUNNER_SHUTDOWN_GRACE_SECS", default_value_t = 45,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace_secs: u64,
 }
 
 impl CommonArgs {
     pub fn result_ttl(&self) -> Duration {
         Duration::from_secs(self.result_ttl_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
     }
 
     pub fn language_table(&self) -> anyhow::Result<Arc<LanguageTable>> {
@@ -59,6 +83,97 @@ pub struct ApiArgs {
     #[arg(long, env = "CODE_RUNNER_MAX_CODE_BYTES", default_value_t = 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
     pub max_code_bytes: u64,
+
+    /// Longest a request may wait for its result (`POST /run-code?wait=true`,
+    /// `GET /results/{id}?wait=N`), in seconds.
+    #[arg(long, env = "CODE_RUNNER_MAX_WAIT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_wait_secs: u64,
+
+    /// API keys, comma-separated. When set, `/run-code`, `/results` and
+    /// `/stats` need one (`Authorization: Bearer KEY` or `X-API-Key: KEY`).
+    #[arg(long, env = "CODE_RUNNER_API_KEYS", value_parser = parse_api_keys, hide_env_values = true)]
+    pub api_keys: Option<code_runner_api::ApiKeys>,
+
+    /// Submissions (`POST /run-code`) allowed per minute per API key, or per
+    /// client IP without keys. Unset: no rate limit.
+    #[arg(long, env = "CODE_RUNNER_RATE_LIMIT_PER_MINUTE",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_per_minute: Option<u32>,
+
+    /// Submissions a client may send in one burst (default: the per-minute rate).
+    #[arg(long, env = "CODE_RUNNER_RATE_LIMIT_BURST",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Origins allowed to call the API from a browser (CORS), comma-separated,
+    /// or `*` for any. Unset: no CORS headers (same-origin only).
+    #[arg(long, env = "CODE_RUNNER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+impl ApiArgs {
+    /// The API's configuration, with the largest limits a request may ask
+    /// for taken from the program limits the workers enforce.
+    pub fn api_config(
+        &self,
+        limits: &ProgramLimitArgs,
+    ) -> anyhow::Result<code_runner_api::ApiConfig> {
+        let rate_limit = match (self.rate_limit_per_minute, self.rate_limit_burst) {
+            (None, None) => None,
+            (None, Some(_)) => anyhow::bail!(
+                "--rate-limit-burst needs --rate-limit-per-minute (CODE_RUNNER_RATE_LIMIT_PER_MINUTE)"
+            ),
+            (Some(per_minute), burst) => Some(code_runner_api::RateLimit {
+                per_minute,
+                burst: burst.unwrap_or(per_minute),
+            }),
+        };
+        let cors_origins: Vec<String> = self
+            .cors_origins
+            .iter()
+            .map(|origin| origin.trim().to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect();
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| *o != "*" && !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            anyhow::bail!("CORS origin {bad:?} must be `*` or start with http:// or https://");
+        }
+        Ok(code_runner_api::ApiConfig {
+            max_code_bytes: self.max_code_bytes as usize,
+            max_time_limit_ms: limits.time_limit_ms,
+            max_memory_limit_mb: limits.memory_limit_mb,
+            max_wait_secs: self.max_wait_secs,
+            access: code_runner_api::AccessConfig {
+                api_keys: self.api_keys.clone().unwrap_or_default(),
+                rate_limit,
+                cors_origins,
+            },
+        })
+    }
+}
+
+fn parse_api_keys(text: &str) -> Result<code_runner_api::ApiKeys, String> {
+    code_runner_api::ApiKeys::parse(text)
+}
+
+/// A program's time and memory limits, as the `api` role needs them to
+/// check what requests ask for: the same flags and variables as the
+/// worker's, so the `api` and `worker` processes of a deployment share one
+/// setting. (`serve` uses the worker's.)
+#[derive(Debug, Clone, Args)]
+pub struct ProgramLimitArgs {
+    /// Wall-clock limit of a program, in milliseconds: the largest a request may ask for.
+    #[arg(long, env = "CODE_RUNNER_TIME_LIMIT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub time_limit_ms: u64,
+
+    /// Memory limit of a program, in MiB: the largest a request may ask for.
+    #[arg(long, env = "CODE_RUNNER_MEMORY_LIMIT_MB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(16..=65_536))]
+    pub memory_limit_mb: u64,
 }
 
 /// Settings of a worker: how many jobs at once, and each job's limits.
@@ -115,9 +230,80 @@ pub struct WorkerArgs {
     /// The bubblewrap binary.
     #[arg(long, env = "CODE_RUNNER_BWRAP", default_value = "/usr/bin/bwrap")]
     pub bwrap: PathBuf,
+
+    /// Where jobs run: `native` (bubblewrap and cgroups, from this process)
+    /// or `docker` (a fresh container per step, through the Docker engine
+    /// at DOCKER_HOST or /var/run/docker.sock).
+    #[arg(long, env = "CODE_RUNNER_SANDBOX", value_enum, default_value_t = SandboxKind::Native)]
+    pub sandbox: SandboxKind,
+
+    /// OCI runtime of the job containers (docker sandbox): runc, kata, runsc,
+    /// or any other runtime registered in the engine; checked at start-up.
+    #[arg(long, env = "CODE_RUNNER_DOCKER_RUNTIME", default_value = "runc")]
+    pub docker_runtime: String,
+
+    /// The job image (docker sandbox; scripts/build-images.sh builds it).
+    #[arg(
+        long,
+        env = "CODE_RUNNER_DOCKER_IMAGE",
+        default_value = "code-runner-runner:latest"
+    )]
+    pub docker_image: String,
+
+    /// Started, never-used containers kept ready per limit profile (docker
+    /// sandbox), so a job does not wait for one to be made; 0 disables.
+    #[arg(long, env = "CODE_RUNNER_DOCKER_POOL_SIZE", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub docker_pool_size: u32,
+
+    /// CPU quota of each job container, in cores (docker sandbox).
+    #[arg(long, env = "CODE_RUNNER_DOCKER_CPUS", default_value_t = 1.0)]
+    pub docker_cpus: f64,
+
+    /// This worker's name in its containers' labels (docker sandbox); it
+    /// removes what an earlier run of the same name left. Default: the host
+    /// name. Workers sharing an engine need distinct names.
+    #[arg(long, env = "CODE_RUNNER_DOCKER_INSTANCE")]
+    pub docker_instance: Option<String>,
+
+    /// How long a job may stay with a worker without a result before it is
+    /// presumed lost (worker killed) and handed to another, in seconds.
+    /// Default: the compile and run time limits plus 30 s (70 s by default).
+    #[arg(long, env = "CODE_RUNNER_VISIBILITY_TIMEOUT_SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub visibility_timeout_secs: Option<u64>,
+
+    /// Deliveries a job gets; when its worker has died this many times it
+    /// ends as FAILURE (internal_error) instead of being retried again.
+    #[arg(long, env = "CODE_RUNNER_MAX_DELIVERIES", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_deliveries: u32,
 }
 
 impl WorkerArgs {
+    /// When an unacknowledged job is handed to another worker.
+    pub fn redelivery(&self) -> anyhow::Result<code_runner_queue::Redelivery> {
+        let visibility_timeout = match self.visibility_timeout_secs {
+            Some(secs) => Duration::from_secs(secs),
+            None => code_runner_worker::default_visibility_timeout(
+                &self.run_limits()?,
+                &self.compile_limits()?,
+            ),
+        };
+        Ok(code_runner_queue::Redelivery {
+            visibility_timeout,
+            max_deliveries: self.max_deliveries,
+        })
+    }
+
+    /// The program limits, as the API of `serve` checks requests against them.
+    pub fn program_limits(&self) -> ProgramLimitArgs {
+        ProgramLimitArgs {
+            time_limit_ms: self.time_limit_ms,
+            memory_limit_mb: self.memory_limit_mb,
+        }
+    }
+
     pub fn run_limits(&self) -> anyhow::Result<Limits> {
         let limits = Limits {
             wall_time: Duration::from_millis(self.time_limit_ms),
@@ -140,6 +326,20 @@ impl WorkerArgs {
         };
         limits.validate().context("compiler limits")?;
         Ok(limits)
+    }
+
+    pub fn docker_config(&self) -> anyhow::Result<DockerConfig> {
+        let defaults = DockerConfig::default();
+        Ok(DockerConfig {
+            image: self.docker_image.clone(),
+            runtime: self.docker_runtime.clone(),
+            instance: self.docker_instance.clone().unwrap_or(defaults.instance),
+            pool_size: self.docker_pool_size as usize,
+            pool_profiles: vec![self.run_limits()?, self.compile_limits()?],
+            cpus: self.docker_cpus,
+            slots: self.concurrency,
+            ..defaults
+        })
     }
 
     pub fn native_config(&self, slots: u32) -> NativeConfig {

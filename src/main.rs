@@ -8,9 +8,10 @@ mod client;
 mod config;
 mod roles;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use config::{ApiArgs, CommonArgs, WorkerArgs};
+use config::{ApiArgs, CommonArgs, ProgramLimitArgs, WorkerArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +41,8 @@ enum Command {
         common: CommonArgs,
         #[command(flatten)]
         api: ApiArgs,
+        #[command(flatten)]
+        limits: ProgramLimitArgs,
     },
     /// Run a worker only: take jobs from Redis and run them; needs --redis-url.
     Worker {
@@ -53,7 +56,19 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Run(args), Some(run)) = (&mut cli.command, matches.subcommand_matches("run")) {
+        // A remote run asks for the limits the user gave, not the defaults.
+        let given = |id: &str| {
+            run.value_source(id)
+                .is_some_and(|s| s != ValueSource::DefaultValue)
+        };
+        args.requested = client::RequestedLimits {
+            time_limit_ms: given("time_limit_ms").then_some(args.worker.time_limit_ms),
+            memory_limit_mb: given("memory_limit_mb").then_some(args.worker.memory_limit_mb),
+        };
+    }
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -69,7 +84,11 @@ fn main() -> std::process::ExitCode {
                 api,
                 worker,
             } => roles::serve(common, api, worker).await.map(|()| 0),
-            Command::Api { common, api } => roles::api(common, api).await.map(|()| 0),
+            Command::Api {
+                common,
+                api,
+                limits,
+            } => roles::api(common, api, limits).await.map(|()| 0),
             Command::Worker { common, worker } => roles::worker(common, worker).await.map(|()| 0),
             Command::Run(args) => client::run(args).await,
         }

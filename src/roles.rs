@@ -3,49 +3,88 @@
 //! until SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use code_runner_api::{ApiConfig, AppState, SupportedLanguage};
-use code_runner_queue::{EmbeddedQueue, Queue, RedisQueue, RedisQueueConfig};
-use code_runner_sandbox::{LanguageTable, NativeSandbox};
+use code_runner_queue::{EmbeddedQueue, Queue, RedisQueue, RedisQueueConfig, COMMAND_DEADLINE};
+use code_runner_sandbox::language::Substitutions;
+use code_runner_sandbox::{DockerSandbox, LanguageTable, NativeSandbox, Sandbox};
 use code_runner_worker::{Worker, WorkerConfig};
 use tokio::sync::watch;
 
-use crate::config::{ApiArgs, CommonArgs, WorkerArgs};
+use crate::config::{ApiArgs, CommonArgs, ProgramLimitArgs, SandboxKind, WorkerArgs};
 
 pub async fn serve(common: CommonArgs, api: ApiArgs, worker: WorkerArgs) -> anyhow::Result<()> {
     let languages = common.language_table()?;
     let queue = match &common.redis_url {
-        Some(_) => connect_redis(&common).await?,
+        Some(_) => connect_redis(&common, COMMAND_DEADLINE).await?,
         None => {
             tracing::info!("no Redis URL: using the in-process queue");
-            Arc::new(EmbeddedQueue::new(common.result_ttl())) as Arc<dyn Queue>
+            Arc::new(EmbeddedQueue::with_max_queue_length(
+                common.result_ttl(),
+                Some(common.max_queue_length),
+            )) as Arc<dyn Queue>
         }
     };
-    let worker = build_worker(queue.clone(), languages.clone(), &worker)?;
+    let worker_args = worker;
+    let (worker, docker) =
+        build_worker(queue.clone(), languages.clone(), &worker_args, &common).await?;
     let stop = shutdown_signal();
     let worker_stop = stop.clone();
     let worker_task = tokio::spawn(worker.run_until_stopped(wait_for(worker_stop)));
-    run_api(queue, &languages, &api, stop).await?;
+    let config = api.api_config(&worker_args.program_limits())?;
+    run_api(
+        queue,
+        &languages,
+        &api,
+        config,
+        stop,
+        common.shutdown_grace(),
+    )
+    .await?;
     worker_task.await.context("worker task")?;
+    close_sandbox(docker).await;
     Ok(())
 }
 
-pub async fn api(common: CommonArgs, api: ApiArgs) -> anyhow::Result<()> {
+pub async fn api(common: CommonArgs, api: ApiArgs, limits: ProgramLimitArgs) -> anyhow::Result<()> {
     let languages = common.language_table()?;
-    let queue = connect_redis(&common).await?;
-    run_api(queue, &languages, &api, shutdown_signal()).await
+    let config = api.api_config(&limits)?;
+    let queue = connect_redis(&common, COMMAND_DEADLINE).await?;
+    run_api(
+        queue,
+        &languages,
+        &api,
+        config,
+        shutdown_signal(),
+        common.shutdown_grace(),
+    )
+    .await
 }
 
 pub async fn worker(common: CommonArgs, worker: WorkerArgs) -> anyhow::Result<()> {
     let languages = common.language_table()?;
-    let queue = connect_redis(&common).await?;
-    let worker = build_worker(queue, languages, &worker)?;
+    // Workers retry every failed queue operation themselves, so they give a
+    // busy Redis (or a busy host) more time than the API, which answers 503.
+    let queue = connect_redis(&common, WORKER_COMMAND_DEADLINE).await?;
+    let (worker, docker) = build_worker(queue, languages, &worker, &common).await?;
     worker.run_until_stopped(wait_for(shutdown_signal())).await;
+    close_sandbox(docker).await;
     Ok(())
 }
 
-async fn connect_redis(common: &CommonArgs) -> anyhow::Result<Arc<dyn Queue>> {
+/// Deadline of a worker's queue operations (the API's is the default,
+/// [`COMMAND_DEADLINE`]).
+const WORKER_COMMAND_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Connects to Redis, waiting for it (with back-off, logging each failure)
+/// when it is not up yet: a process started before Redis, or while it
+/// restarts, comes up by itself once Redis does. A malformed URL fails at once.
+async fn connect_redis(
+    common: &CommonArgs,
+    command_deadline: Duration,
+) -> anyhow::Result<Arc<dyn Queue>> {
     let url = common
         .redis_url
         .clone()
@@ -53,34 +92,75 @@ async fn connect_redis(common: &CommonArgs) -> anyhow::Result<Arc<dyn Queue>> {
     let config = RedisQueueConfig {
         key_prefix: common.key_prefix.clone(),
         result_ttl: common.result_ttl(),
+        max_queue_length: Some(common.max_queue_length),
+        command_deadline,
         ..RedisQueueConfig::new(url)
     };
-    let queue = RedisQueue::connect(config)
-        .await
-        .context("connecting to Redis")?;
-    Ok(Arc::new(queue))
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match RedisQueue::connect(config.clone()).await {
+            Ok(queue) => return Ok(Arc::new(queue)),
+            Err(e @ code_runner_queue::QueueError::Redis { op: "open url", .. }) => {
+                return Err(e).context("connecting to Redis");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %code_runner_worker::error_chain(&e),
+                    retry_in = ?backoff,
+                    "cannot reach Redis yet; waiting for it"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
-fn build_worker(
+/// The worker and, with the docker sandbox, the sandbox itself, to be
+/// closed once the worker has stopped (its pooled containers are removed).
+async fn build_worker(
     queue: Arc<dyn Queue>,
     languages: Arc<LanguageTable>,
     args: &WorkerArgs,
-) -> anyhow::Result<Worker> {
-    let sandbox = NativeSandbox::new(args.native_config(args.concurrency))
-        .context("starting the native sandbox")?;
+    common: &CommonArgs,
+) -> anyhow::Result<(Worker, Option<Arc<DockerSandbox>>)> {
+    let (sandbox, docker): (Arc<dyn Sandbox>, _) = match args.sandbox {
+        SandboxKind::Native => {
+            let sandbox = NativeSandbox::new(args.native_config(args.concurrency))
+                .context("starting the native sandbox")?;
+            (Arc::new(sandbox), None)
+        }
+        SandboxKind::Docker => {
+            let sandbox = DockerSandbox::new(args.docker_config()?)
+                .await
+                .context("starting the docker sandbox")?;
+            let sandbox = Arc::new(sandbox);
+            (sandbox.clone(), Some(sandbox))
+        }
+    };
     let config = WorkerConfig {
         run_limits: args.run_limits()?,
         compile_limits: args.compile_limits()?,
+        redelivery: args.redelivery()?,
+        shutdown_grace: common.shutdown_grace(),
         ..WorkerConfig::new(args.concurrency as usize)
     };
-    Ok(Worker::new(queue, Arc::new(sandbox), languages, config)?)
+    Ok((Worker::new(queue, sandbox, languages, config)?, docker))
+}
+
+async fn close_sandbox(docker: Option<Arc<DockerSandbox>>) {
+    if let Some(sandbox) = docker {
+        sandbox.close().await;
+    }
 }
 
 async fn run_api(
     queue: Arc<dyn Queue>,
     languages: &LanguageTable,
     args: &ApiArgs,
+    config: ApiConfig,
     stop: watch::Receiver<bool>,
+    grace: Duration,
 ) -> anyhow::Result<()> {
     let supported = languages
         .iter()
@@ -88,19 +168,38 @@ async fn run_api(
             name: l.name.clone(),
             version: l.version.clone(),
             aliases: l.aliases.clone(),
+            // The default `{main}` (`Main`): a Java class of another name
+            // is saved under that name instead.
+            file_name: l.source_file(&Substitutions {
+                main: l.main_name(""),
+                memory_mb: 0,
+            }),
         })
         .collect();
-    let config = ApiConfig {
-        max_code_bytes: args.max_code_bytes as usize,
-    };
     let state = AppState::new(queue, supported, config);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     tracing::info!(address = %listener.local_addr()?, "API listening");
-    code_runner_api::serve(listener, state, wait_for(stop))
-        .await
-        .context("serving HTTP")
+    // On a shutdown signal `serve` stops accepting and drains the requests
+    // in flight; a request still running `grace` later is cut off.
+    let drain_cap = {
+        let stop = stop.clone();
+        async move {
+            wait_for(stop).await;
+            tokio::time::sleep(grace).await;
+        }
+    };
+    tokio::select! {
+        served = code_runner_api::serve(listener, state, wait_for(stop)) => {
+            served.context("serving HTTP")?;
+            tracing::info!("API stopped");
+        }
+        () = drain_cap => {
+            tracing::warn!(?grace, "requests still in flight after the shutdown grace period; closing them");
+        }
+    }
+    Ok(())
 }
 
 /// A flag that turns true on SIGTERM or Ctrl-C.

@@ -6,7 +6,10 @@ use std::process::Command;
 use crate::helpers::BIN;
 
 fn refused(args: &[&str]) -> String {
-    let output = Command::new(BIN).args(args).output().expect("run code-runner");
+    let output = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run code-runner");
     assert!(!output.status.success(), "{args:?} was accepted");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use code_runner_testkit::{unique_prefix, RedisServer};
@@ -20,6 +20,8 @@ pub struct TestApp {
     pub prefix: String,
     processes: Vec<(String, Child)>,
     logs: PathBuf,
+    /// The arguments every worker was started with, to start more.
+    worker_args: Vec<String>,
 }
 
 /// How to start a deployment.
@@ -29,6 +31,13 @@ pub struct Options {
     pub worker_flags: Vec<String>,
     /// `serve` in one process with the embedded queue instead of api + workers.
     pub embedded: bool,
+    /// Extra flags for every process (API, workers, `serve`).
+    pub common_flags: Vec<String>,
+    /// Extra flags for the API process (or `serve`): keys, rate limits, CORS.
+    pub api_flags: Vec<String>,
+    /// Redis with the append-only file on (`appendfsync always`), so it can
+    /// be restarted ([`TestApp::redis_mut`]) without losing data.
+    pub aof: bool,
 }
 
 impl Default for Options {
@@ -37,6 +46,9 @@ impl Default for Options {
             workers: 1,
             worker_flags: Vec::new(),
             embedded: false,
+            common_flags: Vec::new(),
+            api_flags: Vec::new(),
+            aof: false,
         }
     }
 }
@@ -61,30 +73,40 @@ pub async fn spawn_app(options: Options) -> TestApp {
         prefix: prefix.clone(),
         processes: Vec::new(),
         logs,
+        worker_args: Vec::new(),
     };
     let bind = format!("127.0.0.1:{port}");
     if options.embedded {
         let mut args = vec!["serve".to_string(), "--bind".into(), bind];
         args.extend(options.worker_flags.iter().cloned());
+        args.extend(options.common_flags.iter().cloned());
+        args.extend(options.api_flags.iter().cloned());
         app.start("serve", &args);
     } else {
-        let redis = RedisServer::start();
+        let redis = if options.aof {
+            RedisServer::start_with_aof()
+        } else {
+            RedisServer::start()
+        };
         let url = redis.url();
         app.redis = Some(redis);
-        let common = [
+        let mut common = vec![
             "--redis-url".to_string(),
             url,
             "--key-prefix".into(),
             prefix,
         ];
+        common.extend(options.common_flags.iter().cloned());
         let mut api = vec!["api".to_string(), "--bind".into(), bind];
         api.extend(common.iter().cloned());
+        api.extend(options.api_flags.iter().cloned());
         app.start("api", &api);
+        let mut worker = vec!["worker".to_string()];
+        worker.extend(common.iter().cloned());
+        worker.extend(options.worker_flags.iter().cloned());
+        app.worker_args = worker;
         for n in 0..options.workers {
-            let mut worker = vec!["worker".to_string()];
-            worker.extend(common.iter().cloned());
-            worker.extend(options.worker_flags.iter().cloned());
-            app.start(&format!("worker-{n}"), &worker);
+            app.start_worker(&format!("worker-{n}"));
         }
     }
     app.wait_healthy().await;
@@ -128,6 +150,63 @@ impl TestApp {
             assert!(Instant::now() < deadline, "service did not become healthy");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Starts one more worker process (same flags as the others) as `name`;
+    /// a name used before gets a fresh log.
+    pub fn start_worker(&mut self, name: &str) {
+        let args = self.worker_args.clone();
+        self.start(name, &args);
+    }
+
+    fn child(&mut self, name: &str) -> &mut Child {
+        self.processes
+            .iter_mut()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, child)| child)
+            .unwrap_or_else(|| panic!("no process named {name}"))
+    }
+
+    /// Sends `signal` (e.g. `KILL`, `TERM`) to the process `name`.
+    pub fn signal(&mut self, name: &str, signal: &str) {
+        let pid = self.child(name).id();
+        // kill(2) needs unsafe, which this crate forbids: use kill(1).
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {name} ({pid}) failed");
+    }
+
+    /// Waits (at most `cap`) for the process `name` to exit.
+    pub async fn wait_exit(&mut self, name: &str, cap: Duration) -> ExitStatus {
+        let deadline = Instant::now() + cap;
+        loop {
+            if let Some(status) = self.child(name).try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not exit within {cap:?}; log:\n{}",
+                self.log(name)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The Redis server, to stop or restart it.
+    pub fn redis_mut(&mut self) -> &mut RedisServer {
+        self.redis.as_mut().expect("a deployment with Redis")
+    }
+
+    /// Every process's name and stderr log, killed ones included.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        self.processes
+            .iter()
+            .map(|(name, _)| (name.clone(), self.log(name)))
+            .collect()
     }
 
     /// The stderr log of one process.
@@ -203,6 +282,8 @@ impl Drop for TestApp {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
+                // Killed on purpose earlier (chaos tests): no such process.
+                .stderr(Stdio::null())
                 .status();
         }
         let deadline = Instant::now() + Duration::from_secs(10);

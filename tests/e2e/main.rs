@@ -2,7 +2,11 @@
 //! `serve`), a real `redis-server`, real programs in the real sandbox, all
 //! over HTTP as a client of the seed would talk to it.
 
+mod chaos;
+mod config;
+mod features;
 mod helpers;
+mod reliability;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -27,6 +27,9 @@ pub(crate) enum ApiError {
     #[error("code is {size} bytes; the limit is {limit} bytes")]
     CodeTooLarge { size: usize, limit: usize },
 
+    #[error("code and files are {size} bytes together; the limit is {limit} bytes")]
+    SourcesTooLarge { size: usize, limit: usize },
+
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
 
@@ -55,18 +58,60 @@ pub(crate) enum ApiError {
 
     #[error("queue unavailable, try again")]
     QueueUnavailable(#[source] QueueError),
+
+    /// Backpressure: the queue holds its maximum number of unfinished jobs.
+    #[error("the queue is full ({limit} jobs waiting or running); try again later")]
+    QueueFull { limit: u64 },
+
+    /// `DELETE /results/{id}` of a task that already has its final result.
+    #[error("Task already finished; its result is unchanged")]
+    AlreadyFinished,
+
+    #[error(
+        "Not authenticated: send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+    )]
+    Unauthenticated,
+
+    #[error("Invalid API key")]
+    InvalidApiKey,
+
+    #[error(
+        "Rate limit exceeded: at most {per_minute} submissions per minute; retry in {retry_after_secs} s"
+    )]
+    RateLimited {
+        per_minute: u32,
+        retry_after_secs: u64,
+    },
+
+    /// A query parameter (`?wait=`) is not valid (FastAPI's `422`).
+    #[error("query validation failed")]
+    QueryValidation(Vec<ValidationIssue>),
 }
 
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::CodeTooLarge { .. } | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) | Self::QueryValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthenticated | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::CodeTooLarge { .. }
+            | Self::SourcesTooLarge { .. }
+            | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::TaskNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueUnavailable(_) | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AlreadyFinished => StatusCode::CONFLICT,
+        }
+    }
+
+    /// A queue failure: `503` either way, but a full queue is the client's
+    /// cue to slow down, not an outage to log.
+    pub(crate) fn queue(error: QueueError) -> Self {
+        match error {
+            QueueError::Full { limit } => Self::QueueFull { limit },
+            other => Self::QueueUnavailable(other),
         }
     }
 }
@@ -74,11 +119,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let full = matches!(self, Self::QueueFull { .. });
         if let Self::QueueUnavailable(cause) = &self {
             tracing::error!(error = %Chain(cause), "queue unavailable; answering 503");
         }
         let mut response = match self {
-            Self::Validation(issues) => (status, Json(Detail { detail: issues })).into_response(),
+            Self::Validation(issues) | Self::QueryValidation(issues) => {
+                (status, Json(Detail { detail: issues })).into_response()
+            }
             other => (
                 status,
                 Json(Detail {
@@ -87,12 +135,23 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
         };
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // The queue is usually back within moments (a Redis restart or
             // fail-over); tell well-behaved clients when to retry.
+            let retry_after = if full {
+                // Long enough for the workers to drain some of the queue.
+                HeaderValue::from_static("5")
+            } else {
+                HeaderValue::from_static("1")
+            };
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, retry_after);
         }
         response
     }

@@ -8,9 +8,12 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /run-code` | `200 {"task_id": "<uuid>"}` |
-//! | `GET /results/{task_id}` | `{"status": "PENDING" \| "SUCCESS" \| "FAILURE", "result": ...}` + extras, or `404` |
+//! | `POST /run-code` | `200 {"task_id": "<uuid>"}`; with `?wait=true`, the task's status once finished |
+//! | `GET /results/{task_id}` | `{"status": "PENDING" \| "SUCCESS" \| "FAILURE", "result": ...}` + extras, or `404`; `?wait=N` waits |
+//! | `DELETE /results/{task_id}` | cancels a pending task: its new status (`FAILURE`, `verdict: "cancelled"`); `409` if already finished, `404` if unknown |
 //! | `GET /health` | `200 {"status": "ok"}` |
+//! | `GET /ready`, `/languages`, `/stats`, `/metrics` | readiness, the language table, statistics, Prometheus metrics |
+//! | `GET /openapi.json`, `/docs`, `/` | the OpenAPI document, Swagger UI, the web playground |
 //!
 //! Layout:
 //! - `state`: [`AppState`], [`ApiConfig`], [`SupportedLanguage`] and the
@@ -20,23 +23,32 @@
 //!   validation errors;
 //! - `response`: the success bodies;
 //! - `error`: the one error type, turning every failure into a stable status
-//!   and `{"detail": ...}` body.
+//!   and `{"detail": ...}` body;
+//! - `service`: `/languages`, `/ready`, `/stats`, `/metrics`;
+//! - `access`: optional API keys, rate limit and CORS;
+//! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI.
 //!
 //! [`router`] builds the service without serving it, so tests drive it
 //! in-process; [`serve`] runs it on a bound listener until a shutdown future
 //! resolves.
 
+mod access;
+mod assets;
 mod error;
+mod openapi;
 mod request;
 mod response;
 mod routes;
+mod service;
 mod state;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+pub use access::{AccessConfig, ApiKeys, RateLimit};
 pub use routes::router;
 pub use state::{ApiConfig, AppState, SupportedLanguage};
 
@@ -59,6 +71,14 @@ pub async fn serve(
             tracing::debug!("failed to set TCP_NODELAY on an accepted connection: {err}");
         }
     });
+    if state.config().access.rate_limit.is_some() {
+        // The rate limit counts per client IP (without API keys), so it
+        // needs the peer address; without a limit, requests skip that cost.
+        let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        return axum::serve(listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

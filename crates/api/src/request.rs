@@ -5,8 +5,16 @@
 //! class CodeRequest(BaseModel):
 //!     language: Language          # enum: python, javascript, java, cpp, c
 //!     code: str
-//!     stdin: str | None = None    # added by this implementation
+//!     # added by this implementation:
+//!     stdin: str | None = None
+//!     args: list[str] | None = None           # <= 64, each <= 1024 chars, no NUL
+//!     files: list[SourceFile] | None = None   # <= 32; plain, unreserved names
+//!     time_limit_ms: int | None = None        # 1 ..= the server's limit
+//!     memory_limit_mb: int | None = None      # 16 ..= the server's limit
 //! ```
+//!
+//! Integers are strict (a JSON string is not a number), but a whole float
+//! (`100.0`) is an integer, as in JSON Schema.
 //!
 //! Well-formed requests, nearly all of them, are parsed once, straight into
 //! typed fields (borrowing `language` from the body). Only when that fails is
@@ -33,8 +41,10 @@ use axum::http::{header, HeaderMap};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use code_runner_queue::SourceFile;
+
 use crate::error::{ApiError, LocPart, ValidationIssue};
-use crate::state::Languages;
+use crate::state::{ApiConfig, Languages};
 
 /// A validated run request, language resolved to its canonical name.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,6 +52,10 @@ pub(crate) struct RunRequest {
     pub(crate) language: String,
     pub(crate) code: String,
     pub(crate) stdin: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) files: Vec<SourceFile>,
+    pub(crate) time_limit_ms: Option<u64>,
+    pub(crate) memory_limit_mb: Option<u64>,
 }
 
 /// Refuses a body declared as something other than JSON.
@@ -73,11 +87,23 @@ fn is_json_media_type(value: &str) -> bool {
             || (subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case(b"+json")))
 }
 
+/// Most command-line arguments a request may give.
+pub const MAX_ARGS: usize = 64;
+/// Longest single argument, in characters (as JSON Schema counts them).
+pub const MAX_ARG_CHARS: usize = 1024;
+/// Most extra source files a request may give.
+pub const MAX_FILES: usize = 32;
+/// What an extra file's name must look like: a plain file name of at most
+/// 128 characters, no directories, not hidden (so never `.` or `..`).
+pub const FILE_NAME_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$";
+/// The smallest memory limit a request may ask for, in MiB (the sandbox's floor).
+pub const MIN_MEMORY_LIMIT_MB: u64 = 16;
+
 /// Parses and validates a run request body.
 pub(crate) fn parse_run_request(
     body: &[u8],
     languages: &Languages,
-    max_code_bytes: usize,
+    config: &ApiConfig,
 ) -> Result<RunRequest, ApiError> {
     // serde's derived struct would also take the fields as an array
     // (`["python", "x"]`); the model only accepts an object.
@@ -86,27 +112,81 @@ pub(crate) fn parse_run_request(
         _ => None,
     };
     let request = match fast {
-        Some(fast) => match languages.resolve(&fast.language) {
-            Some(language) => RunRequest {
-                language: language.to_owned(),
-                code: fast.code,
-                stdin: fast.stdin.unwrap_or_default(),
-            },
-            None => {
-                let input = Value::String(fast.language.into_owned());
-                return Err(ApiError::Validation(vec![unknown_language(
-                    input, languages,
-                )]));
+        Some(fast) => {
+            let mut issues = Vec::new();
+            let language = match languages.resolve(&fast.language) {
+                Some(language) => Some(language.to_owned()),
+                None => {
+                    let input = Value::String(fast.language.into_owned());
+                    issues.push(unknown_language(input, languages));
+                    None
+                }
+            };
+            let args = fast.args.unwrap_or_default();
+            check_args(&args, &mut issues);
+            let files: Vec<SourceFile> = fast
+                .files
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| SourceFile {
+                    name: f.name,
+                    content: f.content,
+                })
+                .collect();
+            check_files(&files, languages, &mut issues);
+            let limits = [
+                (fast.time_limit_ms, "time_limit_ms"),
+                (fast.memory_limit_mb, "memory_limit_mb"),
+            ];
+            for (value, field) in limits {
+                if let Some(value) = value {
+                    check_range(field, value, Value::from(value), config, &mut issues);
+                }
             }
-        },
-        None => validate_slowly(body, languages)?,
+            match language {
+                Some(language) if issues.is_empty() => RunRequest {
+                    language,
+                    code: fast.code,
+                    stdin: fast.stdin.unwrap_or_default(),
+                    args,
+                    files,
+                    time_limit_ms: fast.time_limit_ms,
+                    memory_limit_mb: fast.memory_limit_mb,
+                },
+                _ => return Err(ApiError::Validation(issues)),
+            }
+        }
+        None => validate_slowly(body, languages, config)?,
     };
+    let mut request = request;
+    // A repeated name: the last file wins, as for repeated JSON keys.
+    if request.files.len() > 1 {
+        let mut seen = std::collections::HashSet::new();
+        let mut files: Vec<SourceFile> = std::mem::take(&mut request.files)
+            .into_iter()
+            .rev()
+            .filter(|f| seen.insert(f.name.clone()))
+            .collect();
+        files.reverse();
+        request.files = files;
+    }
     // After validation, as FastAPI would only get here with a valid model.
-    if request.code.len() > max_code_bytes {
+    if request.code.len() > config.max_code_bytes {
         return Err(ApiError::CodeTooLarge {
             size: request.code.len(),
-            limit: max_code_bytes,
+            limit: config.max_code_bytes,
         });
+    }
+    if !request.files.is_empty() {
+        let total = request.files.iter().fold(request.code.len(), |sum, f| {
+            sum.saturating_add(f.content.len())
+        });
+        if total > config.max_code_bytes {
+            return Err(ApiError::SourcesTooLarge {
+                size: total,
+                limit: config.max_code_bytes,
+            });
+        }
     }
     Ok(request)
 }
@@ -120,11 +200,29 @@ struct FastBody<'a> {
     code: String,
     #[serde(default)]
     stdin: Option<String>,
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(default)]
+    files: Option<Vec<FastFile>>,
+    #[serde(default)]
+    time_limit_ms: Option<u64>,
+    #[serde(default)]
+    memory_limit_mb: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct FastFile {
+    name: String,
+    content: String,
 }
 
 /// The authority on what a body means: reads it as generic JSON and reports
 /// every problem at once, in field order, like pydantic.
-fn validate_slowly(body: &[u8], languages: &Languages) -> Result<RunRequest, ApiError> {
+fn validate_slowly(
+    body: &[u8],
+    languages: &Languages,
+    config: &ApiConfig,
+) -> Result<RunRequest, ApiError> {
     // FastAPI treats an absent body (and a JSON `null`) as a missing one.
     if body.is_empty() {
         return Err(invalid(missing_body()));
@@ -175,14 +273,402 @@ fn validate_slowly(body: &[u8], languages: &Languages) -> Result<RunRequest, Api
         None | Some(Value::Null) => Some(String::new()),
         Some(value) => string_field("stdin", value, &mut issues),
     };
+    let args = match object.get("args") {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(value) => string_list("args", value, &mut issues),
+    };
+    if let Some(args) = &args {
+        check_args(args, &mut issues);
+    }
+    let files = match object.get("files") {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(value) => file_list(value, &mut issues),
+    };
+    if let Some(files) = &files {
+        check_files(files, languages, &mut issues);
+    }
+    let time_limit_ms = integer_field("time_limit_ms", &object, config, &mut issues);
+    let memory_limit_mb = integer_field("memory_limit_mb", &object, config, &mut issues);
 
-    match (language, code, stdin) {
-        (Some(language), Some(code), Some(stdin)) if issues.is_empty() => Ok(RunRequest {
+    match (
+        language,
+        code,
+        stdin,
+        args,
+        files,
+        time_limit_ms,
+        memory_limit_mb,
+    ) {
+        (
+            Some(language),
+            Some(code),
+            Some(stdin),
+            Some(args),
+            Some(files),
+            Some(time_limit_ms),
+            Some(memory_limit_mb),
+        ) if issues.is_empty() => Ok(RunRequest {
             language,
             code,
             stdin,
+            args,
+            files,
+            time_limit_ms,
+            memory_limit_mb,
         }),
         _ => Err(ApiError::Validation(issues)),
+    }
+}
+
+/// A list of strings, or the issues saying why not.
+fn string_list(
+    field: &'static str,
+    value: &Value,
+    issues: &mut Vec<ValidationIssue>,
+) -> Option<Vec<String>> {
+    let Value::Array(items) = value else {
+        issues.push(list_type(
+            vec![LocPart::Key("body"), LocPart::Key(field)],
+            value,
+        ));
+        return None;
+    };
+    let mut strings = Vec::with_capacity(items.len());
+    let before = issues.len();
+    for (index, item) in items.iter().enumerate() {
+        match item {
+            Value::String(text) => strings.push(text.clone()),
+            other => issues.push(ValidationIssue {
+                kind: "string_type",
+                loc: vec![
+                    LocPart::Key("body"),
+                    LocPart::Key(field),
+                    LocPart::Offset(index),
+                ],
+                msg: Cow::Borrowed("Input should be a valid string"),
+                input: other.clone(),
+                ctx: None,
+            }),
+        }
+    }
+    (issues.len() == before).then_some(strings)
+}
+
+/// The `files` list, or the issues saying why not.
+fn file_list(value: &Value, issues: &mut Vec<ValidationIssue>) -> Option<Vec<SourceFile>> {
+    let Value::Array(items) = value else {
+        issues.push(list_type(
+            vec![LocPart::Key("body"), LocPart::Key("files")],
+            value,
+        ));
+        return None;
+    };
+    let mut files = Vec::with_capacity(items.len());
+    let before = issues.len();
+    for (index, item) in items.iter().enumerate() {
+        let loc = |key: Option<&'static str>| {
+            let mut loc = vec![
+                LocPart::Key("body"),
+                LocPart::Key("files"),
+                LocPart::Offset(index),
+            ];
+            loc.extend(key.map(LocPart::Key));
+            loc
+        };
+        let Value::Object(file) = item else {
+            issues.push(ValidationIssue {
+                kind: "model_type",
+                loc: loc(None),
+                msg: Cow::Borrowed(
+                    "Input should be a valid dictionary or object with 'name' and 'content'",
+                ),
+                input: item.clone(),
+                ctx: None,
+            });
+            continue;
+        };
+        let mut text = |key: &'static str| match file.get(key) {
+            Some(Value::String(text)) => Some(text.clone()),
+            None => {
+                issues.push(ValidationIssue {
+                    kind: "missing",
+                    loc: loc(Some(key)),
+                    msg: Cow::Borrowed("Field required"),
+                    input: item.clone(),
+                    ctx: None,
+                });
+                None
+            }
+            Some(other) => {
+                issues.push(ValidationIssue {
+                    kind: "string_type",
+                    loc: loc(Some(key)),
+                    msg: Cow::Borrowed("Input should be a valid string"),
+                    input: other.clone(),
+                    ctx: None,
+                });
+                None
+            }
+        };
+        if let (Some(name), Some(content)) = (text("name"), text("content")) {
+            files.push(SourceFile { name, content });
+        }
+    }
+    (issues.len() == before).then_some(files)
+}
+
+/// An optional positive integer within the server's range: `Some(None)` when
+/// absent or null, `None` after pushing an issue.
+fn integer_field(
+    field: &'static str,
+    object: &Map<String, Value>,
+    config: &ApiConfig,
+    issues: &mut Vec<ValidationIssue>,
+) -> Option<Option<u64>> {
+    let loc = || vec![LocPart::Key("body"), LocPart::Key(field)];
+    let value = match object.get(field) {
+        None | Some(Value::Null) => return Some(None),
+        Some(value) => value,
+    };
+    let Value::Number(number) = value else {
+        issues.push(ValidationIssue {
+            kind: "int_type",
+            loc: loc(),
+            msg: Cow::Borrowed("Input should be a valid integer"),
+            input: value.clone(),
+            ctx: None,
+        });
+        return None;
+    };
+    let integer = if let Some(n) = number.as_u64() {
+        n
+    } else if number.as_i64().is_some() {
+        // Negative: below any range.
+        0
+    } else {
+        match number.as_f64() {
+            Some(f) if f.fract() == 0.0 => {
+                // Whole floats are integers to pydantic (and JSON Schema);
+                // out-of-range ones are caught by the range check.
+                if f <= 0.0 {
+                    0
+                } else if f >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    f as u64
+                }
+            }
+            _ => {
+                issues.push(ValidationIssue {
+                    kind: "int_from_float",
+                    loc: loc(),
+                    msg: Cow::Borrowed(
+                        "Input should be a valid integer, got a number with a fractional part",
+                    ),
+                    input: value.clone(),
+                    ctx: None,
+                });
+                return None;
+            }
+        }
+    };
+    let before = issues.len();
+    check_range(field, integer, value.clone(), config, issues);
+    (issues.len() == before).then_some(Some(integer))
+}
+
+/// The range the server allows for a numeric field: `(min, max, unit)`.
+pub(crate) fn allowed_range(field: &str, config: &ApiConfig) -> (u64, u64, &'static str) {
+    match field {
+        "time_limit_ms" => (1, config.max_time_limit_ms, "ms"),
+        _ => (MIN_MEMORY_LIMIT_MB, config.max_memory_limit_mb, "MiB"),
+    }
+}
+
+fn check_range(
+    field: &'static str,
+    value: u64,
+    input: Value,
+    config: &ApiConfig,
+    issues: &mut Vec<ValidationIssue>,
+) {
+    let (min, max, unit) = allowed_range(field, config);
+    let (kind, ctx) = if value < min {
+        ("greater_than_equal", json!({ "ge": min }))
+    } else if value > max {
+        ("less_than_equal", json!({ "le": max }))
+    } else {
+        return;
+    };
+    issues.push(ValidationIssue {
+        kind,
+        loc: vec![LocPart::Key("body"), LocPart::Key(field)],
+        msg: Cow::Owned(format!(
+            "Input should be between {min} and {max} ({unit}), the range this server allows"
+        )),
+        input,
+        ctx: Some(ctx),
+    });
+}
+
+fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
+    if args.len() > MAX_ARGS {
+        issues.push(too_long("args", args.len(), MAX_ARGS));
+        return;
+    }
+    for (index, arg) in args.iter().enumerate() {
+        let loc = vec![
+            LocPart::Key("body"),
+            LocPart::Key("args"),
+            LocPart::Offset(index),
+        ];
+        if arg.len() > MAX_ARG_CHARS && arg.chars().count() > MAX_ARG_CHARS {
+            issues.push(ValidationIssue {
+                kind: "string_too_long",
+                loc,
+                msg: Cow::Owned(format!(
+                    "String should have at most {MAX_ARG_CHARS} characters"
+                )),
+                input: Value::String(arg.clone()),
+                ctx: Some(json!({ "max_length": MAX_ARG_CHARS })),
+            });
+        } else if arg.contains('\0') {
+            issues.push(ValidationIssue {
+                kind: "value_error",
+                loc,
+                msg: Cow::Borrowed("Value error, an argument cannot contain a NUL character"),
+                input: Value::String(arg.clone()),
+                ctx: None,
+            });
+        }
+    }
+}
+
+fn check_files(files: &[SourceFile], languages: &Languages, issues: &mut Vec<ValidationIssue>) {
+    if files.len() > MAX_FILES {
+        issues.push(too_long("files", files.len(), MAX_FILES));
+        return;
+    }
+    for (index, file) in files.iter().enumerate() {
+        let loc = vec![
+            LocPart::Key("body"),
+            LocPart::Key("files"),
+            LocPart::Offset(index),
+            LocPart::Key("name"),
+        ];
+        let input = Value::String(file.name.clone());
+        if !is_valid_file_name(&file.name) {
+            issues.push(ValidationIssue {
+                kind: "string_pattern_mismatch",
+                loc,
+                msg: Cow::Owned(format!(
+                    "String should match pattern '{FILE_NAME_PATTERN}': a plain file name, no directories"
+                )),
+                input,
+                ctx: Some(json!({ "pattern": FILE_NAME_PATTERN })),
+            });
+        } else if languages.is_source_file_name(&file.name) {
+            issues.push(ValidationIssue {
+                kind: "value_error",
+                loc,
+                msg: Cow::Owned(format!(
+                    "Value error, '{}' is reserved for programs' own source; give the extra file another name",
+                    file.name
+                )),
+                input,
+                ctx: None,
+            });
+        }
+    }
+}
+
+/// [`FILE_NAME_PATTERN`], checked without a regex engine.
+fn is_valid_file_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    matches!(bytes.first(), Some(b) if b.is_ascii_alphanumeric() || *b == b'_')
+        && bytes.len() <= 128
+        && bytes.iter().all(allowed)
+}
+
+fn too_long(field: &'static str, actual: usize, max: usize) -> ValidationIssue {
+    ValidationIssue {
+        kind: "too_long",
+        loc: vec![LocPart::Key("body"), LocPart::Key(field)],
+        msg: Cow::Owned(format!(
+            "List should have at most {max} items after validation, not {actual}"
+        )),
+        input: Value::Null,
+        ctx: Some(json!({ "field_type": "List", "max_length": max, "actual_length": actual })),
+    }
+}
+
+fn list_type(loc: Vec<LocPart>, value: &Value) -> ValidationIssue {
+    ValidationIssue {
+        kind: "list_type",
+        loc,
+        msg: Cow::Borrowed("Input should be a valid list"),
+        input: value.clone(),
+        ctx: None,
+    }
+}
+
+/// The last value of query parameter `name`, percent-decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .filter(|(key, _)| key == name)
+        .last()
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `POST /run-code?wait=true|false` (absent: false).
+pub(crate) fn wait_flag(query: Option<&str>) -> Result<bool, ApiError> {
+    match query_param(query, "wait").as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::QueryValidation(vec![ValidationIssue {
+            kind: "bool_parsing",
+            loc: vec![LocPart::Key("query"), LocPart::Key("wait")],
+            msg: Cow::Borrowed("Input should be a valid boolean, 'true' or 'false'"),
+            input: Value::String(other.to_owned()),
+            ctx: None,
+        }])),
+    }
+}
+
+/// `GET /results/{id}?wait=SECONDS`, 0 to `max` (absent: 0, no wait).
+pub(crate) fn wait_seconds(query: Option<&str>, max: u64) -> Result<u64, ApiError> {
+    let Some(text) = query_param(query, "wait") else {
+        return Ok(0);
+    };
+    let issue = |kind, msg: String, ctx| {
+        ApiError::QueryValidation(vec![ValidationIssue {
+            kind,
+            loc: vec![LocPart::Key("query"), LocPart::Key("wait")],
+            msg: Cow::Owned(msg),
+            input: Value::String(text.clone()),
+            ctx,
+        }])
+    };
+    let is_integer = {
+        let digits = text.strip_prefix('-').unwrap_or(&text);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    if !is_integer {
+        return Err(issue(
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer".to_owned(),
+            None,
+        ));
+    }
+    let range =
+        format!("Input should be between 0 and {max} (seconds), the range this server allows");
+    if text.starts_with('-') {
+        return Err(issue("greater_than_equal", range, Some(json!({ "ge": 0 }))));
+    }
+    match text.parse::<u64>() {
+        Ok(seconds) if seconds <= max => Ok(seconds),
+        _ => Err(issue("less_than_equal", range, Some(json!({ "le": max })))),
     }
 }
 
@@ -295,17 +781,28 @@ mod tests {
                 name: "python".into(),
                 version: "3.11".into(),
                 aliases: vec!["py".into()],
+                file_name: "main.py".into(),
             },
             SupportedLanguage {
                 name: "c".into(),
                 version: "gcc 12".into(),
                 aliases: vec![],
+                file_name: "main.c".into(),
             },
         ])
     }
 
+    fn config() -> ApiConfig {
+        ApiConfig {
+            max_code_bytes: 100,
+            max_time_limit_ms: 5_000,
+            max_memory_limit_mb: 512,
+            ..ApiConfig::default()
+        }
+    }
+
     fn issues(body: &str) -> Value {
-        match parse_run_request(body.as_bytes(), &languages(), 100) {
+        match parse_run_request(body.as_bytes(), &languages(), &config()) {
             Err(ApiError::Validation(issues)) => serde_json::to_value(issues).unwrap(),
             other => panic!("expected a validation error for {body:?}, got {other:?}"),
         }
@@ -316,7 +813,7 @@ mod tests {
         let request = parse_run_request(
             br#"{"language":"py","code":"print(1)","x":[1]}"#,
             &languages(),
-            100,
+            &config(),
         )
         .unwrap();
         assert_eq!(
@@ -325,6 +822,10 @@ mod tests {
                 language: "python".into(),
                 code: "print(1)".into(),
                 stdin: String::new(),
+                args: Vec::new(),
+                files: Vec::new(),
+                time_limit_ms: None,
+                memory_limit_mb: None,
             }
         );
     }
@@ -340,7 +841,7 @@ mod tests {
         let request = parse_run_request(
             br#"{"language":"c","code":"a","code":"b","stdin":null}"#,
             &languages(),
-            100,
+            &config(),
         )
         .unwrap();
         assert_eq!(request.code, "b");

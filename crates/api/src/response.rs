@@ -16,12 +16,17 @@ pub(crate) struct TaskCreated {
 /// `GET /results/{task_id}` for a task that exists.
 ///
 /// Serialized field order puts the seed's `status` and `result` first, then
-/// the extras; a pending task has no extras but its id.
+/// the extras; a pending task has no extras but its id, its `state` and,
+/// once a worker has started it, `started_at_ms`.
 #[derive(Serialize)]
 pub(crate) struct TaskStatus<'a> {
     status: &'static str,
     result: SeedResult<'a>,
     task_id: TaskId,
+    /// `queued`, `running` or `finished`: what `PENDING` hides.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at_ms: Option<u64>,
     #[serde(flatten)]
     details: Option<Details<'a>>,
 }
@@ -48,17 +53,29 @@ struct Details<'a> {
     wall_time_ms: u64,
     cpu_time_ms: u64,
     memory_peak_kib: u64,
-    started_at_ms: u64,
+    /// When the task was submitted; `None` for results stored before this
+    /// field existed.
+    queued_at_ms: Option<u64>,
     finished_at_ms: u64,
+    language: Option<&'a str>,
+    version: Option<&'a str>,
 }
 
 impl<'a> TaskStatus<'a> {
-    pub(crate) fn new(task_id: TaskId, state: &'a TaskState) -> Self {
+    /// `running_since`: when a worker started the task, if it is pending
+    /// and one has.
+    pub(crate) fn new(task_id: TaskId, state: &'a TaskState, running_since: Option<u64>) -> Self {
         match state {
             TaskState::Pending => Self {
                 status: "PENDING",
                 result: SeedResult::Pending,
                 task_id,
+                state: if running_since.is_some() {
+                    "running"
+                } else {
+                    "queued"
+                },
+                started_at_ms: running_since,
                 details: None,
             },
             TaskState::Done(result) => {
@@ -71,10 +88,13 @@ impl<'a> TaskStatus<'a> {
                     ),
                     _ => ("FAILURE", SeedResult::Failure(failure_message(result))),
                 };
+                let non_empty = |text: &'a str| (!text.is_empty()).then_some(text);
                 Self {
                     status,
                     result: seed_result,
                     task_id,
+                    state: "finished",
+                    started_at_ms: Some(result.started_at_ms),
                     details: Some(Details {
                         verdict: result.verdict,
                         stdout: &result.stdout,
@@ -86,8 +106,11 @@ impl<'a> TaskStatus<'a> {
                         wall_time_ms: result.wall_time_ms,
                         cpu_time_ms: result.cpu_time_ms,
                         memory_peak_kib: result.memory_peak_kib,
-                        started_at_ms: result.started_at_ms,
+                        queued_at_ms: (result.submitted_at_ms > 0)
+                            .then_some(result.submitted_at_ms),
                         finished_at_ms: result.finished_at_ms,
+                        language: non_empty(&result.language),
+                        version: non_empty(&result.language_version),
                     }),
                 }
             }
@@ -130,11 +153,14 @@ mod tests {
     #[test]
     fn pending_has_only_the_seed_fields_and_the_id() {
         let id = TaskId::new();
-        let body = serde_json::to_value(TaskStatus::new(id, &TaskState::Pending)).unwrap();
+        let body = serde_json::to_value(TaskStatus::new(id, &TaskState::Pending, None)).unwrap();
         assert_eq!(
             body,
-            json!({"status": "PENDING", "result": null, "task_id": id.to_string()})
+            json!({"status": "PENDING", "result": null, "task_id": id.to_string(), "state": "queued"})
         );
+        let body = serde_json::to_value(TaskStatus::new(id, &TaskState::Pending, Some(7))).unwrap();
+        assert_eq!(body["state"], "running");
+        assert_eq!(body["started_at_ms"], 7);
     }
 
     #[test]

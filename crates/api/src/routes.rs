@@ -5,65 +5,83 @@
 //! id. There is no per-request logging at `info`: at tens of thousands of
 //! requests a second it would cost more than the request.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use code_runner_queue::{Job, TaskId};
+use code_runner_queue::{Cancelled, Job, TaskId, TaskState};
 
 use crate::error::ApiError;
-use crate::request::{ensure_json_content_type, parse_run_request};
+use crate::request::{ensure_json_content_type, parse_run_request, wait_flag, wait_seconds};
 use crate::response::{TaskCreated, TaskStatus};
 use crate::state::AppState;
+use crate::{access, assets, service};
 
 /// Builds the API's router. It serves nothing by itself: [`crate::serve`]
 /// does, and tests call it in-process.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config().max_body_bytes();
-    Router::new()
-        .route("/run-code", post(run_code))
-        .route("/results/{task_id}", get(task_result))
+    // The routes API keys protect (when configured; see `access`).
+    let jobs = Router::new()
+        .route("/run-code", access::limit_rate(post(run_code), &state))
+        .route("/results/{task_id}", get(task_result).delete(cancel_task))
+        .route("/stats", get(service::stats));
+    let router = Router::new()
+        .merge(access::require_keys(jobs, &state))
         .route("/health", get(health))
+        .route("/ready", get(service::ready))
+        .route("/languages", get(service::languages))
+        .route("/metrics", get(service::metrics))
+        .merge(assets::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // axum's own default (2 MB) would cut off code near our limit or
         // let through far more than it; the rejection is mapped to JSON in
         // `run_code`.
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .with_state(state.clone());
+    access::cors(router, &state.config().access)
 }
 
-/// `POST /run-code`: validates and enqueues; never waits for the job.
+/// `POST /run-code`: validates and enqueues; with `?wait=true`, answers the
+/// task's status once it is finished (or the longest wait has passed).
 ///
 /// Takes the raw request rather than a `Json<T>` extractor so the body is
 /// parsed exactly once, by our own parser, which gives FastAPI's error shapes.
-async fn run_code(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Json<TaskCreated>, ApiError> {
+async fn run_code(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let wait = wait_flag(request.uri().query())?;
     ensure_json_content_type(request.headers())?;
     let body = Bytes::from_request(request, &())
         .await
         .map_err(|rejection| body_error(&rejection, &state))?;
-    let run = parse_run_request(&body, state.languages(), state.config().max_code_bytes)?;
+    let run = parse_run_request(&body, state.languages(), state.config())?;
     let job = Job {
         id: TaskId::new(),
         language: run.language,
         code: run.code,
         stdin: run.stdin,
         submitted_at_ms: now_ms(),
+        args: run.args,
+        files: run.files,
+        time_limit_ms: run.time_limit_ms,
+        memory_limit_mb: run.memory_limit_mb,
     };
-    state
+    state.queue().submit(&job).await.map_err(ApiError::queue)?;
+    if !wait {
+        return Ok(Json(TaskCreated { task_id: job.id }).into_response());
+    }
+    let timeout = Duration::from_secs(state.config().max_wait_secs);
+    let task = state
         .queue()
-        .submit(&job)
+        .wait_for_result(&job.id, timeout)
         .await
         .map_err(ApiError::QueueUnavailable)?;
-    Ok(Json(TaskCreated { task_id: job.id }))
+    task_status(&state, job.id, task).await
 }
 
 fn body_error(rejection: &BytesRejection, state: &AppState) -> ApiError {
@@ -78,7 +96,37 @@ fn body_error(rejection: &BytesRejection, state: &AppState) -> ApiError {
 
 /// `GET /results/{task_id}`: the task's state, or `404` when there is no
 /// such task. A path that is not even a task id is just another unknown task.
+///
+/// With `?wait=N`, a pending task is waited for up to N seconds (woken when
+/// its result is stored, not by polling).
 async fn task_result(
+    State(state): State<AppState>,
+    task_id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let Ok(Path(task_id)) = task_id else {
+        return Err(ApiError::TaskNotFound);
+    };
+    let id: TaskId = task_id.parse().map_err(|_| ApiError::TaskNotFound)?;
+    let wait = wait_seconds(query.as_deref(), state.config().max_wait_secs)?;
+    let task = if wait == 0 {
+        state.queue().state(&id).await
+    } else {
+        state
+            .queue()
+            .wait_for_result(&id, Duration::from_secs(wait))
+            .await
+    }
+    .map_err(ApiError::QueueUnavailable)?;
+    task_status(&state, id, task).await
+}
+
+/// `DELETE /results/{task_id}`: cancels a pending task. A queued job never
+/// runs; a running one is stopped by its worker within a second. Answers the
+/// task's new status (`FAILURE`, `verdict: "cancelled"`), `409` when the task
+/// had already finished (its result is unchanged), `404` when there is no
+/// such task.
+async fn cancel_task(
     State(state): State<AppState>,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -88,13 +136,37 @@ async fn task_result(
     let id: TaskId = task_id.parse().map_err(|_| ApiError::TaskNotFound)?;
     match state
         .queue()
-        .state(&id)
+        .cancel(&id, now_ms())
         .await
-        .map_err(ApiError::QueueUnavailable)?
+        .map_err(ApiError::queue)?
     {
-        Some(task) => Ok(Json(TaskStatus::new(id, &task)).into_response()),
-        None => Err(ApiError::TaskNotFound),
+        Cancelled::Now(result) => {
+            let task = TaskState::Done(result);
+            Ok(Json(TaskStatus::new(id, &task, None)).into_response())
+        }
+        Cancelled::AlreadyFinished(_) => Err(ApiError::AlreadyFinished),
+        Cancelled::NotFound => Err(ApiError::TaskNotFound),
     }
+}
+
+/// The answer for a task's state: its status body, or `404`.
+async fn task_status(
+    state: &AppState,
+    id: TaskId,
+    task: Option<TaskState>,
+) -> Result<Response, ApiError> {
+    let Some(task) = task else {
+        return Err(ApiError::TaskNotFound);
+    };
+    let running_since = match task {
+        TaskState::Pending => state
+            .queue()
+            .running_since(&id)
+            .await
+            .map_err(ApiError::QueueUnavailable)?,
+        TaskState::Done(_) => None,
+    };
+    Ok(Json(TaskStatus::new(id, &task, running_since)).into_response())
 }
 
 /// `GET /health`: the process is up and serving. Says nothing about the

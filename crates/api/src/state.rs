@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use code_runner_queue::Queue;
+
+use crate::access::{AccessConfig, Submissions};
 
 /// A language the workers can run, as the API shows and accepts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,14 +23,27 @@ pub struct SupportedLanguage {
     pub version: String,
     /// Other names accepted in requests (e.g. `py`), resolved to `name`.
     pub aliases: Vec<String>,
+    /// The name the program's source is saved as (`main.py`; `Main.java`
+    /// for Java, or the name of its public class). Extra files may not
+    /// take it.
+    pub file_name: String,
 }
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     /// Largest accepted `code`, in UTF-8 bytes of the decoded string; larger
-    /// code is refused with `413` before anything is queued.
+    /// code is refused with `413` before anything is queued. Extra `files`
+    /// count towards it too.
     pub max_code_bytes: usize,
+    /// Largest `time_limit_ms` a request may ask for: the workers' own limit.
+    pub max_time_limit_ms: u64,
+    /// Largest `memory_limit_mb` a request may ask for: the workers' own limit.
+    pub max_memory_limit_mb: u64,
+    /// Longest a request may wait for its result (`?wait`), in seconds.
+    pub max_wait_secs: u64,
+    /// API keys, rate limit and CORS; all off by default.
+    pub access: AccessConfig,
 }
 
 impl ApiConfig {
@@ -49,6 +65,10 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_code_bytes: 1024 * 1024,
+            max_time_limit_ms: 10_000,
+            max_memory_limit_mb: 256,
+            max_wait_secs: 60,
+            access: AccessConfig::default(),
         }
     }
 }
@@ -64,6 +84,10 @@ struct Inner {
     queue: Arc<dyn Queue>,
     languages: Languages,
     config: ApiConfig,
+    /// The rate limiter of `POST /run-code`, when one is configured.
+    submissions: Option<Submissions>,
+    /// `GET /openapi.json`, generated once from the code and this configuration.
+    openapi: Bytes,
 }
 
 impl AppState {
@@ -77,13 +101,25 @@ impl AppState {
         languages: Vec<SupportedLanguage>,
         config: ApiConfig,
     ) -> Self {
+        let languages = Languages::new(languages);
+        let openapi = crate::openapi::document(&config, &languages);
         Self {
             inner: Arc::new(Inner {
                 queue,
-                languages: Languages::new(languages),
+                languages,
+                submissions: config.access.rate_limit.map(Submissions::new),
                 config,
+                openapi,
             }),
         }
+    }
+
+    pub(crate) fn submissions(&self) -> Option<&Submissions> {
+        self.inner.submissions.as_ref()
+    }
+
+    pub(crate) fn openapi(&self) -> &Bytes {
+        &self.inner.openapi
     }
 
     pub(crate) fn queue(&self) -> &dyn Queue {
@@ -116,11 +152,14 @@ pub(crate) struct Languages {
     lookup: HashMap<String, usize>,
     /// pydantic's rendering of the choices: `'python', 'java' or 'c'`.
     expected: String,
+    /// The accepted languages in full, parallel to `names` (`GET /languages`).
+    entries: Vec<SupportedLanguage>,
 }
 
 impl Languages {
     pub(crate) fn new(languages: Vec<SupportedLanguage>) -> Self {
         let mut names = Vec::with_capacity(languages.len());
+        let mut entries = Vec::with_capacity(languages.len());
         let mut lookup = HashMap::new();
         for language in languages {
             if lookup.contains_key(&language.name) {
@@ -132,17 +171,36 @@ impl Languages {
             }
             let index = names.len();
             lookup.insert(language.name.clone(), index);
-            for alias in language.aliases {
-                lookup.entry(alias).or_insert(index);
+            for alias in &language.aliases {
+                lookup.entry(alias.clone()).or_insert(index);
             }
-            names.push(language.name);
+            names.push(language.name.clone());
+            entries.push(language);
         }
         let expected = pydantic_choices(&names);
         Self {
             names,
             lookup,
             expected,
+            entries,
         }
+    }
+
+    /// Every accepted language, in table order.
+    pub(crate) fn all(&self) -> &[SupportedLanguage] {
+        &self.entries
+    }
+
+    /// True when `name` is the source file name of any language: an extra
+    /// file of that name could clash with a program's own source. (One rule
+    /// for every language, so the OpenAPI schema can state it.)
+    pub(crate) fn is_source_file_name(&self, name: &str) -> bool {
+        self.entries.iter().any(|l| l.file_name == name)
+    }
+
+    /// The source file names of every language (see `is_source_file_name`).
+    pub(crate) fn source_file_names(&self) -> Vec<&str> {
+        self.entries.iter().map(|l| l.file_name.as_str()).collect()
     }
 
     /// The canonical name for `name`, if it is a name or alias we accept.
@@ -192,6 +250,7 @@ mod tests {
             name: name.into(),
             version: "1".into(),
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
+            file_name: format!("{name}.x"),
         };
         let table = Languages::new(vec![
             language("python", &["py"]),

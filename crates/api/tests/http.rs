@@ -27,6 +27,7 @@ fn seed_languages() -> Vec<SupportedLanguage> {
         name: name.to_owned(),
         version: "test".to_owned(),
         aliases: aliases.iter().map(|alias| alias.to_string()).collect(),
+        file_name: format!("main.{name}"),
     };
     vec![
         language("python", &["py", "python3"]),
@@ -132,6 +133,9 @@ fn finished(verdict: Verdict) -> JobResult {
         memory_peak_kib: 8_192,
         started_at_ms: 1_700_000_000_000,
         finished_at_ms: 1_700_000_000_031,
+        submitted_at_ms: 1_699_999_999_990,
+        language: "python".to_owned(),
+        language_version: "3.11".to_owned(),
     }
 }
 
@@ -251,7 +255,7 @@ async fn a_task_is_pending_right_after_submit() {
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(
         response.body,
-        json!({"status": "PENDING", "result": null, "task_id": task_id})
+        json!({"status": "PENDING", "result": null, "task_id": task_id, "state": "queued"})
     );
 }
 
@@ -287,6 +291,10 @@ async fn a_successful_task_answers_the_seed_shape_plus_details() {
             "memory_peak_kib": 8192,
             "started_at_ms": 1_700_000_000_000u64,
             "finished_at_ms": 1_700_000_000_031u64,
+            "queued_at_ms": 1_699_999_999_990u64,
+            "state": "finished",
+            "language": "python",
+            "version": "3.11",
         })
     );
 }
@@ -325,6 +333,10 @@ async fn a_failed_task_answers_its_message_as_the_seed_result() {
             "memory_peak_kib": 8192,
             "started_at_ms": 1_700_000_000_000u64,
             "finished_at_ms": 1_700_000_000_031u64,
+            "queued_at_ms": 1_699_999_999_990u64,
+            "state": "finished",
+            "language": "python",
+            "version": "3.11",
         })
     );
 }
@@ -516,7 +528,13 @@ async fn bad_requests_queue_nothing() {
 
 #[tokio::test]
 async fn code_over_the_limit_is_413_counted_in_utf8_bytes() {
-    let app = spawn_app_with(ApiConfig { max_code_bytes: 10 }, Duration::from_secs(60));
+    let app = spawn_app_with(
+        ApiConfig {
+            max_code_bytes: 10,
+            ..ApiConfig::default()
+        },
+        Duration::from_secs(60),
+    );
     // Ten bytes exactly: accepted.
     let response = app
         .post_run(json!({"language": "c", "code": "é".repeat(5)}).to_string())
@@ -535,7 +553,10 @@ async fn code_over_the_limit_is_413_counted_in_utf8_bytes() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_json() {
-    let config = ApiConfig { max_code_bytes: 10 };
+    let config = ApiConfig {
+        max_code_bytes: 10,
+        ..ApiConfig::default()
+    };
     let limit = config.max_body_bytes();
     let app = spawn_app_with(config, Duration::from_secs(60));
     let body = json!({"language": "c", "code": "x", "stdin": "y".repeat(limit)}).to_string();
@@ -574,10 +595,11 @@ async fn wrong_methods_are_405_and_unknown_routes_404_in_json() {
     assert_eq!(response.body, json!({"detail": "Method Not Allowed"}));
     assert_eq!(response.headers[header::ALLOW], "POST");
 
+    // (DELETE is cancellation; PUT is no method of the route.)
     let response = app
         .send(
             Request::builder()
-                .method(Method::DELETE)
+                .method(Method::PUT)
                 .uri(format!("/results/{}", TaskId::new()))
                 .body(Body::empty())
                 .unwrap(),
@@ -586,7 +608,13 @@ async fn wrong_methods_are_405_and_unknown_routes_404_in_json() {
     assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.body, json!({"detail": "Method Not Allowed"}));
 
-    for uri in ["/", "/nope", "/results", "/results/", "/results/a/b"] {
+    for uri in [
+        "/nope",
+        "/results",
+        "/results/",
+        "/results/a/b",
+        "/docs/nope.js",
+    ] {
         let response = app.get(uri).await;
         assert_eq!(response.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(response.body, json!({"detail": "Not Found"}), "{uri}");

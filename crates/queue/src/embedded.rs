@@ -2,22 +2,29 @@
 //! Redis, so `code-runner serve` runs with nothing else installed.
 //!
 //! Jobs wait in a FIFO and waiting consumers are woken through a
-//! [`Notify`]; task states live in a map with an expiry time each. Because the
-//! TTL is the same for every write, expiry times grow in write order, so a
-//! second FIFO of `(expires_at, id)` lets every write purge what has expired
-//! in amortised O(1) instead of scanning the map. Locks are `std` mutexes held
-//! for a few pointer moves and never across an `.await`.
+//! [`Notify`]; a delivered job moves to an in-flight map (the Redis group's
+//! pending list) until it is completed, so a delivery that times out can be
+//! reclaimed like on Redis. Task states live in a map with an expiry time
+//! each. Because the TTL is the same for every write, expiry times grow in
+//! write order, so a second FIFO of `(expires_at, id)` lets every write purge
+//! what has expired in amortised O(1) instead of scanning the map. Locks are
+//! `std` mutexes held for a few pointer moves and never across an `.await`;
+//! when both are needed, `states` is taken before `jobs`.
+
+mod observe;
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::{Delivery, Job, JobResult, Queue, QueueError, TaskId, TaskState};
+use crate::{
+    Cancelled, Delivery, Job, JobResult, Queue, QueueError, Redelivery, TaskId, TaskState,
+};
 
 /// An in-process queue and state store. Cloning is cheap and every clone
 /// shares the same queue.
@@ -30,12 +37,31 @@ pub struct EmbeddedQueue {
 struct Inner {
     /// How long a state (pending or final) is kept after its last write.
     result_ttl: Duration,
-    jobs: Mutex<VecDeque<Delivery>>,
+    /// Most unfinished jobs (queued + in flight); `None`: no limit.
+    max_queue_length: Option<u64>,
+    jobs: Mutex<Jobs>,
     /// Woken on every submit, so a waiting `reserve` does not poll.
     job_added: Notify,
     states: Mutex<States>,
     /// Source of unique delivery receipts.
     next_receipt: AtomicU64,
+    /// Result waiters, running marks, worker reports, counters.
+    observe: observe::Observe,
+}
+
+/// Every unfinished job: waiting, or delivered and not yet acknowledged.
+#[derive(Debug, Default)]
+struct Jobs {
+    queued: VecDeque<Delivery>,
+    /// By receipt number, i.e. in submission order, like a pending list.
+    in_flight: BTreeMap<u64, InFlight>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    delivery: Delivery,
+    /// When it was (last) delivered; `None` once released, i.e. reclaimable now.
+    since: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -54,26 +80,55 @@ struct Stored {
 }
 
 impl EmbeddedQueue {
-    /// An empty queue whose task states expire `result_ttl` after their last write.
+    /// An empty queue whose task states expire `result_ttl` after their last
+    /// write, with no limit on its length.
     pub fn new(result_ttl: Duration) -> Self {
+        Self::with_max_queue_length(result_ttl, None)
+    }
+
+    /// Like [`EmbeddedQueue::new`]; a submit beyond `max_queue_length`
+    /// unfinished jobs fails with [`QueueError::Full`].
+    pub fn with_max_queue_length(result_ttl: Duration, max_queue_length: Option<u64>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 result_ttl,
-                jobs: Mutex::new(VecDeque::new()),
+                max_queue_length,
+                jobs: Mutex::new(Jobs::default()),
                 job_added: Notify::new(),
                 states: Mutex::new(States::default()),
                 next_receipt: AtomicU64::new(1),
+                observe: observe::Observe::default(),
             }),
         }
     }
 
-    /// Takes up to `max` queued jobs without waiting.
+    /// Takes up to `max` queued jobs without waiting. Jobs whose task is
+    /// already final (cancelled while queued) are dropped, never delivered.
     fn take(&self, max: usize) -> Vec<Delivery> {
+        let now = Instant::now();
+        let states = lock(&self.inner.states);
         let mut jobs = lock(&self.inner.jobs);
-        let n = max.min(jobs.len());
-        let taken: Vec<Delivery> = jobs.drain(..n).collect();
-        let more_left = !jobs.is_empty();
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(delivery) = jobs.queued.pop_front() else {
+                break;
+            };
+            if states.is_final(&delivery.job.id, now) {
+                tracing::debug!(task_id = %delivery.job.id, "task already final; not running it");
+                continue;
+            }
+            jobs.in_flight.insert(
+                receipt_number(&delivery.receipt),
+                InFlight {
+                    delivery: delivery.clone(),
+                    since: Some(now),
+                },
+            );
+            taken.push(delivery);
+        }
+        let more_left = !jobs.queued.is_empty();
         drop(jobs);
+        drop(states);
         if more_left && !taken.is_empty() {
             // Pass the wake-up on: the submit that woke us may have been meant
             // for a job we left, and another consumer may be waiting for it.
@@ -81,6 +136,19 @@ impl EmbeddedQueue {
         }
         taken
     }
+}
+
+/// Receipts are decimal numbers made by `next_receipt`; anything else (a
+/// receipt from another backend) matches no delivery.
+fn receipt_number(receipt: &str) -> u64 {
+    receipt.parse().unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl Inner {
@@ -114,6 +182,36 @@ impl States {
         self.by_id.insert(id, Stored { state, expires_at });
         self.expiries.push_back((expires_at, id));
     }
+
+    /// The live (unexpired) state of a task.
+    fn get(&self, id: &TaskId, now: Instant) -> Option<&TaskState> {
+        self.by_id
+            .get(id)
+            .filter(|s| s.expires_at > now)
+            .map(|s| &s.state)
+    }
+
+    fn is_final(&self, id: &TaskId, now: Instant) -> bool {
+        matches!(self.get(id, now), Some(TaskState::Done(_)))
+    }
+
+    /// Stores a final state unless the task has one: the first one wins.
+    /// Returns false when an earlier final state was kept.
+    fn finish(
+        &mut self,
+        id: TaskId,
+        result: &JobResult,
+        now: Instant,
+        expires_at: Instant,
+    ) -> bool {
+        if self.is_final(&id, now) {
+            return false;
+        }
+        // Written even when the pending state has expired: a late result is
+        // still worth keeping for a client that asks again.
+        self.put(id, TaskState::Done(result.clone()), expires_at);
+        true
+    }
 }
 
 /// Locks a mutex, recovering the data if a thread panicked while holding it:
@@ -135,18 +233,26 @@ impl Queue for EmbeddedQueue {
             if states.by_id.contains_key(&job.id) {
                 return Ok(());
             }
-            states.put(job.id, TaskState::Pending, self.inner.expires_at(now));
             // The job is queued while the state lock is still held, so no
             // reader can see the pending state of a job that is not queued yet
             // and a concurrent submit of the same id cannot queue it twice.
+            let mut jobs = lock(&self.inner.jobs);
+            if let Some(limit) = self.inner.max_queue_length {
+                let unfinished = (jobs.queued.len() + jobs.in_flight.len()) as u64;
+                if unfinished >= limit {
+                    return Err(QueueError::Full { limit });
+                }
+            }
+            states.put(job.id, TaskState::Pending, self.inner.expires_at(now));
             let receipt = self
                 .inner
                 .next_receipt
                 .fetch_add(1, Ordering::Relaxed)
                 .to_string();
-            lock(&self.inner.jobs).push_back(Delivery {
+            jobs.queued.push_back(Delivery {
                 job: job.clone(),
                 receipt,
+                attempt: 1,
             });
         }
         self.inner.job_added.notify_one();
@@ -157,11 +263,7 @@ impl Queue for EmbeddedQueue {
         let now = Instant::now();
         let states = lock(&self.inner.states);
         // Checked here rather than purged, so reads stay cheap; writes purge.
-        Ok(states
-            .by_id
-            .get(id)
-            .filter(|s| s.expires_at > now)
-            .map(|s| s.state.clone()))
+        Ok(states.get(id, now).cloned())
     }
 
     async fn reserve(
@@ -199,31 +301,149 @@ impl Queue for EmbeddedQueue {
         }
     }
 
+    async fn reclaim(
+        &self,
+        _consumer: &str,
+        max: usize,
+        policy: &Redelivery,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let now = Instant::now();
+        let mut states = lock(&self.inner.states);
+        states.purge(now);
+        let mut jobs = lock(&self.inner.jobs);
+        let mut taken = Vec::new();
+        let mut retired = Vec::new();
+        for (&number, in_flight) in jobs.in_flight.iter_mut() {
+            if taken.len() >= max {
+                break;
+            }
+            let timed_out = in_flight
+                .since
+                .is_none_or(|since| now.duration_since(since) >= policy.visibility_timeout);
+            if !timed_out {
+                continue;
+            }
+            let delivery = &mut in_flight.delivery;
+            delivery.attempt += 1;
+            in_flight.since = Some(now);
+            let id = delivery.job.id;
+            if states.is_final(&id, now) {
+                retired.push(number);
+            } else if delivery.attempt > policy.max_deliveries {
+                let deliveries = delivery.attempt - 1;
+                tracing::warn!(task_id = %id, deliveries, "job's workers died on every delivery; failing it instead of retrying");
+                let result = JobResult::delivery_exhausted(deliveries, now_ms());
+                let expires_at = self.inner.expires_at(now);
+                states.finish(id, &result, now, expires_at);
+                self.inner.observe.finished(&id);
+                retired.push(number);
+            } else {
+                tracing::info!(task_id = %id, attempt = delivery.attempt, "reclaimed a job whose delivery timed out");
+                taken.push(delivery.clone());
+            }
+        }
+        for number in retired {
+            jobs.in_flight.remove(&number);
+        }
+        Ok(taken)
+    }
+
     async fn complete(&self, delivery: &Delivery, result: &JobResult) -> Result<(), QueueError> {
         let now = Instant::now();
         let mut states = lock(&self.inner.states);
         states.purge(now);
         let id = delivery.job.id;
-        if let Some(Stored {
-            state: TaskState::Done(_),
-            ..
-        }) = states.by_id.get(&id)
-        {
+        let expires_at = self.inner.expires_at(now);
+        if !states.finish(id, result, now, expires_at) {
             tracing::debug!(task_id = %id, "task already has a final result; later one ignored");
-            return Ok(());
         }
-        // Written even when the pending state has expired: a late result is
-        // still worth keeping for a client that asks again.
-        states.put(
-            id,
-            TaskState::Done(result.clone()),
-            self.inner.expires_at(now),
-        );
+        self.inner.observe.finished(&id);
+        lock(&self.inner.jobs)
+            .in_flight
+            .remove(&receipt_number(&delivery.receipt));
         Ok(())
+    }
+
+    async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let mut jobs = lock(&self.inner.jobs);
+        if let Some(in_flight) = jobs.in_flight.get_mut(&receipt_number(&delivery.receipt)) {
+            in_flight.since = None;
+            in_flight.delivery.attempt = delivery.attempt.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, id: &TaskId, at_ms: u64) -> Result<Cancelled, QueueError> {
+        let now = Instant::now();
+        let mut states = lock(&self.inner.states);
+        states.purge(now);
+        match states.get(id, now) {
+            None => Ok(Cancelled::NotFound),
+            Some(TaskState::Done(result)) => Ok(Cancelled::AlreadyFinished(result.clone())),
+            Some(TaskState::Pending) => {
+                let result = JobResult::cancelled(at_ms);
+                let expires_at = self.inner.expires_at(now);
+                states.put(*id, TaskState::Done(result.clone()), expires_at);
+                self.inner.observe.finished(id);
+                Ok(Cancelled::Now(result))
+            }
+        }
+    }
+
+    async fn settled(&self, ids: &[TaskId]) -> Result<Vec<TaskId>, QueueError> {
+        let now = Instant::now();
+        let states = lock(&self.inner.states);
+        Ok(ids
+            .iter()
+            .filter(|id| states.is_final(id, now))
+            .copied()
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), QueueError> {
         Ok(())
+    }
+
+    async fn wait_for_result(
+        &self,
+        id: &TaskId,
+        timeout: Duration,
+    ) -> Result<Option<TaskState>, QueueError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let watch = self.inner.observe.watch(*id);
+        loop {
+            // Registered before the state is read, so a result stored in
+            // between still wakes this waiter.
+            let notified = watch.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let state = self.state(id).await?;
+            if !matches!(state, Some(TaskState::Pending)) {
+                return Ok(state);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.state(id).await;
+            }
+        }
+    }
+
+    async fn mark_running(&self, id: &TaskId, at_ms: u64) -> Result<(), QueueError> {
+        self.inner.observe.mark_running(*id, at_ms);
+        Ok(())
+    }
+
+    async fn running_since(&self, id: &TaskId) -> Result<Option<u64>, QueueError> {
+        Ok(self.inner.observe.running_since(id))
+    }
+
+    async fn report_worker(&self, report: &crate::stats::WorkerReport) -> Result<(), QueueError> {
+        self.inner.observe.report(report);
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<crate::stats::QueueStats, QueueError> {
+        let queued = lock(&self.inner.jobs).queued.len() as u64;
+        Ok(self.inner.observe.stats(queued))
     }
 }
 
@@ -238,6 +458,10 @@ mod tests {
             code: "print(1)".into(),
             stdin: String::new(),
             submitted_at_ms: 0,
+            args: Vec::new(),
+            files: Vec::new(),
+            time_limit_ms: None,
+            memory_limit_mb: None,
         }
     }
 

@@ -49,11 +49,59 @@ pub struct Job {
     pub stdin: String,
     /// When the API accepted the job, in milliseconds since the Unix epoch.
     pub submitted_at_ms: u64,
+    /// Command-line arguments for the program (after the run command).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra source files written next to the main one (multi-file programs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SourceFile>,
+    /// The run step's wall-clock (and CPU) limit the client asked for, in
+    /// milliseconds; `None` means the worker's configured limit. Never above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_ms: Option<u64>,
+    /// The run step's memory limit the client asked for, in MiB; `None`
+    /// means the worker's configured limit. Never above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mb: Option<u64>,
+}
+
+impl Job {
+    /// A job with only the seed's fields (plus optional stdin), every
+    /// addition at its default.
+    pub fn new(
+        id: TaskId,
+        language: impl Into<String>,
+        code: impl Into<String>,
+        submitted_at_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            language: language.into(),
+            code: code.into(),
+            stdin: String::new(),
+            submitted_at_ms,
+            args: Vec::new(),
+            files: Vec::new(),
+            time_limit_ms: None,
+            memory_limit_mb: None,
+        }
+    }
+}
+
+/// An extra source file of a multi-file program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    /// A plain file name (no directories), checked by the API.
+    pub name: String,
+    pub content: String,
 }
 
 /// Where a task is: waiting or running, or finished with a result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+// `Done` is large and `Pending` empty, but a state is built once per read or
+// write and moved rarely: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum TaskState {
     Pending,
     Done(JobResult),
@@ -71,6 +119,34 @@ pub enum Verdict {
     OutputLimit,
     Cancelled,
     InternalError,
+}
+
+impl Verdict {
+    /// Every verdict, in the order documentation lists them.
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Ok,
+        Verdict::CompileError,
+        Verdict::RuntimeError,
+        Verdict::TimeLimit,
+        Verdict::MemoryLimit,
+        Verdict::OutputLimit,
+        Verdict::Cancelled,
+        Verdict::InternalError,
+    ];
+
+    /// The wire name, as serde writes it (`time_limit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::CompileError => "compile_error",
+            Verdict::RuntimeError => "runtime_error",
+            Verdict::TimeLimit => "time_limit",
+            Verdict::MemoryLimit => "memory_limit",
+            Verdict::OutputLimit => "output_limit",
+            Verdict::Cancelled => "cancelled",
+            Verdict::InternalError => "internal_error",
+        }
+    }
 }
 
 /// The final result of a task, written once by the worker that ran it.
@@ -93,6 +169,16 @@ pub struct JobResult {
     pub memory_peak_kib: u64,
     pub started_at_ms: u64,
     pub finished_at_ms: u64,
+    /// When the job was queued (the job's `submitted_at_ms`); 0 in results
+    /// stored before this field existed.
+    #[serde(default)]
+    pub submitted_at_ms: u64,
+    /// The canonical language name the job ran as; empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub language: String,
+    /// That language's toolchain version, from the worker's language table.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub language_version: String,
 }
 
 impl JobResult {
@@ -112,6 +198,9 @@ impl JobResult {
             memory_peak_kib: 0,
             started_at_ms: at_ms,
             finished_at_ms: at_ms,
+            submitted_at_ms: 0,
+            language: String::new(),
+            language_version: String::new(),
         }
     }
 }

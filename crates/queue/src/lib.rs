@@ -1,7 +1,8 @@
 //! The queue between the API and the workers, and the store of task states.
 //!
-//! The API calls [`Queue::submit`] and [`Queue::state`]; workers call
-//! [`Queue::reserve`] and [`Queue::complete`]. Two backends implement the same
+//! The API calls [`Queue::submit`], [`Queue::state`] and [`Queue::cancel`];
+//! workers call [`Queue::reserve`], [`Queue::reclaim`], [`Queue::complete`],
+//! [`Queue::release`] and [`Queue::settled`]. Two backends implement the same
 //! trait and pass the same conformance tests:
 //!
 //! - [`RedisQueue`]: jobs in a Redis Stream read through a consumer group,
@@ -9,25 +10,90 @@
 //!   worker processes share one Redis.
 //! - [`EmbeddedQueue`]: the same semantics inside one process, so
 //!   `code-runner serve` works with nothing else installed.
+//!
+//! Reliability, in both backends:
+//!
+//! - A delivery is a lease: if it is neither completed nor released within a
+//!   visibility timeout (its worker died), [`Queue::reclaim`] hands it to
+//!   another worker; after [`Redelivery::max_deliveries`] deliveries the task
+//!   ends as `internal_error` instead of being retried for ever.
+//! - The first final state of a task wins; every later one (a redelivered job
+//!   that had in fact finished, a run racing a cancellation) is ignored.
+//! - [`Queue::submit`] refuses work beyond a maximum queue length
+//!   ([`QueueError::Full`]) in the same atomic step that would enqueue it.
+//! - [`Queue::cancel`] gives a pending task its final `cancelled` state at
+//!   once; a worker never starts a task that is already final, and stops one
+//!   it is running when [`Queue::settled`] reports it.
+//!
+//! Watching, in both backends (see [`stats`]):
+//!
+//! - [`Queue::wait_for_result`] returns once the task is final, woken by the
+//!   backend (Redis pub/sub on one shared subscriber connection per process;
+//!   an in-process notification), never by polling.
+//! - [`Queue::mark_running`] / [`Queue::running_since`] tell a running task
+//!   from a queued one.
+//! - Workers send a heartbeat with [`Queue::report_worker`];
+//!   [`Queue::stats`] reads the queue length, live workers and job counters.
 
 mod embedded;
 mod job;
 mod redis_queue;
+pub mod stats;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use embedded::EmbeddedQueue;
-pub use job::{Job, JobResult, TaskId, TaskState, Verdict};
-pub use redis_queue::{RedisQueue, RedisQueueConfig};
+pub use job::{Job, JobResult, SourceFile, TaskId, TaskState, Verdict};
+pub use redis_queue::{RedisQueue, RedisQueueConfig, COMMAND_DEADLINE};
 
 /// A job handed to one worker, with what that worker needs to acknowledge it.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub job: Job,
-    /// Backend-specific receipt (the stream entry id for Redis).
+    /// Backend-specific receipt (the stream entry id for Redis). A redelivery
+    /// of the same job carries the same receipt.
     pub receipt: String,
+    /// How many times the job has been handed out, this time included: 1 for
+    /// a first delivery, more when workers died (or shut down) holding it.
+    pub attempt: u32,
+}
+
+/// When a delivery that was never acknowledged goes to another worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redelivery {
+    /// How long a delivery may stay unacknowledged before it is presumed lost
+    /// (its worker killed or gone). Must exceed the longest a live worker can
+    /// take over one job, or a slow job is run twice (harmless to its result,
+    /// since the first final result wins, but wasted work).
+    pub visibility_timeout: Duration,
+    /// Deliveries allowed per job. A job whose worker died this many times
+    /// ends as `internal_error` rather than being handed out again, so a job
+    /// that kills its worker cannot loop for ever.
+    pub max_deliveries: u32,
+}
+
+impl Default for Redelivery {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(70),
+            max_deliveries: 3,
+        }
+    }
+}
+
+/// What [`Queue::cancel`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancelled {
+    /// The task was pending (queued or running); it now has this final
+    /// `cancelled` result, and its job will not run (or is being stopped).
+    Now(JobResult),
+    /// The task had already finished (possibly by an earlier cancel); its
+    /// result is unchanged.
+    AlreadyFinished(JobResult),
+    /// No such task: never issued, or expired.
+    NotFound,
 }
 
 /// The operations the API and the workers need; each one is atomic.
@@ -49,12 +115,82 @@ pub trait Queue: Send + Sync + 'static {
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError>;
 
+    /// Takes over up to `max` deliveries that other consumers (or earlier
+    /// runs of this one) have held unacknowledged for longer than
+    /// `policy.visibility_timeout`, as when their worker was killed. A job
+    /// that has used up `policy.max_deliveries` is not returned: it is given
+    /// a final `internal_error` result and acknowledged. Jobs whose task is
+    /// already final are acknowledged and not returned either.
+    async fn reclaim(
+        &self,
+        consumer: &str,
+        max: usize,
+        policy: &Redelivery,
+    ) -> Result<Vec<Delivery>, QueueError>;
+
     /// Stores the task's final result and acknowledges its delivery. The first
     /// final result wins: a later one for the same task is ignored.
     async fn complete(&self, delivery: &Delivery, result: &JobResult) -> Result<(), QueueError>;
 
+    /// Gives an unfinished delivery back (a worker shutting down): it stays
+    /// unacknowledged and becomes reclaimable at once, without waiting out
+    /// the visibility timeout, and this delivery is not counted against
+    /// [`Redelivery::max_deliveries`].
+    async fn release(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// Cancels a pending task: it gets a final `cancelled` result at once,
+    /// its job is never started, and a worker running it stops it when it
+    /// next asks [`Queue::settled`].
+    async fn cancel(&self, id: &TaskId, at_ms: u64) -> Result<Cancelled, QueueError>;
+
+    /// Which of `ids` already have a final state (cancelled, or finished by
+    /// another delivery), so their running jobs can be stopped.
+    async fn settled(&self, ids: &[TaskId]) -> Result<Vec<TaskId>, QueueError>;
+
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), QueueError>;
+
+    // Watching tasks and the service (`stats` and the `observe` modules).
+    // Every method has a do-little default so a test double need not
+    // implement them; both real backends override all of them.
+
+    /// The task's state once it is final, or as it is when `timeout` runs
+    /// out (still pending), or `None` for an unknown task. Woken by the
+    /// backend when the result is stored (Redis pub/sub, an in-process
+    /// notification), never by polling; any number of callers may wait at once.
+    async fn wait_for_result(
+        &self,
+        id: &TaskId,
+        timeout: Duration,
+    ) -> Result<Option<TaskState>, QueueError> {
+        let _ = timeout;
+        self.state(id).await
+    }
+
+    /// Marks a pending task as started by a worker at `at_ms`, so clients can
+    /// tell "queued" from "running". Best effort: nothing depends on it.
+    async fn mark_running(&self, id: &TaskId, at_ms: u64) -> Result<(), QueueError> {
+        let _ = (id, at_ms);
+        Ok(())
+    }
+
+    /// When a worker started the task's job, if one has (see [`Queue::mark_running`]).
+    async fn running_since(&self, id: &TaskId) -> Result<Option<u64>, QueueError> {
+        let _ = id;
+        Ok(None)
+    }
+
+    /// A worker's heartbeat: its busy and idle slots, and counts of the jobs
+    /// it finished since the last one.
+    async fn report_worker(&self, report: &stats::WorkerReport) -> Result<(), QueueError> {
+        let _ = report;
+        Ok(())
+    }
+
+    /// Queue length, live workers and cumulative job counts.
+    async fn stats(&self) -> Result<stats::QueueStats, QueueError> {
+        Ok(stats::QueueStats::default())
+    }
 }
 
 /// Why a queue operation failed.
@@ -72,6 +208,32 @@ pub enum QueueError {
         #[source]
         source: serde_json::Error,
     },
+    /// Redis did not answer in time; it is down, restarting or overloaded.
+    #[error("redis {op} got no answer within {waited:?}")]
+    Timeout { op: &'static str, waited: Duration },
+    /// Backpressure: the queue already holds `limit` unfinished jobs.
+    #[error("the queue is full ({limit} jobs waiting or running)")]
+    Full { limit: u64 },
     #[error("the queue is closed")]
     Closed,
+}
+
+impl JobResult {
+    /// The final result of a task cancelled through [`Queue::cancel`].
+    pub fn cancelled(at_ms: u64) -> Self {
+        let mut result = Self::internal_error("Cancelled", at_ms);
+        result.verdict = Verdict::Cancelled;
+        result
+    }
+
+    /// The final result of a job whose workers all died holding it.
+    pub fn delivery_exhausted(deliveries: u32, at_ms: u64) -> Self {
+        Self::internal_error(
+            format!(
+                "Internal error: the job was delivered {deliveries} times and its worker stopped \
+                 (killed, crashed or lost) before finishing it each time; not retried again"
+            ),
+            at_ms,
+        )
+    }
 }

@@ -53,6 +53,8 @@ impl Harness {
                     url: server.url(),
                     key_prefix: prefix.clone(),
                     result_ttl,
+                    max_queue_length: None,
+                    command_deadline: code_runner_queue::COMMAND_DEADLINE,
                 })
                 .await
                 .expect("connect to the test redis-server"),
@@ -68,6 +70,10 @@ fn job() -> Job {
         code: "print('Hello from Celery!')".into(),
         stdin: String::new(),
         submitted_at_ms: 1,
+        args: Vec::new(),
+        files: Vec::new(),
+        time_limit_ms: None,
+        memory_limit_mb: None,
     }
 }
 
@@ -400,6 +406,8 @@ mod redis_only {
                     url: server.url(),
                     key_prefix: prefix.clone(),
                     result_ttl: LONG_TTL,
+                    max_queue_length: None,
+                    command_deadline: code_runner_queue::COMMAND_DEADLINE,
                 })
                 .await
                 .unwrap(),

@@ -25,6 +25,8 @@ async fn submit_throughput() {
             url: server.url(),
             key_prefix: unique_prefix(),
             result_ttl: Duration::from_secs(600),
+            max_queue_length: None,
+            command_deadline: code_runner_queue::COMMAND_DEADLINE,
         })
         .await
         .unwrap(),
@@ -44,6 +46,10 @@ async fn submit_throughput() {
                         code: code.clone(),
                         stdin: String::new(),
                         submitted_at_ms: 0,
+                        args: Vec::new(),
+                        files: Vec::new(),
+                        time_limit_ms: None,
+                        memory_limit_mb: None,
                     };
                     queue.submit(&job).await.unwrap();
                 }

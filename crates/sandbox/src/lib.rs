@@ -7,10 +7,14 @@
 //! - [`native`]: the default backend — bubblewrap for namespaces and mounts,
 //!   cgroups (v1 or v2) for memory, processes and CPU accounting, rlimits, and
 //!   an unprivileged host uid per slot.
+//! - [`docker`]: a fresh container per step through the Docker Engine API,
+//!   with a configurable OCI runtime (`runc`, `kata`, `runsc`) and a pool of
+//!   pre-started containers.
 //!
 //! This crate knows nothing of HTTP or queues: the worker turns a job into a
 //! [`Program`] and an [`Execution`] back into a result.
 
+pub mod docker;
 pub mod language;
 pub mod limits;
 pub mod native;
@@ -20,6 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use docker::{DockerConfig, DockerSandbox};
 pub use language::{Language, LanguageTable, LanguageTableError};
 pub use limits::{LimitError, Limits};
 pub use native::{NativeConfig, NativeSandbox};

@@ -39,12 +39,20 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 ///
 /// It runs with no RDB snapshots and no AOF, in a fresh directory, so tests
 /// leave nothing behind and never read a previous run's data.
+/// [`RedisServer::start_with_aof`] turns the append-only file on instead, for
+/// tests that restart the server ([`RedisServer::restart`]) and expect their
+/// data back, as a production deployment with persistence would.
 #[derive(Debug)]
 pub struct RedisServer {
     child: Child,
     port: u16,
     /// The server's working directory; owned by this value, removed in `Drop`.
     dir: PathBuf,
+    /// `--appendonly yes --appendfsync always`: every write is on disk
+    /// before it is acknowledged, so a kill loses nothing.
+    aof: bool,
+    /// False between [`RedisServer::stop`] and [`RedisServer::start_again`].
+    running: bool,
 }
 
 impl RedisServer {
@@ -56,6 +64,16 @@ impl RedisServer {
     /// Tests that need Redis must fail loudly rather than be skipped, so that a
     /// machine without Redis cannot report a green run that tested nothing.
     pub fn start() -> RedisServer {
+        Self::start_persistence(false)
+    }
+
+    /// Like [`RedisServer::start`], with the append-only file on and synced
+    /// on every write (`--appendonly yes --appendfsync always`).
+    pub fn start_with_aof() -> RedisServer {
+        Self::start_persistence(true)
+    }
+
+    fn start_persistence(aof: bool) -> RedisServer {
         let binary = find_redis_server().unwrap_or_else(|| {
             panic!(
                 "redis-server not found at {DEBIAN_REDIS_SERVER} nor on PATH; \
@@ -64,7 +82,7 @@ impl RedisServer {
         });
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(&binary) {
+            match Self::try_start(&binary, aof) {
                 Ok(server) => return server,
                 Err(why) => failures.push(why),
             }
@@ -77,60 +95,86 @@ impl RedisServer {
     }
 
     /// One attempt on one port; the error says why and includes the server's log.
-    fn try_start(binary: &Path) -> Result<RedisServer, String> {
+    fn try_start(binary: &Path, aof: bool) -> Result<RedisServer, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let dir = std::env::temp_dir().join(format!("code-runner-redis-{}", unique_suffix()));
         fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        let log_path = dir.join("redis.log");
-        let log = fs::File::create(&log_path)
-            .map_err(|e| format!("create {}: {e}", log_path.display()))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| format!("clone {}: {e}", log_path.display()))?;
-
-        let spawned = Command::new(binary)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn();
-        let child = match spawned {
+        let child = match spawn_server(binary, port, &dir, aof) {
             Ok(child) => child,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
-                return Err(format!("spawn {}: {e}", binary.display()));
+                return Err(e);
             }
         };
         // From here on `Drop` cleans up the child and the directory on every path.
-        let mut server = RedisServer { child, port, dir };
+        let mut server = RedisServer {
+            child,
+            port,
+            dir,
+            aof,
+            running: true,
+        };
+        // On an error, dropping `server` kills the child and removes its directory.
+        server.wait_ready().map(|()| server)
+    }
 
+    /// Waits until the server answers `PING` (with an AOF, once it has loaded
+    /// its data: a loading server answers `-LOADING`).
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let port = self.port;
+        let log_path = self.dir.join("redis.log");
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if answers_ping(port) {
-                return Ok(server);
+                return Ok(());
             }
-            if let Ok(Some(status)) = server.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
                     "redis-server on port {port} exited with {status} at start-up; log:\n{}",
                     read_log(&log_path)
                 ));
             }
             if Instant::now() >= deadline {
-                let log = read_log(&log_path);
-                // Dropping `server` kills the child and removes its directory.
-                drop(server);
                 return Err(format!(
-                    "redis-server on port {port} did not answer PING within {READY_TIMEOUT:?}; log:\n{log}"
+                    "redis-server on port {port} did not answer PING within {READY_TIMEOUT:?}; log:\n{}",
+                    read_log(&log_path)
                 ));
             }
             thread::sleep(READY_POLL);
         }
+    }
+
+    /// Kills the server with SIGKILL (a crash: nothing is flushed but what
+    /// the AOF already holds) and waits for it to be gone. Its port and
+    /// directory are kept for [`RedisServer::start_again`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.running = false;
+    }
+
+    /// Starts the server again on the same port and directory (so with an
+    /// AOF it reloads its data) and waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// When it does not come back within 10 s (e.g. the port was taken).
+    pub fn start_again(&mut self) {
+        assert!(!self.running, "start_again on a running redis-server");
+        let binary = find_redis_server().expect("redis-server was found at start");
+        self.child = spawn_server(&binary, self.port, &self.dir, self.aof)
+            .unwrap_or_else(|e| panic!("restarting redis-server: {e}"));
+        self.running = true;
+        if let Err(e) = self.wait_ready() {
+            panic!("restarting redis-server: {e}");
+        }
+    }
+
+    /// [`RedisServer::stop`] then [`RedisServer::start_again`]: what a Redis
+    /// crash and restart (or a fail-over to a replica) looks like to clients.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
     }
 
     /// The TCP port the server listens on (on `127.0.0.1`).
@@ -158,6 +202,38 @@ impl Drop for RedisServer {
 /// `test-4242-7-1718000000123456789`, so tests sharing a server stay isolated.
 pub fn unique_prefix() -> String {
     format!("test-{}", unique_suffix())
+}
+
+/// Starts `redis-server` on `port` in `dir`, logging to `dir/redis.log`
+/// (appended to, so a restart keeps the earlier log).
+fn spawn_server(binary: &Path, port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
+    let log_path = dir.join("redis.log");
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("open {}: {e}", log_path.display()))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| format!("clone {}: {e}", log_path.display()))?;
+    let persistence: &[&str] = if aof {
+        &["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--appendonly", "no"]
+    };
+    Command::new(binary)
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(persistence)
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", binary.display()))
 }
 
 /// `<pid>-<counter>-<nanos since epoch>`: unique across processes and calls.
@@ -228,6 +304,37 @@ mod tests {
         drop(server);
         assert!(!answers_ping(port), "server still answers after drop");
         assert!(!dir.exists(), "scratch directory left behind");
+    }
+
+    /// Sends one inline command and returns the first line of the reply.
+    fn inline(port: u16, command: &str) -> String {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while stream.read_exact(&mut byte).is_ok() && byte[0] != b'\n' {
+            reply.push(byte[0]);
+        }
+        String::from_utf8_lossy(&reply).trim_end().to_owned()
+    }
+
+    #[test]
+    fn with_aof_data_survives_a_crash_and_restart_on_the_same_port() {
+        let mut server = RedisServer::start_with_aof();
+        let port = server.port();
+        assert_eq!(inline(port, "SET kept 1"), "+OK");
+        server.stop();
+        assert!(!answers_ping(port), "still answering after stop");
+        server.start_again();
+        assert_eq!(server.port(), port);
+        assert_eq!(inline(port, "EXISTS kept"), ":1");
+        server.restart();
+        assert_eq!(inline(port, "EXISTS kept"), ":1");
     }
 
     #[test]

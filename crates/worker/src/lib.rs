@@ -4,14 +4,23 @@
 //! [`Worker::run_until_stopped`] is the loop; [`Worker::try_execute_jobs`] is
 //! one step of it (reserve what fits in the free slots, start those jobs), so
 //! tests can drive the worker without sleeping.
+//!
+//! Reliability (issue 4): every `reclaim_interval` a step first takes over
+//! deliveries that dead workers left past the visibility timeout; results are
+//! stored with retries while Redis is away; a background watcher stops jobs
+//! whose task was cancelled (`leases`); on shutdown the loop stops taking
+//! jobs, lets the running ones finish within `shutdown_grace`, and releases
+//! the rest for another worker.
 
+mod leases;
+mod report;
 mod verdict;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use code_runner_queue::{Delivery, JobResult, Queue};
+use code_runner_queue::{Delivery, JobResult, Queue, Redelivery};
 use code_runner_sandbox::{LanguageTable, Limits, Program, Sandbox};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -30,18 +39,52 @@ pub struct WorkerConfig {
     pub poll_wait: Duration,
     pub run_limits: Limits,
     pub compile_limits: Limits,
+    /// When a delivery left unacknowledged (its worker died) is taken over,
+    /// and how many deliveries a job gets. Every worker sharing a queue
+    /// should use the same values.
+    pub redelivery: Redelivery,
+    /// After a shutdown signal, how long running jobs may take to finish
+    /// before they are stopped and released to another worker.
+    pub shutdown_grace: Duration,
+    /// How often the worker asks whether any running job was cancelled.
+    pub cancel_check: Duration,
 }
 
 impl WorkerConfig {
     pub fn new(concurrency: usize) -> Self {
+        let (run_limits, compile_limits) = (Limits::RUN_DEFAULT, Limits::COMPILE_DEFAULT);
         Self {
             concurrency,
             consumer: default_consumer_name(),
             poll_wait: Duration::from_secs(1),
-            run_limits: Limits::RUN_DEFAULT,
-            compile_limits: Limits::COMPILE_DEFAULT,
+            run_limits,
+            compile_limits,
+            redelivery: Redelivery {
+                visibility_timeout: default_visibility_timeout(&run_limits, &compile_limits),
+                ..Redelivery::default()
+            },
+            shutdown_grace: Duration::from_secs(45),
+            cancel_check: Duration::from_millis(500),
         }
     }
+
+    /// How often a step looks for deliveries to reclaim: a quarter of the
+    /// visibility timeout, so a lost job waits at most 1.25 times it, but
+    /// at most every 250 ms and at least every 15 s.
+    pub fn reclaim_interval(&self) -> Duration {
+        (self.redelivery.visibility_timeout / 4)
+            .clamp(Duration::from_millis(250), Duration::from_secs(15))
+    }
+}
+
+/// Margin of the default visibility timeout over the longest a job can take
+/// (sandbox set-up and clean-up, storing the result while Redis is slow).
+pub const VISIBILITY_MARGIN: Duration = Duration::from_secs(30);
+
+/// The default visibility timeout: the longest a job can run (compile and
+/// run wall-clock limits) plus [`VISIBILITY_MARGIN`]; 70 s with the default limits.
+pub fn default_visibility_timeout(run: &Limits, compile: &Limits) -> Duration {
+    run.wall_time + compile.wall_time + VISIBILITY_MARGIN
 }
 
 /// A unique consumer name: host name and process id.
@@ -67,6 +110,13 @@ pub struct Worker {
     config: WorkerConfig,
     slots: Arc<Semaphore>,
     running: JoinSet<()>,
+    /// The deliveries of the running jobs, to stop them when cancelled and
+    /// release them at shutdown.
+    leases: Arc<leases::Leases>,
+    /// When this worker last looked for deliveries to reclaim; `None`: never.
+    last_reclaim: Option<Instant>,
+    /// Finished jobs not yet counted in a heartbeat (see `report`).
+    tally: Arc<report::Tally>,
 }
 
 /// Why the worker stopped.
@@ -98,10 +148,15 @@ impl Worker {
             languages,
             config,
             running: JoinSet::new(),
+            leases: Arc::default(),
+            last_reclaim: None,
+            tally: Arc::default(),
         })
     }
 
-    /// Runs jobs until `shutdown` resolves, then waits for the running ones.
+    /// Runs jobs until `shutdown` resolves, then lets the running ones finish
+    /// within `shutdown_grace`, stops and releases whatever is left, and
+    /// returns.
     ///
     /// A reserve call is never cancelled half-way (jobs it read would stay
     /// unacknowledged), so shutdown is noticed while waiting for a free slot
@@ -109,7 +164,26 @@ impl Worker {
     pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
-        tracing::info!(consumer = %self.config.consumer, concurrency = self.config.concurrency, "worker started");
+        tracing::info!(
+            consumer = %self.config.consumer,
+            concurrency = self.config.concurrency,
+            visibility_timeout = ?self.config.redelivery.visibility_timeout,
+            max_deliveries = self.config.redelivery.max_deliveries,
+            "worker started"
+        );
+        let watcher = tokio::spawn(leases::watch_settled(
+            self.leases.clone(),
+            self.queue.clone(),
+            self.config.cancel_check,
+        ));
+        let beat = || report::Beat {
+            queue: self.queue.clone(),
+            tally: self.tally.clone(),
+            leases: self.leases.clone(),
+            concurrency: self.config.concurrency,
+            worker: self.config.consumer.clone(),
+        };
+        let (reporter, last_beat) = (tokio::spawn(beat().run()), beat());
         loop {
             let permit = tokio::select! {
                 () = &mut shutdown => break,
@@ -127,18 +201,39 @@ impl Worker {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::error!(error = %error_chain(&e), "cannot reserve jobs; retrying");
-                    tokio::time::sleep(backoff).await;
+                    // Backs off, but still notices a shutdown meanwhile.
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
             // Reap finished jobs so the set does not grow.
             while self.running.try_join_next().is_some() {}
         }
+        let grace = self.config.shutdown_grace;
         tracing::info!(
-            running = self.running.len(),
-            "worker stopping; finishing running jobs"
+            running = self.leases.len(),
+            ?grace,
+            "worker stopping: no new jobs; finishing running ones"
         );
-        while self.running.join_next().await.is_some() {}
+        let finished = tokio::time::timeout(grace, async {
+            while self.running.join_next().await.is_some() {}
+        })
+        .await;
+        watcher.abort();
+        if finished.is_err() {
+            let released = self.leases.abandon_all(self.queue.as_ref()).await;
+            tracing::warn!(
+                released,
+                "shutdown grace period over; stopped and released the unfinished jobs"
+            );
+            while self.running.join_next().await.is_some() {}
+        }
+        reporter.abort();
+        let _ = tokio::time::timeout(report::LAST_REPORT_TIMEOUT, last_beat.send(true)).await;
+        tracing::info!("worker stopped");
     }
 
     /// One step of the loop: waits for a free slot, reserves as many jobs as
@@ -158,10 +253,24 @@ impl Worker {
         first: OwnedSemaphorePermit,
     ) -> Result<Outcome, code_runner_queue::QueueError> {
         let free = 1 + self.slots.available_permits();
-        let deliveries = self
-            .queue
-            .reserve(&self.config.consumer, free, self.config.poll_wait)
-            .await?;
+        let mut deliveries = Vec::new();
+        let reclaim_due = self
+            .last_reclaim
+            .is_none_or(|at| at.elapsed() >= self.config.reclaim_interval());
+        if reclaim_due {
+            // Jobs of dead workers first: they have waited longest.
+            deliveries = self
+                .queue
+                .reclaim(&self.config.consumer, free, &self.config.redelivery)
+                .await?;
+            self.last_reclaim = Some(Instant::now());
+        }
+        if deliveries.is_empty() {
+            deliveries = self
+                .queue
+                .reserve(&self.config.consumer, free, self.config.poll_wait)
+                .await?;
+        }
         if deliveries.is_empty() {
             return Ok(Outcome::EmptyQueue);
         }
@@ -193,10 +302,26 @@ impl Worker {
         let languages = self.languages.clone();
         let (run_limits, compile_limits) = (self.config.run_limits, self.config.compile_limits);
         let span = tracing::info_span!("job", job_id = %delivery.job.id, language = %delivery.job.language);
-        self.running.spawn(
+        if delivery.attempt > 1 {
+            tracing::info!(parent: &span, attempt = delivery.attempt, "running a redelivered job");
+        }
+        let leases = self.leases.clone();
+        let tally = self.tally.clone();
+        let store_for = self.config.redelivery.visibility_timeout;
+        // Held until the lease is recorded, so the job cannot remove its
+        // lease before it exists.
+        let mut table = self.leases.lock();
+        let lease_number = table.insert_pending();
+        let leased = delivery.clone();
+        let abort = self.running.spawn(
             async move {
                 let started_at_ms = now_ms();
-                let result = match languages.get(&delivery.job.language) {
+                tracing::debug!(attempt = delivery.attempt, "job started");
+                // Lets clients tell "running" from "queued"; best effort.
+                if let Err(e) = queue.mark_running(&delivery.job.id, started_at_ms).await {
+                    tracing::debug!(error = %error_chain(&e), "cannot mark the job as running");
+                }
+                let mut result = match languages.get(&delivery.job.language) {
                     None => JobResult::internal_error(
                         format!(
                             "language {:?} is not supported by this worker",
@@ -205,14 +330,22 @@ impl Worker {
                         started_at_ms,
                     ),
                     Some(language) => {
+                        let run_limits = job_limits(&delivery.job, run_limits);
                         let program = Program {
                             language: language.clone(),
                             source: delivery.job.code.clone(),
                             stdin: delivery.job.stdin.clone().into_bytes(),
+                            args: delivery.job.args.clone(),
+                            files: delivery
+                                .job
+                                .files
+                                .iter()
+                                .map(|f| (f.name.clone(), f.content.clone()))
+                                .collect(),
                             compile_limits,
                             run_limits,
                         };
-                        match sandbox.execute(program).await {
+                        let mut result = match sandbox.execute(program).await {
                             Ok(execution) => {
                                 job_result(&execution, &run_limits, started_at_ms, now_ms())
                             }
@@ -223,20 +356,78 @@ impl Worker {
                                     started_at_ms,
                                 )
                             }
-                        }
+                        };
+                        result.language_version = language.version.clone();
+                        result
                     }
                 };
+                result.language = delivery.job.language.clone();
+                result.submitted_at_ms = delivery.job.submitted_at_ms;
                 tracing::debug!(verdict = ?result.verdict, "job finished");
-                if let Err(e) = queue.complete(&delivery, &result).await {
-                    // Left unacknowledged: the job is redelivered after the
-                    // visibility timeout rather than lost.
-                    tracing::error!(error = %error_chain(&e), "cannot store result");
-                }
+                tally.record(&result);
+                store_result(queue.as_ref(), &delivery, &result, store_for).await;
+                leases.remove(lease_number);
                 drop(permit);
             }
             .instrument(span),
         );
+        table.fill(
+            lease_number,
+            leases::Lease {
+                delivery: leased,
+                abort,
+            },
+        );
     }
+}
+
+/// Stores a job's result, retrying with back-off while the queue is
+/// unavailable (Redis restarting). Gives up after `give_up_after` — by then
+/// the delivery has been handed to another worker — leaving the delivery
+/// unacknowledged, so the job is redelivered rather than lost.
+async fn store_result(
+    queue: &dyn Queue,
+    delivery: &Delivery,
+    result: &JobResult,
+    give_up_after: Duration,
+) {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match queue.complete(delivery, result).await {
+            Ok(()) => return,
+            Err(e) if started.elapsed() + backoff < give_up_after => {
+                tracing::warn!(error = %error_chain(&e), ?backoff, "cannot store result yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "cannot store result; the job will be redelivered");
+                return;
+            }
+        }
+    }
+}
+
+/// The run limits of one job: the worker's own, lowered to what the job
+/// asked for. A request can never raise a limit above the worker's: the API
+/// refuses such requests, and a value that got here anyway (an API
+/// configured with higher maximums than this worker) is capped.
+pub fn job_limits(job: &code_runner_queue::Job, worker: Limits) -> Limits {
+    let mut limits = worker;
+    if let Some(ms) = job.time_limit_ms {
+        let wall = Duration::from_millis(ms.max(1)).min(worker.wall_time);
+        limits.wall_time = wall;
+        limits.cpu_time = wall.min(worker.cpu_time);
+    }
+    if let Some(mb) = job.memory_limit_mb {
+        // The sandbox's own floor is 16 MiB.
+        limits.memory_bytes = mb
+            .max(16)
+            .saturating_mul(1024 * 1024)
+            .min(worker.memory_bytes);
+    }
+    limits
 }
 
 /// An error and its causes on one line, for logs.
@@ -251,7 +442,7 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

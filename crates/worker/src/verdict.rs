@@ -62,6 +62,10 @@ pub fn job_result(
         memory_peak_kib: step.map(|s| s.memory_peak_bytes / 1024).unwrap_or(0),
         started_at_ms,
         finished_at_ms,
+        // The caller knows the job; the sandbox does not.
+        submitted_at_ms: 0,
+        language: String::new(),
+        language_version: String::new(),
     }
 }
 

@@ -13,6 +13,9 @@
 -- is still worth keeping. The entry is acknowledged and deleted either way, so
 -- the stream holds only unfinished jobs and does not grow without bound.
 --
+-- Waiters (GET /results?wait, POST /run-code?wait) are told on the channel
+-- {prefix}:done:{id}, named after KEYS[1], in the same atomic step.
+--
 -- Returns 1 when the state was written, 0 when an earlier final state was kept.
 local written = 0
 local current = redis.call('GET', KEYS[1])
@@ -24,6 +27,10 @@ end
 if not already_done then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   written = 1
+  local prefix, id = string.match(KEYS[1], '^(.*):task:([^:]*)$')
+  if prefix then
+    redis.call('PUBLISH', prefix .. ':done:' .. id, 'done')
+  end
 end
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[2], ARGV[2])

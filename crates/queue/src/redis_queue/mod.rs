@@ -7,12 +7,27 @@
 //! | key / name       | type            | holds                                        |
 //! |------------------|-----------------|----------------------------------------------|
 //! | `P:jobs`         | stream          | one entry per unfinished job: fields `id`, `job` (JSON of [`Job`]) |
-//! | `P:workers`      | consumer group  | on `P:jobs`; tracks which worker holds which entry |
+//! | `P:workers`      | consumer group  | on `P:jobs`; tracks which worker holds which entry, since when, and how often it was delivered |
 //! | `P:task:{id}`    | string, TTL     | JSON of [`TaskState`]                         |
 //!
 //! Each operation that must be atomic is one Lua script in its own file
-//! (`submit.lua`, `complete.lua`), run by EVALSHA through [`redis::Script`],
-//! which loads it again after a Redis restart (NOSCRIPT).
+//! (`submit.lua`, `complete.lua`, `reclaim.lua`, `settled.lua`, `cancel.lua`),
+//! run by EVALSHA through [`redis::Script`], which loads it again after a Redis
+//! restart (NOSCRIPT).
+//!
+//! Lost workers: an entry stays in the group's pending list, under the
+//! consumer that read it, until `complete.lua` acknowledges it. `reclaim.lua`
+//! moves entries idle past the visibility timeout to a live consumer with
+//! `XAUTOCLAIM`, which also counts deliveries; a job past its allowed
+//! deliveries gets an `internal_error` result instead. With AOF persistence
+//! the stream, the group and its pending list survive a Redis restart.
+//!
+//! Failing fast: a reconnect makes one attempt, so while Redis refuses
+//! connections callers (the API) get an error in milliseconds; and every
+//! non-blocking command has an overall deadline
+//! ([`RedisQueueConfig::command_deadline`], 1 s by default) covering a
+//! reconnect and one retry, so a Redis that hangs or a host that is gone
+//! cannot hang them either.
 //!
 //! Connections: every non-blocking command shares one multiplexed
 //! [`ConnectionManager`] (pipelined, reconnects by itself), which is what lets
@@ -24,6 +39,9 @@
 //! Completed entries are deleted from the stream (not trimmed with `MAXLEN`,
 //! which could drop jobs nobody has read yet), so the stream stays as long as
 //! the backlog.
+
+mod notify;
+mod observe;
 
 use std::fmt;
 use std::future::Future;
@@ -38,7 +56,9 @@ use redis::streams::{StreamId, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult, Script, Value};
 use serde::Serialize;
 
-use crate::{Delivery, Job, JobResult, Queue, QueueError, TaskId, TaskState};
+use crate::{
+    Cancelled, Delivery, Job, JobResult, Queue, QueueError, Redelivery, TaskId, TaskState,
+};
 
 /// The atomic submit: pending state (if the id is new) plus the stream entry.
 static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("submit.lua")));
@@ -46,20 +66,40 @@ static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sub
 /// The atomic complete: first final state wins, then XACK + XDEL.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("complete.lua")));
 
+/// Takes over entries of dead consumers (XAUTOCLAIM) with their delivery counts.
+static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("reclaim.lua")));
+
+/// Which tasks are final; retires their entries.
+static SETTLED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settled.lua")));
+
+/// The atomic cancel: a final `cancelled` state unless the task has one.
+static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cancel.lua")));
+
 /// Stream field holding the task id on its own, so a job whose JSON cannot be
 /// read can still be given a final state.
 const FIELD_ID: &str = "id";
 /// Stream field holding the JSON of the [`Job`].
 const FIELD_JOB: &str = "job";
 
-/// Timeout for each non-blocking command on the shared connection. Redis
-/// answers these in well under a millisecond; the margin covers a busy server
-/// without letting a dead one hang the API.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default overall deadline of one non-blocking operation: waiting for a
+/// reconnect, the command, and its one retry. Redis answers these in well
+/// under a millisecond; a second covers a busy server, and bounds how long
+/// the API takes to answer 503 when Redis hangs or its host is gone.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(1);
 /// Longest pause between two attempts to reconnect the shared connection.
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
-/// Timeout for opening a TCP connection to Redis.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+/// Retries per reconnect cycle after its first attempt: none, so that while
+/// Redis refuses connections every command that waits for the reconnect
+/// gets its error at once (the API answers 503 in milliseconds, not after a
+/// cycle of back-offs); the next command starts a new cycle, so service
+/// resumes with the first command after Redis is back. Callers that must
+/// not give up (the worker) retry with their own back-off.
+const RECONNECT_ATTEMPTS: usize = 0;
+/// The consumer released entries are parked under until a reclaim takes them.
+const RELEASED_CONSUMER: &str = "released";
+/// `XCLAIM ... IDLE` given to a released entry: longer than any visibility
+/// timeout, so the next reclaim by any worker takes it.
+const RELEASED_IDLE_MS: u64 = 365 * 24 * 60 * 60 * 1000;
 /// How long a blocking read may overrun its own BLOCK time before the
 /// connection is presumed dead (e.g. a half-open TCP connection).
 const BLOCKING_GRACE: Duration = Duration::from_secs(5);
@@ -78,6 +118,14 @@ pub struct RedisQueueConfig {
     /// How long a task's state is kept after its last write (pending or final);
     /// after that, `GET /results/{id}` answers 404.
     pub result_ttl: Duration,
+    /// Most unfinished jobs (waiting or running) the stream may hold; a
+    /// submit beyond it fails with [`QueueError::Full`]. `None`: no limit.
+    pub max_queue_length: Option<u64>,
+    /// Overall deadline of each non-blocking operation (reconnect and one
+    /// retry included); also the reply and connect timeouts. Short for the
+    /// API, which should answer 503 rather than keep a client waiting;
+    /// workers, which retry anyway, can afford a longer one on a busy host.
+    pub command_deadline: Duration,
 }
 
 impl RedisQueueConfig {
@@ -96,6 +144,8 @@ impl Default for RedisQueueConfig {
             url: "redis://127.0.0.1:6379/".to_owned(),
             key_prefix: "code-runner".to_owned(),
             result_ttl: Duration::from_secs(24 * 60 * 60),
+            max_queue_length: None,
+            command_deadline: COMMAND_DEADLINE,
         }
     }
 }
@@ -118,6 +168,13 @@ struct Inner {
     ttl_ms: u64,
     /// JSON of [`TaskState::Pending`], made once.
     pending_json: String,
+    /// `max_queue_length`, 0 for none (as `submit.lua` takes it).
+    max_queue_length: u64,
+    /// See [`RedisQueueConfig::command_deadline`].
+    command_deadline: Duration,
+    /// The one subscriber connection for waiters, started on first use
+    /// (workers never wait, so they never open it).
+    notifier: std::sync::OnceLock<notify::Notifier>,
 }
 
 /// The Redis names derived from the key prefix.
@@ -127,6 +184,8 @@ struct Keys {
     group: String,
     /// `{prefix}:task:`; the task id is appended.
     task_prefix: String,
+    /// Result channels, running marks, worker statuses, counters.
+    observe: observe::ObserveKeys,
 }
 
 impl Keys {
@@ -135,6 +194,7 @@ impl Keys {
             jobs: format!("{prefix}:jobs"),
             group: format!("{prefix}:workers"),
             task_prefix: format!("{prefix}:task:"),
+            observe: observe::ObserveKeys::new(prefix),
         }
     }
 
@@ -198,12 +258,14 @@ impl RedisQueue {
     pub async fn connect(config: RedisQueueConfig) -> Result<Self, QueueError> {
         let client = Client::open(config.url.as_str()).map_err(redis_err("open url"))?;
         let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(config.command_deadline))
+            .set_connection_timeout(Some(config.command_deadline))
             // Reconnects back off exponentially from 100 ms; capping each pause
-            // means service resumes within a second of Redis coming back, and
-            // start-up against a dead Redis fails after a few seconds, not ten.
-            .set_max_delay(RECONNECT_MAX_DELAY);
+            // and the attempts per cycle means service resumes within moments
+            // of Redis coming back, and that commands issued while it is down
+            // fail fast instead of queueing behind a long reconnect cycle.
+            .set_max_delay(RECONNECT_MAX_DELAY)
+            .set_number_of_retries(RECONNECT_ATTEMPTS);
         let shared = client
             .get_connection_manager_with_config(manager_config)
             .await
@@ -218,6 +280,9 @@ impl RedisQueue {
                     .unwrap_or(u64::MAX)
                     .max(1),
                 pending_json: to_json(&TaskState::Pending),
+                max_queue_length: config.max_queue_length.unwrap_or(0),
+                command_deadline: config.command_deadline,
+                notifier: std::sync::OnceLock::new(),
             }),
         };
         queue.ensure_group().await?;
@@ -230,19 +295,33 @@ impl RedisQueue {
     /// once more on the new connection, so a Redis restart costs callers
     /// latency rather than errors. That is safe because every command sent
     /// here is idempotent: reads, `submit.lua` (a known id is a no-op),
-    /// `complete.lua` (first final state wins; XACK/XDEL repeat harmlessly).
+    /// `complete.lua` (first final state wins; XACK/XDEL repeat harmlessly),
+    /// and the other scripts (each a no-op or the same answer when repeated).
+    ///
+    /// The whole operation, retry included, has `command_deadline`: while
+    /// Redis is down, callers get [`QueueError::Timeout`] (or the connection
+    /// error) within that time rather than waiting for a reconnect.
     async fn on_shared<T, F, Fut>(&self, op: &'static str, run: F) -> Result<T, QueueError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        match run(self.inner.shared.clone()).await {
-            Err(e) if e.is_connection_dropped() => {
-                tracing::warn!(op, error = %e, "Redis connection dropped; retrying once");
-                run(self.inner.shared.clone()).await.map_err(redis_err(op))
+        let attempt = async {
+            match run(self.inner.shared.clone()).await {
+                Err(e) if e.is_connection_dropped() => {
+                    tracing::warn!(op, error = %e, "Redis connection dropped; retrying once");
+                    run(self.inner.shared.clone()).await.map_err(redis_err(op))
+                }
+                other => other.map_err(redis_err(op)),
             }
-            other => other.map_err(redis_err(op)),
-        }
+        };
+        let deadline = self.inner.command_deadline;
+        tokio::time::timeout(deadline, attempt)
+            .await
+            .unwrap_or(Err(QueueError::Timeout {
+                op,
+                waited: deadline,
+            }))
     }
 
     /// Creates the stream and the consumer group if missing.
@@ -270,7 +349,8 @@ impl RedisQueue {
         .await
     }
 
-    /// Atomic unit `submit.lua`. Returns false when the task id was already known.
+    /// Atomic unit `submit.lua`. Returns false when the task id was already
+    /// known, [`QueueError::Full`] when the queue is at its maximum length.
     async fn submit_atomic(&self, job: &Job) -> Result<bool, QueueError> {
         let mut invocation = SUBMIT.prepare_invoke();
         invocation
@@ -279,14 +359,21 @@ impl RedisQueue {
             .arg(&self.inner.pending_json)
             .arg(self.inner.ttl_ms)
             .arg(job.id.to_string())
-            .arg(to_json(job));
+            .arg(to_json(job))
+            .arg(self.inner.max_queue_length);
         let invocation = &invocation;
-        let entry: Option<String> = self
+        let reply: Value = self
             .on_shared("submit script", move |mut conn| async move {
                 invocation.invoke_async(&mut conn).await
             })
             .await?;
-        Ok(entry.is_some())
+        match reply {
+            Value::Int(-1) => Err(QueueError::Full {
+                limit: self.inner.max_queue_length,
+            }),
+            Value::Nil => Ok(false),
+            _ => Ok(true),
+        }
     }
 
     /// Atomic unit `complete.lua`. Returns false when an earlier final state was kept.
@@ -311,6 +398,104 @@ impl RedisQueue {
             })
             .await?;
         Ok(written == 1)
+    }
+
+    /// Atomic unit `settled.lua`: which of `tasks` have a final state. With
+    /// `entries`, the entries of those that do are acknowledged and deleted.
+    async fn settled_atomic(
+        &self,
+        tasks: &[TaskId],
+        entries: Option<&[&str]>,
+    ) -> Result<Vec<bool>, QueueError> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = SETTLED.prepare_invoke();
+        invocation
+            .key(&self.inner.keys.jobs)
+            .arg(&self.inner.keys.group);
+        for (i, id) in tasks.iter().enumerate() {
+            invocation
+                .key(self.inner.keys.task(id))
+                .arg(entries.map_or("", |e| e[i]));
+        }
+        let invocation = &invocation;
+        let flags: Vec<i64> = self
+            .on_shared("settled script", move |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Drops the deliveries whose task is already final (cancelled while
+    /// queued, or finished by an earlier delivery), retiring their entries;
+    /// keeps every delivery when that check fails. The entries are already
+    /// this consumer's: an error here must not strand them until the
+    /// visibility timeout. Running a task that was in fact cancelled is
+    /// harmless: the worker's watch stops it, and its result loses to the
+    /// stored one.
+    async fn drop_settled_or_keep(&self, deliveries: Vec<Delivery>) -> Vec<Delivery> {
+        let ids: Vec<TaskId> = deliveries.iter().map(|d| d.job.id).collect();
+        let entries: Vec<&str> = deliveries.iter().map(|d| d.receipt.as_str()).collect();
+        match self.settled_atomic(&ids, Some(&entries)).await {
+            Ok(settled) => deliveries
+                .into_iter()
+                .zip(settled)
+                .filter_map(|(delivery, settled)| {
+                    if settled {
+                        tracing::debug!(task_id = %delivery.job.id, "task already final; not running it");
+                    }
+                    (!settled).then_some(delivery)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "cannot check delivered jobs for cancellation; running them");
+                deliveries
+            }
+        }
+    }
+
+    /// Atomic unit `reclaim.lua`: entries idle past the visibility timeout,
+    /// now this consumer's, with their delivery counts.
+    async fn reclaim_atomic(
+        &self,
+        consumer: &str,
+        max: usize,
+        min_idle_ms: u64,
+    ) -> Result<Vec<(StreamId, u32)>, QueueError> {
+        let mut invocation = RECLAIM.prepare_invoke();
+        invocation
+            .key(&self.inner.keys.jobs)
+            .arg(&self.inner.keys.group)
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg(max);
+        let invocation = &invocation;
+        let reply: Vec<(String, Value, u32)> = self
+            .on_shared("reclaim script", move |mut conn| async move {
+                match invocation.invoke_async(&mut conn).await {
+                    // Lost with a Redis restart without persistence; nothing
+                    // to reclaim, and the next reserve re-creates it.
+                    Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
+                    other => other,
+                }
+            })
+            .await?;
+        Ok(reply
+            .into_iter()
+            .map(|(id, fields, count)| {
+                let map = redis::from_redis_value(fields).unwrap_or_default();
+                (
+                    StreamId {
+                        id,
+                        map,
+                        ..StreamId::default()
+                    },
+                    count,
+                )
+            })
+            .collect())
     }
 
     /// Acknowledges and deletes an entry that belongs to no task we can name.
@@ -343,7 +528,7 @@ impl RedisQueue {
     /// it was told to wait; `read_new` bounds each read instead.
     async fn new_blocking_connection(&self) -> Result<MultiplexedConnection, QueueError> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_connection_timeout(Some(self.inner.command_deadline))
             .set_response_timeout(None);
         self.inner
             .client
@@ -436,13 +621,14 @@ impl RedisQueue {
     /// ever: its task (when the id can be recovered) gets an `internal_error`
     /// final state, and the entry is acknowledged and deleted, with an error
     /// logged either way.
-    async fn decode_entries(&self, entries: Vec<StreamId>) -> Vec<Delivery> {
+    async fn decode_entries(&self, entries: Vec<StreamId>, attempt: u32) -> Vec<Delivery> {
         let mut deliveries = Vec::with_capacity(entries.len());
         for entry in entries {
             match decode_job(&entry) {
                 Ok(job) => deliveries.push(Delivery {
                     job,
                     receipt: entry.id,
+                    attempt,
                 }),
                 Err(why) => self.retire_unreadable(&entry, &why).await,
             }
@@ -579,9 +765,11 @@ impl Queue for RedisQueue {
             if entries.is_empty() {
                 return Ok(Vec::new());
             }
-            let deliveries = self.decode_entries(entries).await;
-            // When every entry read was unreadable, wait out the rest of the
-            // time rather than report "nothing arrived" early.
+            let deliveries = self.decode_entries(entries, 1).await;
+            let deliveries = self.drop_settled_or_keep(deliveries).await;
+            // When every entry read was unreadable (or already final), wait
+            // out the rest of the time rather than report "nothing arrived"
+            // early.
             if !deliveries.is_empty() || Instant::now() >= deadline {
                 return Ok(deliveries);
             }
@@ -596,11 +784,141 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
+    async fn reclaim(
+        &self,
+        consumer: &str,
+        max: usize,
+        policy: &Redelivery,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let min_idle_ms = u64::try_from(policy.visibility_timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let claimed = self.reclaim_atomic(consumer, max, min_idle_ms).await?;
+        let mut deliveries = Vec::with_capacity(claimed.len());
+        for (entry, count) in claimed {
+            if count > policy.max_deliveries {
+                let Some(id) = recover_task_id(&entry) else {
+                    self.retire_unreadable(&entry, "no task id").await;
+                    continue;
+                };
+                tracing::warn!(
+                    task_id = %id,
+                    deliveries = count - 1,
+                    "job's workers died on every delivery; failing it instead of retrying"
+                );
+                let result = JobResult::delivery_exhausted(count - 1, now_ms());
+                if let Err(e) = self.complete_atomic(&id, &entry.id, &result).await {
+                    // Still pending: the next reclaim retires it. Failing the
+                    // call would strand the other entries claimed with it.
+                    tracing::error!(task_id = %id, error = %error_chain(&e), "cannot fail an exhausted job yet");
+                }
+                continue;
+            }
+            deliveries.extend(self.decode_entries(vec![entry], count).await);
+        }
+        let deliveries = self.drop_settled_or_keep(deliveries).await;
+        for delivery in &deliveries {
+            tracing::info!(
+                task_id = %delivery.job.id,
+                attempt = delivery.attempt,
+                "reclaimed a job whose delivery timed out"
+            );
+        }
+        Ok(deliveries)
+    }
+
+    /// `XCLAIM` to a parking consumer with a huge idle time (so any reclaim
+    /// takes it) and the delivery counter set back by one (so this delivery
+    /// does not count); `JUSTID` so the claim itself counts nothing either.
+    async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let mut cmd = redis::cmd("XCLAIM");
+        // Handed to a consumer that never reads, so the log and `XINFO`
+        // show it as released rather than held by a worker that has gone.
+        cmd.arg(&self.inner.keys.jobs)
+            .arg(&self.inner.keys.group)
+            .arg(RELEASED_CONSUMER)
+            .arg(0)
+            .arg(&delivery.receipt)
+            .arg("IDLE")
+            .arg(RELEASED_IDLE_MS)
+            .arg("RETRYCOUNT")
+            .arg(delivery.attempt.saturating_sub(1))
+            .arg("JUSTID");
+        let cmd = &cmd;
+        self.on_shared("XCLAIM (release)", move |mut conn| async move {
+            cmd.query_async::<Value>(&mut conn).await.map(drop)
+        })
+        .await
+    }
+
+    async fn cancel(&self, id: &TaskId, at_ms: u64) -> Result<Cancelled, QueueError> {
+        let result = JobResult::cancelled(at_ms);
+        let mut invocation = CANCEL.prepare_invoke();
+        invocation
+            .key(self.inner.keys.task(id))
+            .arg(to_json(&TaskState::Done(result.clone())))
+            .arg(self.inner.ttl_ms);
+        let invocation = &invocation;
+        let reply: Vec<Value> = self
+            .on_shared("cancel script", move |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        match reply.as_slice() {
+            [Value::Int(1)] => Ok(Cancelled::Now(result)),
+            [Value::Int(2), Value::BulkString(bytes)] => match serde_json::from_slice(bytes) {
+                Ok(TaskState::Done(current)) => Ok(Cancelled::AlreadyFinished(current)),
+                Ok(TaskState::Pending) => Ok(Cancelled::NotFound),
+                Err(source) => Err(QueueError::Corrupt {
+                    id: id.to_string(),
+                    source,
+                }),
+            },
+            _ => Ok(Cancelled::NotFound),
+        }
+    }
+
+    async fn settled(&self, ids: &[TaskId]) -> Result<Vec<TaskId>, QueueError> {
+        let flags = self.settled_atomic(ids, None).await?;
+        Ok(ids
+            .iter()
+            .zip(flags)
+            .filter_map(|(id, settled)| settled.then_some(*id))
+            .collect())
+    }
+
     async fn ping(&self) -> Result<(), QueueError> {
         let cmd = &redis::cmd("PING");
         self.on_shared("PING", move |mut conn| async move {
             cmd.query_async::<()>(&mut conn).await
         })
         .await
+    }
+
+    async fn wait_for_result(
+        &self,
+        id: &TaskId,
+        timeout: Duration,
+    ) -> Result<Option<TaskState>, QueueError> {
+        self.wait_done(id, timeout).await
+    }
+
+    async fn mark_running(&self, id: &TaskId, at_ms: u64) -> Result<(), QueueError> {
+        self.set_running(id, at_ms).await
+    }
+
+    async fn running_since(&self, id: &TaskId) -> Result<Option<u64>, QueueError> {
+        self.get_running(id).await
+    }
+
+    async fn report_worker(&self, report: &crate::stats::WorkerReport) -> Result<(), QueueError> {
+        self.store_report(report).await
+    }
+
+    async fn stats(&self) -> Result<crate::stats::QueueStats, QueueError> {
+        self.read_stats().await
     }
 }

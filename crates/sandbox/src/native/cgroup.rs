@@ -139,6 +139,7 @@ impl CgroupLayout {
                 let mut step = StepCgroup {
                     dirs: Vec::new(),
                     version: 1,
+                    detached: false,
                 };
                 for dir in &dirs {
                     create_dir(dir)?;
@@ -159,6 +160,7 @@ impl CgroupLayout {
                 let step = StepCgroup {
                     dirs: vec![dir.clone()],
                     version: 2,
+                    detached: false,
                 };
                 write(&dir.join("memory.max"), &memory)?;
                 let swap = dir.join("memory.swap.max");
@@ -178,6 +180,9 @@ impl CgroupLayout {
 pub(crate) struct StepCgroup {
     dirs: Vec<PathBuf>,
     version: u8,
+    /// Set on the copy `Drop` hands to the runtime, so that copy, if itself
+    /// dropped unfinished, does not hand itself on again.
+    detached: bool,
 }
 
 impl StepCgroup {
@@ -260,10 +265,29 @@ impl StepCgroup {
 
 impl Drop for StepCgroup {
     fn drop(&mut self) {
-        // Only reached when `remove` was not (a panic or a cancelled job).
-        self.kill_all();
-        for dir in &self.dirs {
-            let _ = fs::remove_dir(dir);
+        // Only reached when `remove` was not: the job's future was dropped
+        // (cancelled, or abandoned at shutdown). Its processes are being
+        // killed right now, so removal needs the retry loop: hand it to the
+        // runtime when there is one, else try once and leave the rest to the
+        // start-up sweep.
+        if self.dirs.is_empty() {
+            return;
+        }
+        let mut rest = StepCgroup {
+            dirs: std::mem::take(&mut self.dirs),
+            version: self.version,
+            detached: true,
+        };
+        rest.kill_all();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !self.detached => {
+                runtime.spawn(rest.remove());
+            }
+            _ => {
+                for dir in rest.dirs.drain(..) {
+                    let _ = fs::remove_dir(dir);
+                }
+            }
         }
     }
 }

@@ -18,7 +18,8 @@
 mod bwrap;
 mod cgroup;
 mod scratch;
-mod seccomp;
+// Shared with the docker backend, whose container init installs the same filters.
+pub(crate) mod seccomp;
 mod supervise;
 mod sys;
 mod uids;
@@ -127,20 +128,20 @@ impl NativeSandbox {
         })
     }
 
-    fn take_slot(&self) -> u32 {
+    /// Takes a free slot; it goes back when the guard drops, also when the
+    /// job's future is dropped half-way (a cancelled or abandoned job).
+    fn take_slot(&self) -> SlotGuard<'_> {
         // The semaphore admits at most `slots` callers, so the list is never empty.
-        self.free_slots
+        let slot = self
+            .free_slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
-            .expect("a free slot behind the semaphore")
-    }
-
-    fn give_slot(&self, slot: u32) {
-        self.free_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(slot);
+            .expect("a free slot behind the semaphore");
+        SlotGuard {
+            free_slots: &self.free_slots,
+            slot,
+        }
     }
 
     async fn run_job(
@@ -317,14 +318,30 @@ impl Sandbox for NativeSandbox {
             .await
             .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
         let slot = self.take_slot();
+        let uid = self.uids.uid(slot.slot);
         let name = format!(
             "code-runner-{}-{}",
             std::process::id(),
             self.sequence.fetch_add(1, Ordering::Relaxed)
         );
-        let result = self.run_job(&program, self.uids.uid(slot), &name).await;
-        self.give_slot(slot);
+        let result = self.run_job(&program, uid, &name).await;
+        drop(slot);
         result
+    }
+}
+
+/// A slot in use; returned to the free list on drop.
+struct SlotGuard<'a> {
+    free_slots: &'a Mutex<Vec<u32>>,
+    slot: u32,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.free_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(self.slot);
     }
 }
 

@@ -128,6 +128,13 @@ impl SeccompFilters {
         Ok(Self { denied, enosys })
     }
 
+    /// The two programs (`struct sock_filter` arrays, native byte order),
+    /// to be installed in this order: the docker backend's container init
+    /// installs them itself.
+    pub(crate) fn programs(&self) -> [&[u8]; 2] {
+        [&self.denied, &self.enosys]
+    }
+
     /// Fresh pipes holding the filters: bubblewrap reads a filter fd to its
     /// end, so an fd cannot serve two sandboxes.
     pub(crate) fn pipes(&self) -> Result<[OwnedFd; 2], SandboxError> {

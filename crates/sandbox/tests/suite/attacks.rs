@@ -61,7 +61,10 @@ for p in ['/etc/shadow', '/etc/passwd', '/root/.bashrc', '/proc/1/root/etc/shado
 for p in ['/root', '/home', '/var', '/opt', '/srv', '/work/../root', '/usr/local/bin/code-runner']:
     if os.path.exists(p) and os.listdir(p):
         print('visible', p)
-env1 = open('/proc/1/environ', 'rb').read()
+try:
+    env1 = open('/proc/1/environ', 'rb').read()
+except OSError:
+    env1 = b''  # unreadable is as good as empty (docker's init is not dumpable)
 if env1:
     print('pid 1 environment', env1[:80])
 env = dict(os.environ)

@@ -1,0 +1,120 @@
+//! Static pages embedded in the binary: the web playground at `/`, the
+//! interactive API docs at `/docs` (a vendored Swagger UI, see
+//! `assets/swagger-ui/README.md`), and the OpenAPI document at
+//! `/openapi.json`. Nothing is fetched from a CDN, so all of it works on a
+//! machine without internet access.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `(file name, content type, bytes)` of the files under a folder.
+type Files = [(&'static str, &'static str, &'static [u8])];
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+const PLAYGROUND: &Files = &[
+    ("app.js", JS, include_bytes!("../assets/playground/app.js")),
+    (
+        "style.css",
+        CSS,
+        include_bytes!("../assets/playground/style.css"),
+    ),
+];
+
+const DOCS: &Files = &[
+    (
+        "init.js",
+        JS,
+        include_bytes!("../assets/swagger-ui/init.js"),
+    ),
+    (
+        "swagger-ui-bundle.js",
+        JS,
+        include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js"),
+    ),
+    (
+        "swagger-ui.css",
+        CSS,
+        include_bytes!("../assets/swagger-ui/swagger-ui.css"),
+    ),
+    (
+        "favicon-32x32.png",
+        "image/png",
+        include_bytes!("../assets/swagger-ui/favicon-32x32.png"),
+    ),
+    (
+        "LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../assets/swagger-ui/LICENSE"),
+    ),
+];
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(playground))
+        .route("/playground/{file}", get(playground_file))
+        .route("/docs", get(docs))
+        .route("/docs/", get(docs))
+        .route("/docs/{file}", get(docs_file))
+        .route("/openapi.json", get(openapi))
+}
+
+async fn playground() -> Response {
+    page(include_str!("../assets/playground/index.html"))
+}
+
+async fn docs() -> Response {
+    page(include_str!("../assets/swagger-ui/index.html"))
+}
+
+fn page(html: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HTML),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+async fn playground_file(Path(file): Path<String>) -> Result<Response, ApiError> {
+    // Small, and must change with the binary: revalidated on every load.
+    serve(PLAYGROUND, &file, "no-cache")
+}
+
+async fn docs_file(Path(file): Path<String>) -> Result<Response, ApiError> {
+    // A large bundle that changes only with a new Swagger UI.
+    serve(DOCS, &file, "public, max-age=86400")
+}
+
+fn serve(files: &Files, name: &str, cache: &'static str) -> Result<Response, ApiError> {
+    let (_, content_type, bytes) = files
+        .iter()
+        .find(|(file, _, _)| *file == name)
+        .ok_or(ApiError::RouteNotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, *content_type),
+            (header::CACHE_CONTROL, cache),
+        ],
+        *bytes,
+    )
+        .into_response())
+}
+
+async fn openapi(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi().clone(),
+    )
+        .into_response()
+}

@@ -1,0 +1,393 @@
+//! Phases (b) and (c): a python hello job end to end, one at a time for its
+//! latency, then many at once for the rate the deployment completes them.
+//!
+//! A job is correct when it ends `SUCCESS` with output exactly `"hi\n"`; any
+//! other end, or no end before the deadline, is a failure and is counted,
+//! never silently dropped. The server's own timestamps (when the worker
+//! started and finished the job) are read too, to split the latency into
+//! queue wait, sandbox time and polling lag.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use hyper::body::Bytes;
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::http::{Conn, Target};
+use crate::stats::Summary;
+
+/// The output every job must print.
+const EXPECTED_OUTPUT: &str = "hi\n";
+
+/// The fields of `GET /results/{id}` read here.
+#[derive(Debug, Deserialize)]
+struct ResultBody {
+    status: String,
+    #[serde(default)]
+    result: serde_json::Value,
+    started_at_ms: Option<u64>,
+    finished_at_ms: Option<u64>,
+    wall_time_ms: Option<u64>,
+}
+
+/// A finished job as the server reported it.
+#[derive(Debug, Clone)]
+struct Finished {
+    correct: bool,
+    /// What the server answered, for a job that is not correct.
+    wrong: Option<String>,
+    started_at_ms: Option<u64>,
+    finished_at_ms: Option<u64>,
+    wall_time_ms: Option<u64>,
+}
+
+/// The JSON body of every job, serialized once.
+pub fn hello_body() -> Bytes {
+    let body = serde_json::json!({"language": "python", "code": "print('hi')"});
+    Bytes::from(body.to_string())
+}
+
+/// Wall-clock milliseconds since the epoch, the unit of the server's stamps.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Submits one job; its task id.
+async fn submit(conn: &mut Conn, body: &Bytes) -> anyhow::Result<String> {
+    let (status, answer) = conn.post_json("/run-code", body.clone()).await?;
+    if status != StatusCode::OK {
+        bail!(
+            "POST /run-code answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let answer: serde_json::Value =
+        serde_json::from_slice(&answer).context("POST /run-code answer is not JSON")?;
+    answer["task_id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no task_id in the POST /run-code answer")
+}
+
+/// The job's state: `None` while it is pending.
+async fn poll(conn: &mut Conn, task_id: &str) -> anyhow::Result<Option<Finished>> {
+    let (status, answer) = conn.get(&format!("/results/{task_id}")).await?;
+    if status != StatusCode::OK {
+        bail!(
+            "GET /results/{task_id} answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let body: ResultBody = serde_json::from_slice(&answer).context("result body")?;
+    if body.status == "PENDING" {
+        return Ok(None);
+    }
+    let output = body
+        .result
+        .get("output")
+        .and_then(serde_json::Value::as_str);
+    let correct = body.status == "SUCCESS" && output == Some(EXPECTED_OUTPUT);
+    Ok(Some(Finished {
+        correct,
+        wrong: (!correct).then(|| format!("{} {}", body.status, body.result)),
+        started_at_ms: body.started_at_ms,
+        finished_at_ms: body.finished_at_ms,
+        wall_time_ms: body.wall_time_ms,
+    }))
+}
+
+/// The server's answer for a wrong job, cut to a line.
+fn wrong_text(finished: &Finished) -> String {
+    let text = finished.wrong.as_deref().unwrap_or("?");
+    text.chars().take(300).collect()
+}
+
+// ---------------------------------------------------------------- latency (b)
+
+#[derive(Debug, Clone)]
+pub struct LatencyConfig {
+    pub warmups: usize,
+    pub runs: usize,
+    pub poll_every: Duration,
+    /// Longest a single job may take before it counts as failed.
+    pub job_timeout: Duration,
+}
+
+/// What phase (b) measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatencyResult {
+    pub runs: usize,
+    pub poll_every_ms: f64,
+    /// Submit to the poll that saw the job done, correct jobs only.
+    pub end_to_end: Summary,
+    /// Jobs that failed, printed something else or did not finish in time.
+    pub failures: usize,
+    /// Server side: submit → worker started (ms resolution).
+    pub queue_wait: Summary,
+    /// Server side: worker started → finished (sandbox set-up, run, clean-up).
+    pub worker_time: Summary,
+    /// The program's own wall time inside the sandbox.
+    pub program_wall: Summary,
+}
+
+/// One correct job: client latency and the server's stamps.
+struct Sample {
+    elapsed: Duration,
+    submitted_ms: u64,
+    finished: Finished,
+}
+
+pub async fn latency(target: &Target, config: &LatencyConfig) -> anyhow::Result<LatencyResult> {
+    let body = hello_body();
+    let mut conn = Conn::connect(target).await?;
+    let mut samples = Vec::with_capacity(config.runs);
+    let mut failures = 0;
+    for run in 0..config.warmups + config.runs {
+        let sample = one_job(&mut conn, &body, config).await;
+        if let Err(e) = &sample {
+            eprintln!("latency: job {run} failed: {e:#}");
+            // The connection may be the broken part; start afresh.
+            conn = Conn::connect(target).await?;
+        }
+        if run < config.warmups {
+            // Warm-ups also give a worker that is still starting time to be ready.
+            continue;
+        }
+        match sample {
+            Ok(sample) if sample.finished.correct => samples.push(sample),
+            Ok(sample) => {
+                eprintln!(
+                    "latency: job {run} is wrong: {}",
+                    wrong_text(&sample.finished)
+                );
+                failures += 1;
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    Ok(latency_result(config, &samples, failures))
+}
+
+fn latency_result(config: &LatencyConfig, samples: &[Sample], failures: usize) -> LatencyResult {
+    let elapsed: Vec<Duration> = samples.iter().map(|s| s.elapsed).collect();
+    let (mut queue_wait, mut worker_time, mut program_wall) = (Vec::new(), Vec::new(), Vec::new());
+    for sample in samples {
+        let f = &sample.finished;
+        if let (Some(started), Some(finished)) = (f.started_at_ms, f.finished_at_ms) {
+            queue_wait.push(started.saturating_sub(sample.submitted_ms));
+            worker_time.push(finished.saturating_sub(started));
+        }
+        program_wall.extend(f.wall_time_ms);
+    }
+    LatencyResult {
+        runs: config.runs,
+        poll_every_ms: config.poll_every.as_secs_f64() * 1000.0,
+        end_to_end: Summary::from_durations(&elapsed),
+        failures,
+        queue_wait: Summary::from_millis(&queue_wait),
+        worker_time: Summary::from_millis(&worker_time),
+        program_wall: Summary::from_millis(&program_wall),
+    }
+}
+
+/// Submits a job, then polls every `poll_every` until it is done.
+async fn one_job(conn: &mut Conn, body: &Bytes, config: &LatencyConfig) -> anyhow::Result<Sample> {
+    let submitted_ms = now_ms();
+    let start = Instant::now();
+    let deadline = start + config.job_timeout;
+    let task_id = submit(conn, body).await?;
+    let mut ticks = tokio::time::interval_at(start + config.poll_every, config.poll_every);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    while Instant::now() < deadline {
+        ticks.tick().await;
+        if let Some(finished) = poll(conn, &task_id).await? {
+            return Ok(Sample {
+                elapsed: start.elapsed(),
+                submitted_ms,
+                finished,
+            });
+        }
+    }
+    bail!(
+        "task {task_id} still pending after {:?}",
+        config.job_timeout
+    )
+}
+
+// ------------------------------------------------------------- throughput (c)
+
+#[derive(Debug, Clone)]
+pub struct ThroughputConfig {
+    pub jobs: usize,
+    /// Connections submitting at once, and polling at once.
+    pub connections: usize,
+    /// Oldest outstanding jobs polled per round: only about as many as the
+    /// worker runs at once can have finished, and polling all would take CPU
+    /// from the jobs being measured.
+    pub poll_window: usize,
+    pub poll_pause: Duration,
+    pub timeout: Duration,
+}
+
+/// What phase (c) measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThroughputResult {
+    pub jobs: usize,
+    /// `jobs` / (first submit → last completion seen by polling).
+    pub jobs_per_s: f64,
+    pub elapsed_s: f64,
+    /// Time to submit all jobs.
+    pub submit_s: f64,
+    /// The same rate from the server's stamps (first submit → last
+    /// `finished_at_ms`): free of polling lag, at millisecond resolution.
+    pub server_jobs_per_s: Option<f64>,
+    pub failures: usize,
+    /// Jobs not finished when the deadline passed (also counted in failures).
+    pub unfinished: usize,
+}
+
+pub async fn throughput(
+    target: &Target,
+    config: &ThroughputConfig,
+) -> anyhow::Result<ThroughputResult> {
+    let body = hello_body();
+    let mut conns = Vec::with_capacity(config.connections);
+    for _ in 0..config.connections.max(1) {
+        conns.push(Conn::connect(target).await?);
+    }
+    let first_submit_ms = now_ms();
+    let start = Instant::now();
+    let (conns, ids) = submit_all(conns, &body, config.jobs).await?;
+    let submit_s = start.elapsed().as_secs_f64();
+    let polled = poll_all(conns, ids, config, start + config.timeout).await?;
+
+    let last_seen = polled.done.iter().map(|(at, _)| *at).max().unwrap_or(start);
+    let elapsed_s = (last_seen - start).as_secs_f64();
+    let last_finished_ms = polled
+        .done
+        .iter()
+        .filter_map(|(_, f)| f.finished_at_ms)
+        .max();
+    let wrong: Vec<&Finished> = polled
+        .done
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| !f.correct)
+        .collect();
+    for finished in wrong.iter().take(5) {
+        eprintln!("throughput: a job is wrong: {}", wrong_text(finished));
+    }
+    let failures = wrong.len() + polled.unfinished;
+    Ok(ThroughputResult {
+        jobs: config.jobs,
+        jobs_per_s: config.jobs as f64 / elapsed_s.max(1e-9),
+        elapsed_s,
+        submit_s,
+        server_jobs_per_s: last_finished_ms
+            .filter(|_| polled.unfinished == 0)
+            .map(|last| {
+                config.jobs as f64 / (last.saturating_sub(first_submit_ms).max(1) as f64 / 1000.0)
+            }),
+        failures,
+        unfinished: polled.unfinished,
+    })
+}
+
+/// Submits `jobs` jobs spread over the connections; the ids in no set order.
+async fn submit_all(
+    conns: Vec<Conn>,
+    body: &Bytes,
+    jobs: usize,
+) -> anyhow::Result<(Vec<Conn>, Vec<String>)> {
+    let per_conn = jobs.div_ceil(conns.len());
+    let mut tasks = JoinSet::new();
+    for (index, mut conn) in conns.into_iter().enumerate() {
+        let count = per_conn.min(jobs.saturating_sub(index * per_conn));
+        let body = body.clone();
+        tasks.spawn(async move {
+            let mut ids = Vec::with_capacity(count);
+            for _ in 0..count {
+                ids.push(submit(&mut conn, &body).await?);
+            }
+            anyhow::Ok((conn, ids))
+        });
+    }
+    let mut conns = Vec::new();
+    let mut ids = Vec::with_capacity(jobs);
+    while let Some(joined) = tasks.join_next().await {
+        let (conn, mut some) = joined.context("submit task panicked")??;
+        conns.push(conn);
+        ids.append(&mut some);
+    }
+    Ok((conns, ids))
+}
+
+/// Finished jobs with when they were seen, and how many never finished.
+struct Polled {
+    done: Vec<(Instant, Finished)>,
+    unfinished: usize,
+}
+
+/// Polls the oldest outstanding jobs, a window at a time, until all are done
+/// or the deadline passes.
+async fn poll_all(
+    mut conns: Vec<Conn>,
+    mut outstanding: Vec<String>,
+    config: &ThroughputConfig,
+    deadline: Instant,
+) -> anyhow::Result<Polled> {
+    let mut done = Vec::with_capacity(outstanding.len());
+    while !outstanding.is_empty() && Instant::now() < deadline {
+        let window = outstanding.len().min(config.poll_window);
+        let (back, finished) = poll_round(conns, &outstanding[..window]).await?;
+        conns = back;
+        let seen = Instant::now();
+        outstanding.retain(|id| !finished.contains_key(id));
+        done.extend(finished.into_values().map(|f| (seen, f)));
+        if !outstanding.is_empty() {
+            tokio::time::sleep(config.poll_pause).await;
+        }
+    }
+    Ok(Polled {
+        done,
+        unfinished: outstanding.len(),
+    })
+}
+
+/// One round: the ids spread over the connections, polled in parallel.
+async fn poll_round(
+    conns: Vec<Conn>,
+    ids: &[String],
+) -> anyhow::Result<(Vec<Conn>, HashMap<String, Finished>)> {
+    let per_conn = ids.len().div_ceil(conns.len());
+    let mut tasks = JoinSet::new();
+    let mut chunks = ids.chunks(per_conn.max(1));
+    for mut conn in conns {
+        let chunk: Vec<String> = chunks.next().map(<[String]>::to_vec).unwrap_or_default();
+        tasks.spawn(async move {
+            let mut finished = Vec::new();
+            for id in chunk {
+                if let Some(f) = poll(&mut conn, &id).await? {
+                    finished.push((id, f));
+                }
+            }
+            anyhow::Ok((conn, finished))
+        });
+    }
+    let mut conns = Vec::new();
+    let mut finished = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (conn, some) = joined.context("poll task panicked")??;
+        conns.push(conn);
+        finished.extend(some);
+    }
+    Ok((conns, finished))
+}

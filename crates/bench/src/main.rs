@@ -1,0 +1,457 @@
+//! `code-runner-bench`: measures a running code-runner deployment and the bare
+//! program it runs, and prints one report with targets and ratios.
+//!
+//! Phases, each selectable with `--phase`:
+//!
+//! - `submit` (a): `POST /run-code` req/s over many keep-alive connections;
+//!   run it with no worker, so the queue only fills.
+//! - `baseline`: bare `/usr/bin/python3 -c "print('hi')"`, alone and in
+//!   parallel. With `latency` or `throughput` in the same invocation, each
+//!   part is taken half just before and half just after the figure it is
+//!   compared with, so other load on the machine weighs on both sides.
+//! - `latency` (b): one python hello job at a time, submit to result.
+//! - `throughput` (c): many jobs at once, submit to last completion.
+//! - `rss` (d): idle resident memory of the API and worker processes.
+//!
+//! `scripts/bench.sh` runs `submit` first, then starts a worker and runs the
+//! rest; `--state FILE` carries results from one invocation to the next so
+//! the final report holds the whole run. Every phase also records the host's
+//! CPU pressure, which says how far a noisy machine can be trusted.
+//!
+//! Layout: [`http`] is the lean client, [`load`] phase (a), [`jobs`] phases
+//! (b) and (c), [`baseline`] the bare program, [`procfs`] memory, CPU time
+//! and pressure, [`stats`] the percentiles and [`report`] the targets and
+//! the table.
+
+mod baseline;
+mod http;
+mod jobs;
+mod load;
+mod procfs;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use hyper::StatusCode;
+use tokio::runtime::Runtime;
+
+use crate::http::{Conn, Target};
+use crate::report::Results;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "code-runner-bench",
+    version,
+    about = "Benchmarks a running code-runner deployment against the bare program, in one run."
+)]
+struct Cli {
+    /// The deployment's API; must be a loopback address.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    server: String,
+
+    /// Phases to run, comma-separated; they always run in the listed order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    phase: Vec<Phase>,
+
+    /// Pid of the API process (phase rss; phase submit reports its CPU use).
+    #[arg(long)]
+    api_pid: Option<u32>,
+
+    /// Pid of the worker process (phase rss).
+    #[arg(long)]
+    worker_pid: Option<u32>,
+
+    /// Results carried between invocations: read at start, rewritten after
+    /// every phase, so a later invocation reports the whole run.
+    #[arg(long)]
+    state: Option<PathBuf>,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+
+    /// Do not print the report table (for an invocation whose results are
+    /// only carried to a later one).
+    #[arg(long)]
+    no_report: bool,
+
+    /// How long to wait for `GET /health` before the first HTTP phase.
+    #[arg(long, default_value_t = 15)]
+    ready_timeout_secs: u64,
+
+    #[command(flatten)]
+    load: LoadArgs,
+
+    #[command(flatten)]
+    jobs: JobArgs,
+
+    #[command(flatten)]
+    baseline: BaselineArgs,
+
+    /// Idle pause before reading memory (phase rss).
+    #[arg(long, default_value_t = 3)]
+    idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    Submit,
+    Baseline,
+    Latency,
+    Throughput,
+    Rss,
+    All,
+}
+
+/// Phase (a) settings.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Keep-alive connections, one task each.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    connections: u16,
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    duration_secs: u64,
+    /// Threads of the load generator's runtime. One leaves the most CPU to the
+    /// API and Redis on a small machine.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    client_threads: u16,
+}
+
+/// Phases (b) and (c) settings.
+#[derive(Debug, clap::Args)]
+struct JobArgs {
+    #[arg(long, default_value_t = 200)]
+    latency_runs: usize,
+    #[arg(long, default_value_t = 10)]
+    latency_warmups: usize,
+    /// Poll interval of `GET /results/{id}`, in milliseconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    poll_ms: u64,
+    /// Longest one job may take before it counts as failed, in seconds.
+    #[arg(long, default_value_t = 30)]
+    job_timeout_secs: u64,
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    throughput_jobs: u64,
+    /// Connections submitting (and then polling) at once in phase (c).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    throughput_connections: u16,
+    /// Deadline of the whole of phase (c), in seconds.
+    #[arg(long, default_value_t = 300)]
+    throughput_timeout_secs: u64,
+}
+
+/// Baseline settings.
+#[derive(Debug, clap::Args)]
+struct BaselineArgs {
+    #[arg(long, default_value_t = 100)]
+    baseline_runs: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    baseline_parallel: u16,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    baseline_secs: u64,
+}
+
+impl Cli {
+    fn runs(&self, phase: Phase) -> bool {
+        self.phase.contains(&phase) || self.phase.contains(&Phase::All)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("code-runner-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let target = Target::parse(&cli.server)?;
+    let pids = rss_pids(cli)?;
+    let mut session = Session {
+        cli,
+        target,
+        runtime: runtime(cli.load.client_threads)?,
+        results: match &cli.state {
+            Some(path) => Results::load(path)?,
+            None => Results::default(),
+        },
+        sequential: Vec::new(),
+        parallel: Vec::new(),
+    };
+    let needs_server = [Phase::Submit, Phase::Latency, Phase::Throughput]
+        .iter()
+        .any(|&phase| cli.runs(phase));
+    if needs_server {
+        let timeout = Duration::from_secs(cli.ready_timeout_secs);
+        session
+            .runtime
+            .block_on(wait_ready(&session.target, timeout))?;
+    }
+    if cli.runs(Phase::Submit) {
+        session.submit()?;
+    }
+    session.latency_with_baseline()?;
+    session.throughput_with_baseline()?;
+    if let Some((api, worker)) = pids {
+        session.rss(api, worker)?;
+    }
+    finish(cli, &session.results)
+}
+
+/// One invocation: what it was asked, and what it measured so far.
+struct Session<'a> {
+    cli: &'a Cli,
+    target: Target,
+    runtime: Runtime,
+    results: Results,
+    /// Baseline parts taken so far in this invocation.
+    sequential: Vec<baseline::SequentialPart>,
+    parallel: Vec<baseline::ParallelPart>,
+}
+
+impl Session<'_> {
+    /// Runs one phase, records the host's CPU pressure over it, and saves
+    /// the results so far.
+    fn phase<T>(
+        &mut self,
+        name: &str,
+        measure: impl FnOnce(&mut Self) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let pressure = procfs::PressureClock::start();
+        let value = measure(self).with_context(|| format!("phase {name}"))?;
+        if let Some(share) = pressure.and_then(|clock| clock.stalled_share()) {
+            self.results.cpu_pressure.insert(name.to_owned(), share);
+        }
+        self.save()?;
+        Ok(value)
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        match &self.cli.state {
+            Some(path) => self.results.save(path),
+            None => Ok(()),
+        }
+    }
+
+    fn submit(&mut self) -> anyhow::Result<()> {
+        let config = load::LoadConfig {
+            connections: usize::from(self.cli.load.connections),
+            warmup: Duration::from_secs(self.cli.load.warmup_secs),
+            duration: Duration::from_secs(self.cli.load.duration_secs),
+            body: jobs::hello_body(),
+            api_pid: self.cli.api_pid,
+        };
+        self.phase("submit", |s| {
+            let result = s.runtime.block_on(load::run(&s.target, &config))?;
+            progress(&format!(
+                "submit: {:.0} req/s (non-200 {}, I/O errors {})",
+                result.requests_per_s, result.non_200, result.io_errors
+            ));
+            s.results.submit = Some(result);
+            Ok(())
+        })
+    }
+
+    /// Phase (b), between two halves of the sequential baseline when both
+    /// are asked for (or the whole baseline alone).
+    fn latency_with_baseline(&mut self) -> anyhow::Result<()> {
+        let runs = self.cli.baseline.baseline_runs;
+        let (bare, latency) = (
+            self.cli.runs(Phase::Baseline),
+            self.cli.runs(Phase::Latency),
+        );
+        let first = if latency { runs / 2 } else { runs };
+        if bare {
+            self.sequential_part("baseline-sequential-1", first, true)?;
+        }
+        if latency {
+            self.latency()?;
+        }
+        if bare && latency {
+            self.sequential_part("baseline-sequential-2", runs - first, false)?;
+        }
+        Ok(())
+    }
+
+    /// Phase (c), between two halves of the parallel baseline likewise.
+    fn throughput_with_baseline(&mut self) -> anyhow::Result<()> {
+        let total = Duration::from_secs(self.cli.baseline.baseline_secs);
+        let (bare, throughput) = (
+            self.cli.runs(Phase::Baseline),
+            self.cli.runs(Phase::Throughput),
+        );
+        let half = if throughput { total / 2 } else { total };
+        if bare {
+            self.parallel_part("baseline-parallel-1", half)?;
+        }
+        if throughput {
+            self.throughput()?;
+        }
+        if bare && throughput {
+            self.parallel_part("baseline-parallel-2", total - half)?;
+        }
+        if bare {
+            let result = baseline::BaselineResult::from_parts(
+                &self.sequential,
+                usize::from(self.cli.baseline.baseline_parallel),
+                &self.parallel,
+            );
+            progress(&format!(
+                "baseline: p50 {:.1} ms, {:.1} proc/s with {} in parallel",
+                result.sequential.p50_ms, result.processes_per_s, result.parallel
+            ));
+            self.results.baseline = Some(result);
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn sequential_part(&mut self, name: &str, runs: usize, warm: bool) -> anyhow::Result<()> {
+        let part = self.phase(name, |_| baseline::sequential(runs, warm))?;
+        self.sequential.push(part);
+        Ok(())
+    }
+
+    fn parallel_part(&mut self, name: &str, duration: Duration) -> anyhow::Result<()> {
+        let parallel = usize::from(self.cli.baseline.baseline_parallel);
+        let part = self.phase(name, |_| baseline::parallel(parallel, duration))?;
+        self.parallel.push(part);
+        Ok(())
+    }
+
+    fn latency(&mut self) -> anyhow::Result<()> {
+        let config = jobs::LatencyConfig {
+            warmups: self.cli.jobs.latency_warmups,
+            runs: self.cli.jobs.latency_runs,
+            poll_every: Duration::from_millis(self.cli.jobs.poll_ms),
+            job_timeout: Duration::from_secs(self.cli.jobs.job_timeout_secs),
+        };
+        self.phase("latency", |s| {
+            let result = s.runtime.block_on(jobs::latency(&s.target, &config))?;
+            progress(&format!(
+                "latency: p50 {:.1} ms, p99 {:.1} ms, failures {}",
+                result.end_to_end.p50_ms, result.end_to_end.p99_ms, result.failures
+            ));
+            s.results.latency = Some(result);
+            Ok(())
+        })
+    }
+
+    fn throughput(&mut self) -> anyhow::Result<()> {
+        let config = jobs::ThroughputConfig {
+            jobs: usize::try_from(self.cli.jobs.throughput_jobs)?,
+            connections: usize::from(self.cli.jobs.throughput_connections),
+            // A little over the worker's concurrency (50): only that many can
+            // have finished out of order. Polling more, or more often, takes
+            // CPU (API + Redis + this process) from the jobs being measured,
+            // and a round's lag is under 1 % of the phase's seconds anyway.
+            poll_window: 64,
+            poll_pause: Duration::from_millis(20),
+            timeout: Duration::from_secs(self.cli.jobs.throughput_timeout_secs),
+        };
+        self.phase("throughput", |s| {
+            let result = s.runtime.block_on(jobs::throughput(&s.target, &config))?;
+            progress(&format!(
+                "throughput: {:.1} jobs/s, failures {}",
+                result.jobs_per_s, result.failures
+            ));
+            s.results.throughput = Some(result);
+            Ok(())
+        })
+    }
+
+    fn rss(&mut self, api: u32, worker: u32) -> anyhow::Result<()> {
+        let idle = Duration::from_secs(self.cli.idle_secs);
+        std::thread::sleep(idle);
+        let result = procfs::RssResult {
+            idle_s: idle.as_secs_f64(),
+            api: procfs::read(api).context("api memory")?,
+            worker: procfs::read(worker).context("worker memory")?,
+        };
+        progress(&format!(
+            "rss: api {:.1} MiB, worker {:.1} MiB",
+            result.api.rss_mib(),
+            result.worker.rss_mib()
+        ));
+        self.results.rss = Some(result);
+        self.save()
+    }
+}
+
+/// The pids phase rss needs, checked before anything runs.
+fn rss_pids(cli: &Cli) -> anyhow::Result<Option<(u32, u32)>> {
+    if !cli.runs(Phase::Rss) {
+        return Ok(None);
+    }
+    match (cli.api_pid, cli.worker_pid) {
+        (Some(api), Some(worker)) => Ok(Some((api, worker))),
+        _ => bail!("phase rss needs --api-pid and --worker-pid"),
+    }
+}
+
+/// A single-threaded runtime unless asked otherwise: the generator shares
+/// the machine with what it measures.
+fn runtime(threads: u16) -> anyhow::Result<Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(usize::from(threads));
+        builder
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Polls `GET /health` until it answers 200 or the timeout passes.
+async fn wait_ready(target: &Target, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let healthy = match Conn::connect(target).await {
+            Ok(mut conn) => matches!(conn.get("/health").await, Ok((StatusCode::OK, _))),
+            Err(_) => false,
+        };
+        if healthy {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the server did not answer GET /health within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn progress(line: &str) {
+    eprintln!("code-runner-bench: {line}");
+}
+
+/// Prints the table and writes the JSON report, as asked.
+fn finish(cli: &Cli, results: &Results) -> anyhow::Result<()> {
+    let rows = report::rows(results);
+    if !cli.no_report {
+        print!("{}", report::render(&rows, &results.cpu_pressure));
+    }
+    if let Some(path) = &cli.json {
+        report::write_json(
+            path,
+            &report::JsonReport {
+                rows: &rows,
+                results,
+            },
+        )?;
+    }
+    Ok(())
+}

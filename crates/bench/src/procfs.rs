@@ -1,0 +1,145 @@
+//! What `/proc` tells: a process's resident memory, for phase (d); the CPU
+//! time it used, to show where the cores went in phase (a); and the host's
+//! CPU pressure, to show how much other work competed with each phase.
+//!
+//! Memory is read after the work is done and the processes have idled.
+//! `VmRSS` is the figure with a target; `VmHWM` (the peak) is kept beside it
+//! because an allocator that returns memory late can make an idle figure look
+//! better than what the process needed under load.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// One process's memory, in KiB.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Memory {
+    pub pid: u32,
+    pub rss_kib: u64,
+    pub peak_kib: u64,
+}
+
+impl Memory {
+    pub fn rss_mib(&self) -> f64 {
+        self.rss_kib as f64 / 1024.0
+    }
+}
+
+/// What phase (d) measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RssResult {
+    pub idle_s: f64,
+    pub api: Memory,
+    pub worker: Memory,
+}
+
+pub fn read(pid: u32) -> anyhow::Result<Memory> {
+    let path = PathBuf::from(format!("/proc/{pid}/status"));
+    let status = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is process {pid} running?)", path.display()))?;
+    Ok(Memory {
+        pid,
+        rss_kib: field_kib(&status, "VmRSS:")
+            .with_context(|| format!("no VmRSS in {}", path.display()))?,
+        peak_kib: field_kib(&status, "VmHWM:")
+            .with_context(|| format!("no VmHWM in {}", path.display()))?,
+    })
+}
+
+/// CPU time (user + system) a process has used so far, in seconds; at the
+/// 10 ms resolution of `/proc/PID/stat`. `pid` `None` is this process.
+pub fn cpu_seconds(pid: Option<u32>) -> anyhow::Result<f64> {
+    let path = match pid {
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/stat")),
+        None => PathBuf::from("/proc/self/stat"),
+    };
+    let stat =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    cpu_ticks(&stat)
+        .map(|ticks| ticks as f64 / USER_HZ)
+        .with_context(|| format!("no utime/stime in {}", path.display()))
+}
+
+/// Clock ticks per second of `/proc/PID/stat`: `USER_HZ`, 100 on every Linux
+/// architecture this runs on.
+const USER_HZ: f64 = 100.0;
+
+/// utime + stime: fields 14 and 15, counted after the command name, which is
+/// in parentheses and may itself contain spaces.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Measures the share of a span of time during which some runnable task on
+/// the host waited for a CPU (Linux PSI, `/proc/pressure/cpu`). On a quiet
+/// machine a sequential phase stays near 0; other builds and tests push it up.
+pub struct PressureClock {
+    started: Instant,
+    stalled_us: u64,
+}
+
+impl PressureClock {
+    /// `None` when the kernel does not report pressure.
+    pub fn start() -> Option<Self> {
+        Some(Self {
+            started: Instant::now(),
+            stalled_us: cpu_stalled_us()?,
+        })
+    }
+
+    pub fn stalled_share(&self) -> Option<f64> {
+        let stalled = cpu_stalled_us()?.saturating_sub(self.stalled_us);
+        let elapsed = self.started.elapsed().as_secs_f64() * 1e6;
+        Some((stalled as f64 / elapsed.max(1.0)).min(1.0))
+    }
+}
+
+/// The `total=` of the `some` line: microseconds, since boot, during which
+/// at least one task waited for a CPU.
+fn cpu_stalled_us() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = text.lines().find(|line| line.starts_with("some "))?;
+    some.split_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
+/// The value of a `Name:   1234 kB` line.
+fn field_kib(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_status() {
+        let memory = read(std::process::id()).unwrap();
+        assert!(memory.rss_kib > 0);
+        assert!(memory.peak_kib >= memory.rss_kib);
+    }
+
+    #[test]
+    fn parses_cpu_ticks_after_a_name_with_spaces() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0";
+        assert_eq!(cpu_ticks(stat), Some(10));
+        assert!(cpu_seconds(None).unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn parses_kib_lines() {
+        let status = "Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n";
+        assert_eq!(field_kib(status, "VmRSS:"), Some(1024));
+        assert_eq!(field_kib(status, "VmHWM:"), Some(2048));
+        assert_eq!(field_kib(status, "VmSwap:"), None);
+    }
+}

@@ -1,0 +1,572 @@
+//! The results of every phase, carried between invocations, and the report
+//! built from them: one row per figure with its target, the baseline it is
+//! compared with, the ratio and a verdict.
+//!
+//! Results travel through a state file because one benchmark run takes two
+//! invocations: the submit phase must run with no worker (so the queue only
+//! fills), the others with one. The baseline is measured in the second, so
+//! every ratio still compares figures taken in the same run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::baseline::BaselineResult;
+use crate::jobs::{LatencyResult, ThroughputResult};
+use crate::load::LoadResult;
+use crate::procfs::{Memory, RssResult};
+
+/// (a) target, and what the original FastAPI + Celery design reached here.
+const SUBMIT_TARGET_RPS: f64 = 20_000.0;
+const SUBMIT_ORIGINAL_RPS: f64 = 1_187.0;
+/// (b) target: at most this much over the bare program's p50.
+const LATENCY_SLACK_MS: f64 = 5.0;
+const LATENCY_ORIGINAL_P50_MS: f64 = 13.3;
+/// (c) target: this share of the bare parallel rate.
+const THROUGHPUT_SHARE: f64 = 0.80;
+const THROUGHPUT_ORIGINAL_JOBS_PER_S: f64 = 140.0;
+/// (d) target for each process, and the original 50-process worker.
+const RSS_TARGET_MIB: f64 = 25.0;
+const RSS_ORIGINAL_WORKER_MIB: f64 = 1.1 * 1024.0;
+
+/// Everything measured so far in this run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub submit: Option<LoadResult>,
+    pub baseline: Option<BaselineResult>,
+    pub latency: Option<LatencyResult>,
+    pub throughput: Option<ThroughputResult>,
+    pub rss: Option<RssResult>,
+    /// Per phase, the share of its time some task on the host waited for a
+    /// CPU: how much to trust the figures of a noisy run.
+    #[serde(default)]
+    pub cpu_pressure: BTreeMap<String, f64>,
+}
+
+impl Results {
+    /// Reads the state file; a missing file is an empty run.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        write_json(path, self)
+    }
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(value).context("serializing")?;
+    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Whether a figure met its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Miss,
+    /// A reference figure with no target of its own.
+    Info,
+    NotMeasured,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub measure: String,
+    pub value: Option<f64>,
+    pub unit: &'static str,
+    pub target: Option<f64>,
+    pub target_text: String,
+    pub baseline_text: String,
+    pub ratio: Option<f64>,
+    pub ratio_text: String,
+    pub verdict: Verdict,
+    /// Why it missed, by how much; or what else to know about the figure.
+    pub note: String,
+}
+
+impl Row {
+    fn not_measured(measure: &str, target_text: String) -> Self {
+        Self {
+            measure: measure.to_owned(),
+            value: None,
+            unit: "",
+            target: None,
+            target_text,
+            baseline_text: String::new(),
+            ratio: None,
+            ratio_text: String::new(),
+            verdict: Verdict::NotMeasured,
+            note: String::new(),
+        }
+    }
+}
+
+/// The report as written by `--json`.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    pub rows: &'a [Row],
+    pub results: &'a Results,
+}
+
+pub fn rows(results: &Results) -> Vec<Row> {
+    let mut rows = vec![submit_row(results.submit.as_ref())];
+    rows.extend(baseline_rows(results.baseline.as_ref()));
+    rows.extend(latency_rows(
+        results.latency.as_ref(),
+        results.baseline.as_ref(),
+    ));
+    rows.push(throughput_row(
+        results.throughput.as_ref(),
+        results.baseline.as_ref(),
+    ));
+    rows.extend(rss_rows(results.rss.as_ref()));
+    rows
+}
+
+fn submit_row(submit: Option<&LoadResult>) -> Row {
+    let measure = "(a) POST /run-code, no worker";
+    let target_text = format!(">= {} req/s", thousands(SUBMIT_TARGET_RPS));
+    let Some(submit) = submit else {
+        return Row::not_measured(measure, target_text);
+    };
+    let rps = submit.requests_per_s;
+    let errors = submit.non_200 + submit.io_errors;
+    let verdict = pass_if(rps >= SUBMIT_TARGET_RPS && errors == 0);
+    let api_cores = submit
+        .api_cores
+        .map_or_else(String::new, |cores| format!(", api {cores:.2} cores"));
+    let mut note = format!(
+        "{} conns, {:.0} s; latency p50 {:.2} ms, p99 {:.2} ms; non-200 {}, I/O errors {}; \
+         CPU: generator {:.2} cores{api_cores}",
+        submit.connections,
+        submit.duration_s,
+        submit.latency.p50_ms,
+        submit.latency.p99_ms,
+        submit.non_200,
+        submit.io_errors,
+        submit.generator_cores
+    );
+    if let Some(first) = &submit.first_non_200 {
+        note = format!("{note}; first non-200: {first}");
+    }
+    if rps < SUBMIT_TARGET_RPS {
+        note = format!(
+            "{:.1}% short; {note}",
+            (1.0 - rps / SUBMIT_TARGET_RPS) * 100.0
+        );
+    }
+    Row {
+        measure: format!("{measure}, {} conns", submit.connections),
+        value: Some(rps),
+        unit: "req/s",
+        target: Some(SUBMIT_TARGET_RPS),
+        target_text,
+        baseline_text: format!("original {} req/s", thousands(SUBMIT_ORIGINAL_RPS)),
+        ratio: Some(rps / SUBMIT_ORIGINAL_RPS),
+        ratio_text: format!("{:.1}x original", rps / SUBMIT_ORIGINAL_RPS),
+        verdict,
+        note,
+    }
+}
+
+fn baseline_rows(baseline: Option<&BaselineResult>) -> Vec<Row> {
+    let Some(baseline) = baseline else {
+        return vec![Row::not_measured("bare python3 (baseline)", String::new())];
+    };
+    let failures = if baseline.failures == 0 {
+        String::new()
+    } else {
+        format!("{} runs did not print \"hi\"", baseline.failures)
+    };
+    let info = |measure: String, value: f64, unit: &'static str, note: String| Row {
+        measure,
+        value: Some(value),
+        unit,
+        target: None,
+        target_text: String::new(),
+        baseline_text: String::new(),
+        ratio: None,
+        ratio_text: String::new(),
+        verdict: Verdict::Info,
+        note,
+    };
+    let sequential = &baseline.sequential;
+    let (sequential_drift, rate_drift) = baseline.drift();
+    vec![
+        info(
+            "bare python3 -c, sequential p50".into(),
+            sequential.p50_ms,
+            "ms",
+            format!(
+                "{} runs; p99 {:.1} ms, mean {:.1} ms; {} {failures}",
+                sequential.count,
+                sequential.p99_ms,
+                sequential.mean_ms,
+                parts_text(
+                    &baseline.sequential_p50_parts_ms,
+                    "p50",
+                    "ms",
+                    sequential_drift
+                )
+            ),
+        ),
+        info(
+            format!("bare python3 -c, {} in parallel", baseline.parallel),
+            baseline.processes_per_s,
+            "proc/s",
+            format!(
+                "{} processes; {} {failures}",
+                baseline.parallel_processes,
+                parts_text(&baseline.rate_parts, "rate", "proc/s", rate_drift)
+            ),
+        ),
+    ]
+}
+
+/// "before/after (b): p50 17.0 / 18.1 ms, 6 % apart" for a baseline taken
+/// in parts around the figure it is compared with.
+fn parts_text(parts: &[f64], what: &str, unit: &str, drift: f64) -> String {
+    if parts.len() < 2 {
+        return "taken in one part".to_owned();
+    }
+    let values: Vec<String> = parts.iter().map(|value| format!("{value:.1}")).collect();
+    format!(
+        "parts before/after: {what} {} {unit}, {:.0}% apart",
+        values.join(" / "),
+        drift * 100.0
+    )
+}
+
+fn latency_rows(latency: Option<&LatencyResult>, baseline: Option<&BaselineResult>) -> Vec<Row> {
+    let measure = "(b) python hello latency p50";
+    let Some(latency) = latency else {
+        return vec![Row::not_measured(
+            measure,
+            format!("<= bare p50 + {LATENCY_SLACK_MS} ms"),
+        )];
+    };
+    let e2e = &latency.end_to_end;
+    let bare = baseline.map(|b| b.sequential);
+    let limit = bare.map(|bare| bare.p50_ms + LATENCY_SLACK_MS);
+    let met = limit.is_some_and(|limit| e2e.p50_ms <= limit);
+    let mut note = format!(
+        "{} runs, poll every {} ms; failures {}; server: queue wait p50 {:.0} ms, worker p50 {:.0} ms (program {:.0} ms)",
+        latency.runs,
+        latency.poll_every_ms,
+        latency.failures,
+        latency.queue_wait.p50_ms,
+        latency.worker_time.p50_ms,
+        latency.program_wall.p50_ms
+    );
+    if let Some(limit) = limit.filter(|&limit| e2e.p50_ms > limit) {
+        note = format!("{:.1} ms over; {note}", e2e.p50_ms - limit);
+    }
+    let ratio = |ours: f64, bare: f64| {
+        (
+            ours / bare,
+            format!("{:.2}x bare ({:+.1} ms)", ours / bare, ours - bare),
+        )
+    };
+    let (p50_ratio, p50_text) = bare.map_or((None, String::new()), |bare| {
+        let (r, t) = ratio(e2e.p50_ms, bare.p50_ms);
+        (Some(r), t)
+    });
+    let (p99_ratio, p99_text) = bare.map_or((None, String::new()), |bare| {
+        let (r, t) = ratio(e2e.p99_ms, bare.p99_ms);
+        (Some(r), t)
+    });
+    vec![
+        Row {
+            measure: measure.into(),
+            value: Some(e2e.p50_ms),
+            unit: "ms",
+            target: limit,
+            target_text: limit.map_or_else(
+                || format!("<= bare p50 + {LATENCY_SLACK_MS} ms"),
+                |limit| format!("<= {limit:.1} ms (bare + {LATENCY_SLACK_MS})"),
+            ),
+            baseline_text: bare.map_or_else(String::new, |bare| {
+                format!("bare p50 {:.1} ms", bare.p50_ms)
+            }),
+            ratio: p50_ratio,
+            ratio_text: p50_text,
+            verdict: if bare.is_none() {
+                Verdict::NotMeasured
+            } else {
+                pass_if(met && latency.failures == 0)
+            },
+            note: format!("original {LATENCY_ORIGINAL_P50_MS} ms, no sandbox; {note}"),
+        },
+        Row {
+            measure: "(b) python hello latency p99".into(),
+            value: Some(e2e.p99_ms),
+            unit: "ms",
+            target: None,
+            target_text: String::new(),
+            baseline_text: bare.map_or_else(String::new, |bare| {
+                format!("bare p99 {:.1} ms", bare.p99_ms)
+            }),
+            ratio: p99_ratio,
+            ratio_text: p99_text,
+            verdict: Verdict::Info,
+            note: format!("mean {:.1} ms, max {:.1} ms", e2e.mean_ms, e2e.max_ms),
+        },
+    ]
+}
+
+fn throughput_row(throughput: Option<&ThroughputResult>, baseline: Option<&BaselineResult>) -> Row {
+    let measure = "(c) python hello throughput";
+    let share = THROUGHPUT_SHARE * 100.0;
+    let Some(throughput) = throughput else {
+        return Row::not_measured(measure, format!(">= {share:.0}% of bare parallel"));
+    };
+    let rate = throughput.jobs_per_s;
+    let bare = baseline.map(|b| b.processes_per_s);
+    let target = bare.map(|bare| bare * THROUGHPUT_SHARE);
+    let ratio = bare.map(|bare| rate / bare);
+    let mut note = format!(
+        "{} jobs in {:.2} s (submitted in {:.2} s); failures {}; server-stamped {}; original {THROUGHPUT_ORIGINAL_JOBS_PER_S} jobs/s",
+        throughput.jobs,
+        throughput.elapsed_s,
+        throughput.submit_s,
+        throughput.failures,
+        throughput
+            .server_jobs_per_s
+            .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.1} jobs/s"))
+    );
+    if let Some(ratio) = ratio.filter(|&ratio| ratio < THROUGHPUT_SHARE) {
+        note = format!(
+            "{:.0}% of bare, {:.0} points short; {note}",
+            ratio * 100.0,
+            (THROUGHPUT_SHARE - ratio) * 100.0
+        );
+    }
+    Row {
+        measure: measure.into(),
+        value: Some(rate),
+        unit: "jobs/s",
+        target,
+        target_text: target.map_or_else(
+            || format!(">= {share:.0}% of bare"),
+            |target| format!(">= {target:.1} jobs/s ({share:.0}% of bare)"),
+        ),
+        baseline_text: bare.map_or_else(String::new, |bare| format!("bare {bare:.1} proc/s")),
+        ratio,
+        ratio_text: ratio.map_or_else(String::new, |ratio| format!("{ratio:.2}x bare")),
+        verdict: match ratio {
+            None => Verdict::NotMeasured,
+            Some(ratio) => pass_if(ratio >= THROUGHPUT_SHARE && throughput.failures == 0),
+        },
+        note,
+    }
+}
+
+fn rss_rows(rss: Option<&RssResult>) -> Vec<Row> {
+    let target_text = format!("<= {RSS_TARGET_MIB:.0} MiB");
+    let Some(rss) = rss else {
+        return vec![
+            Row::not_measured("(d) api idle RSS", target_text.clone()),
+            Row::not_measured("(d) worker idle RSS", target_text),
+        ];
+    };
+    let row = |measure: &str, memory: &Memory, original: Option<f64>| {
+        let mib = memory.rss_mib();
+        let mut note = format!(
+            "pid {}, peak {:.1} MiB, after {:.0} s idle",
+            memory.pid,
+            memory.peak_kib as f64 / 1024.0,
+            rss.idle_s
+        );
+        if mib > RSS_TARGET_MIB {
+            note = format!("{:.1} MiB over; {note}", mib - RSS_TARGET_MIB);
+        }
+        Row {
+            measure: measure.to_owned(),
+            value: Some(mib),
+            unit: "MiB",
+            target: Some(RSS_TARGET_MIB),
+            target_text: target_text.clone(),
+            baseline_text: original
+                .map_or_else(String::new, |o| format!("original {:.1} GiB", o / 1024.0)),
+            ratio: original.map(|o| mib / o),
+            ratio_text: original.map_or_else(String::new, |o| format!("{:.3}x original", mib / o)),
+            verdict: pass_if(mib <= RSS_TARGET_MIB),
+            note,
+        }
+    };
+    vec![
+        row("(d) api idle RSS", &rss.api, None),
+        row(
+            "(d) worker idle RSS",
+            &rss.worker,
+            Some(RSS_ORIGINAL_WORKER_MIB),
+        ),
+    ]
+}
+
+fn pass_if(met: bool) -> Verdict {
+    if met {
+        Verdict::Pass
+    } else {
+        Verdict::Miss
+    }
+}
+
+/// A whole number with thousands separators: 20000 → "20,000".
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The report as an aligned text table, then one note line per row that has one.
+pub fn render(rows: &[Row], cpu_pressure: &BTreeMap<String, f64>) -> String {
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.measure.clone(),
+                value_text(row),
+                row.target_text.clone(),
+                row.baseline_text.clone(),
+                row.ratio_text.clone(),
+                verdict_text(row.verdict).to_owned(),
+            ]
+        })
+        .collect();
+    let header = [
+        "measure", "result", "target", "baseline", "ratio", "verdict",
+    ]
+    .map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for line in &cells {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in std::iter::once(&header).chain(&cells) {
+        let padded: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(padded.join(" | ").trim_end());
+        out.push('\n');
+        if std::ptr::eq(line, &header) {
+            out.push_str(&widths.map(|w| "-".repeat(w)).join("-+-"));
+            out.push('\n');
+        }
+    }
+    out.push('\n');
+    for row in rows.iter().filter(|row| !row.note.trim().is_empty()) {
+        out.push_str(&format!("{}: {}\n", row.measure, row.note.trim()));
+    }
+    if !cpu_pressure.is_empty() {
+        let phases: Vec<String> = cpu_pressure
+            .iter()
+            .map(|(phase, share)| format!("{phase} {:.0}%", share * 100.0))
+            .collect();
+        out.push_str(&format!(
+            "host CPU pressure (share of the phase some task waited for a CPU; \
+             sequential phases near 0 on a quiet machine): {}\n",
+            phases.join(", ")
+        ));
+    }
+    out
+}
+
+fn value_text(row: &Row) -> String {
+    match row.value {
+        None => "not measured".to_owned(),
+        Some(value) if row.unit == "req/s" => format!("{} {}", thousands(value), row.unit),
+        Some(value) => format!("{value:.1} {}", row.unit),
+    }
+}
+
+fn verdict_text(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Miss => "MISS",
+        Verdict::Info => "",
+        Verdict::NotMeasured => "-",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Summary;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(1_187.0), "1,187");
+        assert_eq!(thousands(20_000.0), "20,000");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn empty_run_renders_every_row_as_not_measured() {
+        let rows = rows(&Results::default());
+        assert!(rows.iter().all(|row| row.verdict == Verdict::NotMeasured));
+        assert!(render(&rows, &BTreeMap::new()).contains("not measured"));
+    }
+
+    #[test]
+    fn latency_target_is_bare_p50_plus_slack() {
+        let bare = BaselineResult {
+            sequential: Summary {
+                count: 100,
+                mean_ms: 10.0,
+                p50_ms: 10.0,
+                p99_ms: 12.0,
+                max_ms: 13.0,
+            },
+            sequential_p50_parts_ms: vec![10.0],
+            parallel: 2,
+            processes_per_s: 200.0,
+            parallel_processes: 1000,
+            rate_parts: vec![200.0],
+            failures: 0,
+        };
+        let latency = |p50_ms| LatencyResult {
+            runs: 200,
+            poll_every_ms: 5.0,
+            end_to_end: Summary {
+                count: 200,
+                mean_ms: p50_ms,
+                p50_ms,
+                p99_ms: p50_ms,
+                max_ms: p50_ms,
+            },
+            failures: 0,
+            queue_wait: Summary::default(),
+            worker_time: Summary::default(),
+            program_wall: Summary::default(),
+        };
+        assert_eq!(
+            latency_rows(Some(&latency(14.9)), Some(&bare))[0].verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            latency_rows(Some(&latency(15.1)), Some(&bare))[0].verdict,
+            Verdict::Miss
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Waking clients that wait for a task's result, through Redis pub/sub.
+//!
+//! Whatever gives a task its final state (`complete.lua`, a cancel, a job
+//! retired after too many deliveries) publishes on the task's channel
+//! `{prefix}:done:{id}` in the same atomic script. Each API process holds
+//! **one** subscriber connection, owned by one task (the "actor" below), and
+//! fans the messages out to any number of in-process waiters through a
+//! [`Notify`] per task: a thousand clients waiting on a thousand tasks cost
+//! one connection and a thousand subscriptions on it, not a thousand
+//! connections, and nothing polls.
+//!
+//! The actor keeps the reference count of waiters per channel: the first
+//! waiter of a task subscribes, the last one to leave unsubscribes. Requests
+//! are batched (one `SUBSCRIBE a b c` for everything that arrived together).
+//! A waiter is answered only once Redis has confirmed its subscription, so
+//! reading the state *after* that can never miss a result: either the result
+//! was written before (the read sees it) or after (the message arrives).
+//!
+//! When the subscriber connection drops, the actor reconnects with back-off,
+//! subscribes to every channel again and then wakes every waiter, so each
+//! re-reads its task's state: a result published while the connection was
+//! down is not missed, only noticed late.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{PubSubSink, PubSubStream};
+use redis::Client;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::QueueError;
+
+/// Longest a (re)connection attempt of the subscriber may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Back-off between failed reconnection attempts: from the first to the last.
+const RECONNECT_DELAYS: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(1));
+
+/// The handle the queue keeps; the actor runs until every handle is dropped.
+#[derive(Debug)]
+pub(super) struct Notifier {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+enum Command {
+    Watch {
+        channel: String,
+        reply: oneshot::Sender<Arc<Notify>>,
+    },
+    Unwatch {
+        channel: String,
+    },
+}
+
+/// One waiter's registration; unregisters itself when dropped.
+pub(super) struct Watch {
+    pub(super) notify: Arc<Notify>,
+    channel: String,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Unwatch {
+            channel: std::mem::take(&mut self.channel),
+        });
+    }
+}
+
+/// A registration sent to the actor and not yet confirmed. Dropping it
+/// before the confirmation still unregisters, so a waiter that gives up
+/// early leaves no subscription behind.
+struct PendingWatch {
+    channel: Option<String>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Drop for PendingWatch {
+    fn drop(&mut self) {
+        if let Some(channel) = self.channel.take() {
+            let _ = self.commands.send(Command::Unwatch { channel });
+        }
+    }
+}
+
+impl Notifier {
+    /// Starts the actor (it connects on its own, in the background).
+    pub(super) fn start(client: Client) -> Self {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(Actor::new(client).run(receiver));
+        Self { commands }
+    }
+
+    /// Registers interest in `channel`; returns once Redis has confirmed the
+    /// subscription. Errors only when the actor is gone (the queue is being
+    /// dropped); while Redis is unreachable this waits, so callers bound it
+    /// with their own deadline.
+    pub(super) async fn watch(&self, channel: String) -> Result<Watch, QueueError> {
+        let (reply, confirmed) = oneshot::channel();
+        let mut pending = PendingWatch {
+            channel: Some(channel.clone()),
+            commands: self.commands.clone(),
+        };
+        self.commands
+            .send(Command::Watch {
+                channel: channel.clone(),
+                reply,
+            })
+            .map_err(|_| QueueError::Closed)?;
+        let notify = confirmed.await.map_err(|_| QueueError::Closed)?;
+        pending.channel = None;
+        Ok(Watch {
+            notify,
+            channel,
+            commands: self.commands.clone(),
+        })
+    }
+}
+
+struct Entry {
+    notify: Arc<Notify>,
+    waiters: usize,
+}
+
+struct Actor {
+    client: Client,
+    /// Channels with at least one waiter.
+    entries: HashMap<String, Entry>,
+    /// Channels Redis has confirmed on the current connection.
+    subscribed: HashSet<String>,
+    /// Waiters to answer once their channel is confirmed.
+    unconfirmed: Vec<(String, oneshot::Sender<Arc<Notify>>)>,
+}
+
+impl Actor {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            entries: HashMap::new(),
+            subscribed: HashSet::new(),
+            unconfirmed: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut delay = RECONNECT_DELAYS.0;
+        loop {
+            let (mut sink, mut stream) = match self.connect().await {
+                Ok(connection) => connection,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the Redis subscriber connection; retrying");
+                    // Keep applying Unwatch commands meanwhile, so a long
+                    // outage does not pile up registrations nobody holds.
+                    let sleep = tokio::time::sleep(delay);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            () = &mut sleep => break,
+                            command = commands.recv() => match command {
+                                Some(command) => self.apply(command),
+                                None => return,
+                            },
+                        }
+                    }
+                    delay = (delay * 2).min(RECONNECT_DELAYS.1);
+                    continue;
+                }
+            };
+            delay = RECONNECT_DELAYS.0;
+            // Re-subscribe to everything that has waiters, then let every
+            // waiter re-read its state: results may have been published while
+            // there was no connection.
+            self.subscribed.clear();
+            if let Err(e) = self.sync_subscriptions(&mut sink).await {
+                tracing::warn!(error = %e, "cannot subscribe to result channels; reconnecting");
+                continue;
+            }
+            for entry in self.entries.values() {
+                entry.notify.notify_waiters();
+            }
+            loop {
+                tokio::select! {
+                    command = commands.recv() => {
+                        let Some(command) = command else { return };
+                        self.apply(command);
+                        while let Ok(command) = commands.try_recv() {
+                            self.apply(command);
+                        }
+                        if let Err(e) = self.sync_subscriptions(&mut sink).await {
+                            tracing::warn!(error = %e, "result subscription failed; reconnecting");
+                            break;
+                        }
+                    }
+                    message = next(&mut stream) => match message {
+                        Some(message) => {
+                            if let Some(entry) = self.entries.get(message.get_channel_name()) {
+                                entry.notify.notify_waiters();
+                            }
+                        }
+                        None => {
+                            tracing::warn!("Redis subscriber connection closed; reconnecting");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<(PubSubSink, PubSubStream), String> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => Ok(pubsub.split()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
+        }
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Watch { channel, reply } => {
+                let entry = self
+                    .entries
+                    .entry(channel.clone())
+                    .or_insert_with(|| Entry {
+                        notify: Arc::new(Notify::new()),
+                        waiters: 0,
+                    });
+                entry.waiters += 1;
+                self.unconfirmed.push((channel, reply));
+            }
+            Command::Unwatch { channel } => {
+                if let Some(entry) = self.entries.get_mut(&channel) {
+                    entry.waiters -= 1;
+                    if entry.waiters == 0 {
+                        self.entries.remove(&channel);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the connection's subscriptions match the channels with waiters,
+    /// then answers the waiters whose channel is now confirmed.
+    async fn sync_subscriptions(&mut self, sink: &mut PubSubSink) -> redis::RedisResult<()> {
+        let stale: Vec<String> = self
+            .subscribed
+            .iter()
+            .filter(|channel| !self.entries.contains_key(*channel))
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            sink.unsubscribe(&stale).await?;
+            for channel in &stale {
+                self.subscribed.remove(channel);
+            }
+        }
+        let new: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|channel| !self.subscribed.contains(*channel))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            sink.subscribe(&new).await?;
+            self.subscribed.extend(new);
+        }
+        let mut still_waiting = Vec::new();
+        for (channel, reply) in self.unconfirmed.drain(..) {
+            match self.entries.get(&channel) {
+                Some(entry) if self.subscribed.contains(&channel) => {
+                    let _ = reply.send(entry.notify.clone());
+                }
+                // Registered and already gone again (its waiter gave up):
+                // nobody is listening for the answer.
+                None => {}
+                Some(_) => still_waiting.push((channel, reply)),
+            }
+        }
+        self.unconfirmed = still_waiting;
+        Ok(())
+    }
+}
+
+/// `StreamExt::next`, without a dependency on a stream-utilities crate.
+async fn next<S: futures_core::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut *stream).poll_next(cx)).await
+}

@@ -1,0 +1,344 @@
+//! Watching tasks and the service, against both backends: waiting for a
+//! result (woken when it is stored, hundreds of waiters at once), the running
+//! mark, worker heartbeats and statistics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use code_runner_queue::stats::{Counters, WorkerReport};
+use code_runner_queue::{
+    EmbeddedQueue, Job, JobResult, Queue, RedisQueue, RedisQueueConfig, TaskId, TaskState, Verdict,
+};
+use code_runner_testkit::{unique_prefix, RedisServer};
+
+const TTL: Duration = Duration::from_secs(600);
+/// Upper bound for anything that should happen "soon".
+const CAP: Duration = Duration::from_secs(10);
+
+enum Backend {
+    Embedded,
+    Redis(RedisServer),
+}
+
+impl Backend {
+    async fn queue(&self) -> Arc<dyn Queue> {
+        match self {
+            Backend::Embedded => Arc::new(EmbeddedQueue::new(TTL)),
+            Backend::Redis(server) => Arc::new(redis_queue(server, &unique_prefix()).await),
+        }
+    }
+}
+
+async fn redis_queue(server: &RedisServer, prefix: &str) -> RedisQueue {
+    RedisQueue::connect(RedisQueueConfig {
+        key_prefix: prefix.to_owned(),
+        result_ttl: TTL,
+        ..RedisQueueConfig::new(server.url())
+    })
+    .await
+    .expect("connect to the test redis-server")
+}
+
+fn job() -> Job {
+    Job::new(TaskId::new(), "python", "print(1)", 1)
+}
+
+fn ok(stdout: &str) -> JobResult {
+    let mut result = JobResult::internal_error("", 2);
+    result.verdict = Verdict::Ok;
+    result.message = None;
+    result.stdout = stdout.to_owned();
+    result
+}
+
+fn is_done(state: &Option<TaskState>) -> bool {
+    matches!(state, Some(TaskState::Done(_)))
+}
+
+async fn wait_answers_at_once_for_finished_and_unknown_tasks(b: &Backend) {
+    let q = b.queue().await;
+    let j = job();
+    q.submit(&j).await.unwrap();
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    q.complete(&delivery, &ok("x")).await.unwrap();
+    let started = Instant::now();
+    assert!(is_done(&q.wait_for_result(&j.id, CAP).await.unwrap()));
+    assert_eq!(q.wait_for_result(&TaskId::new(), CAP).await.unwrap(), None);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+async fn wait_gives_up_after_its_timeout(b: &Backend) {
+    let q = b.queue().await;
+    let j = job();
+    q.submit(&j).await.unwrap();
+    let started = Instant::now();
+    let state = q
+        .wait_for_result(&j.id, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(state, Some(TaskState::Pending));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(290), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+}
+
+async fn waiters_are_woken_by_the_result(b: &Backend) {
+    let q = b.queue().await;
+    let j = job();
+    q.submit(&j).await.unwrap();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let q = q.clone();
+            tokio::spawn(async move { q.wait_for_result(&j.id, Duration::from_secs(30)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    let completed_at = Instant::now();
+    q.complete(&delivery, &ok("hello")).await.unwrap();
+    for waiter in waiters {
+        let state = tokio::time::timeout(CAP, waiter)
+            .await
+            .expect("waiter was not woken")
+            .unwrap()
+            .unwrap();
+        match state {
+            Some(TaskState::Done(result)) => assert_eq!(result.stdout, "hello"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(completed_at.elapsed() < Duration::from_secs(5));
+}
+
+async fn waiters_are_woken_by_a_cancel(b: &Backend) {
+    let q = b.queue().await;
+    let j = job();
+    q.submit(&j).await.unwrap();
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move { q.wait_for_result(&j.id, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    q.cancel(&j.id, 5).await.unwrap();
+    let state = tokio::time::timeout(CAP, waiter)
+        .await
+        .expect("waiter was not woken by the cancel")
+        .unwrap()
+        .unwrap();
+    match state {
+        Some(TaskState::Done(result)) => assert_eq!(result.verdict, Verdict::Cancelled),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn hundreds_of_waiters_at_once(b: &Backend) {
+    let q = b.queue().await;
+    let mut jobs = Vec::new();
+    for _ in 0..300 {
+        let j = job();
+        q.submit(&j).await.unwrap();
+        jobs.push(j);
+    }
+    // 300 tasks, two waiters each, plus 100 more on the first task.
+    let mut waiters = Vec::new();
+    for (n, j) in jobs.iter().enumerate() {
+        let copies = if n == 0 { 102 } else { 2 };
+        for _ in 0..copies {
+            let q = q.clone();
+            let id = j.id;
+            waiters.push(tokio::spawn(async move {
+                q.wait_for_result(&id, Duration::from_secs(60)).await
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut left = jobs.len();
+    while left > 0 {
+        for delivery in q.reserve("w", 100, CAP).await.unwrap() {
+            q.complete(&delivery, &ok(&delivery.job.id.to_string()))
+                .await
+                .unwrap();
+            left -= 1;
+        }
+    }
+    let started = Instant::now();
+    for waiter in waiters {
+        let state = tokio::time::timeout(CAP, waiter)
+            .await
+            .expect("a waiter was not woken")
+            .unwrap()
+            .unwrap();
+        assert!(is_done(&state), "{state:?}");
+    }
+    assert!(started.elapsed() < CAP);
+}
+
+async fn running_mark_tells_queued_from_running(b: &Backend) {
+    let q = b.queue().await;
+    let j = job();
+    q.submit(&j).await.unwrap();
+    assert_eq!(q.running_since(&j.id).await.unwrap(), None);
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    q.mark_running(&j.id, 1234).await.unwrap();
+    assert_eq!(q.running_since(&j.id).await.unwrap(), Some(1234));
+    q.complete(&delivery, &ok("")).await.unwrap();
+}
+
+async fn stats_count_queue_workers_and_jobs(b: &Backend) {
+    let q = b.queue().await;
+    for _ in 0..3 {
+        q.submit(&job()).await.unwrap();
+    }
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    q.mark_running(&delivery.job.id, 1).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut counters = Counters::default();
+    counters.record_job("python", Verdict::Ok, 40, 3);
+    counters.record_job("c", Verdict::CompileError, 0, 3);
+    let report = |worker: &str, busy, stopping| WorkerReport {
+        worker: worker.to_owned(),
+        slots: 4,
+        busy,
+        counters: counters.clone(),
+        at_ms: now,
+        stopping,
+    };
+    q.report_worker(&report("w1", 1, false)).await.unwrap();
+    q.report_worker(&report("w2", 0, false)).await.unwrap();
+    q.report_worker(&report("w2", 0, true)).await.unwrap();
+
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.queued, 2, "{stats:?}");
+    assert_eq!(stats.running, 1, "{stats:?}");
+    assert_eq!(stats.workers.len(), 1, "{stats:?}");
+    assert_eq!(stats.workers[0].worker, "w1");
+    assert_eq!((stats.workers[0].slots, stats.workers[0].busy), (4, 1));
+    let jobs = stats.totals.jobs();
+    assert_eq!(jobs[&("python", "ok")], 3, "{stats:?}");
+    assert_eq!(jobs[&("c", "compile_error")], 3, "{stats:?}");
+    q.complete(&delivery, &ok("")).await.unwrap();
+}
+
+macro_rules! cases {
+    ($backend:ident, $make:expr; $($case:ident),* $(,)?) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = $make;
+                    super::$case(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($backend:ident, $make:expr) => {
+        cases!($backend, $make;
+            wait_answers_at_once_for_finished_and_unknown_tasks,
+            wait_gives_up_after_its_timeout,
+            waiters_are_woken_by_the_result,
+            waiters_are_woken_by_a_cancel,
+            hundreds_of_waiters_at_once,
+            running_mark_tells_queued_from_running,
+            stats_count_queue_workers_and_jobs,
+        );
+    };
+}
+
+suite!(embedded, Backend::Embedded);
+suite!(redis, Backend::Redis(RedisServer::start()));
+
+/// Every waiter of one API process shares one subscriber connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_waiters_share_one_subscriber_connection() {
+    let server = RedisServer::start();
+    let q = Arc::new(redis_queue(&server, &unique_prefix()).await);
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        let j = job();
+        q.submit(&j).await.unwrap();
+        ids.push(j.id);
+    }
+    let waiters: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let q = q.clone();
+            tokio::spawn(async move { q.wait_for_result(&id, Duration::from_secs(2)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let clients: String = ::redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let subscribers: Vec<&str> = clients
+        .lines()
+        .filter(|line| !line.contains(" sub=0 "))
+        .collect();
+    assert_eq!(subscribers.len(), 1, "{clients}");
+    assert!(subscribers[0].contains(" sub=200 "), "{clients}");
+    for waiter in waiters {
+        let state = waiter.await.unwrap().unwrap();
+        assert_eq!(state, Some(TaskState::Pending));
+    }
+    // Every waiter gave up: their subscriptions are gone again.
+    let deadline = Instant::now() + CAP;
+    loop {
+        let channels: Vec<String> = ::redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if channels.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} channels left",
+            channels.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A result stored while the subscriber connection is down still wakes its
+/// waiter: on reconnecting, every waiter re-reads its task's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_waiters_survive_a_lost_subscriber_connection() {
+    let server = RedisServer::start();
+    let q = Arc::new(redis_queue(&server, &unique_prefix()).await);
+    let j = job();
+    q.submit(&j).await.unwrap();
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move { q.wait_for_result(&j.id, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let killed: u64 = ::redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    q.complete(&delivery, &ok("late")).await.unwrap();
+    let state = tokio::time::timeout(CAP, waiter)
+        .await
+        .expect("waiter not woken after the reconnect")
+        .unwrap()
+        .unwrap();
+    assert!(is_done(&state), "{state:?}");
+}

@@ -1,0 +1,63 @@
+"""The web playground in a real browser: Debian's headless Chromium, driven
+by Selenium through Debian's chromedriver (no driver download).
+
+Usage: python playground.py http://127.0.0.1:PORT
+Loads the page, picks Python, types a program (through the keyboard, so the
+textarea's Tab handling is exercised), gives it stdin, clicks Run and waits
+for its output, verdict, time and memory; then runs a failing C program.
+"""
+
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+base = sys.argv[1].rstrip("/")
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+             "--window-size=1280,900"):
+    options.add_argument(flag)
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+try:
+    wait = WebDriverWait(driver, 60)
+    driver.get(base + "/")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#language option")) >= 5)
+    Select(driver.find_element(By.ID, "language")).select_by_value("python")
+    code = driver.find_element(By.ID, "code")
+    assert "Hello" in code.get_attribute("value"), "no starter program"
+
+    code.clear()
+    # Enter keeps the indentation; Tab inserts four spaces.
+    code.send_keys("import sys", Keys.ENTER, "for line in sys.stdin:", Keys.ENTER,
+                   Keys.TAB, "print(line.strip().upper())")
+    typed = code.get_attribute("value")
+    assert typed == "import sys\nfor line in sys.stdin:\n    print(line.strip().upper())", repr(typed)
+    driver.find_element(By.ID, "stdin").send_keys("hello\nbrowser")
+    driver.find_element(By.ID, "run").click()
+
+    wait.until(lambda d: d.find_element(By.ID, "verdict").text != "")
+    stdout = driver.find_element(By.ID, "stdout").text
+    verdict = driver.find_element(By.ID, "verdict").text
+    assert verdict == "ok", verdict
+    assert stdout == "HELLO\nBROWSER", repr(stdout)
+    assert "ms wall" in driver.find_element(By.ID, "time").text
+    assert "MiB" in driver.find_element(By.ID, "memory").text
+    assert driver.find_element(By.ID, "status").text.startswith("Finished")
+
+    # A C program that fails: stderr, verdict and exit code are shown.
+    Select(driver.find_element(By.ID, "language")).select_by_value("c")
+    code.clear()
+    code.send_keys('#include <stdio.h>\nint main(void) { fputs("bad\\n", stderr); return 4; }\n')
+    driver.find_element(By.ID, "stdin").clear()
+    driver.find_element(By.ID, "run").click()
+    wait.until(lambda d: d.find_element(By.ID, "verdict").text not in ("", "ok"))
+    assert driver.find_element(By.ID, "verdict").text == "runtime_error"
+    assert driver.find_element(By.ID, "stderr").text == "bad"
+    assert "exit 4" in driver.find_element(By.ID, "exit").text
+    print("playground: ok")
+finally:
+    driver.quit()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs schemathesis against a live code-runner's OpenAPI document: every
+# operation, generated valid and invalid requests, every check.
+# Usage: PYTHON=target/py-venv/bin/python tests/e2e/schemathesis.sh URL/openapi.json [schemathesis options]
+set -euo pipefail
+python="$(realpath "${PYTHON:-target/py-venv/bin/python}")"
+# schemathesis keeps a cache and reports in its working directory: use a
+# throw-away one, not the repository.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+"$python" -m schemathesis.cli run "$@" \
+  --checks all \
+  --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-40}" \
+  --workers 4 \
+  --request-timeout 30 \
+  --generation-deterministic \
+  --suppress-health-check all \
+  --no-color \
+  --report-dir "$work"

@@ -3,7 +3,7 @@
 # operation, generated valid and invalid requests, every check.
 # Usage: PYTHON=target/py-venv/bin/python tests/e2e/schemathesis.sh URL/openapi.json [schemathesis options]
 set -euo pipefail
-python="$(realpath "${PYTHON:-target/py-venv/bin/python}")"
+python="$(realpath -s "${PYTHON:-target/py-venv/bin/python}")"
 # schemathesis keeps a cache and reports in its working directory: use a
 # throw-away one, not the repository.
 work="$(mktemp -d)"

@@ -4,8 +4,7 @@
 # the answers, and brings it all down again (on failure too, with the logs).
 # Then checks that the worker left no job container behind.
 #
-# Uses `docker compose` (v2) when present, else `docker-compose` (v1, with
-# --compatibility so that the deploy limits apply). Adds
+# Uses `docker compose` (v2) when present, else `docker-compose` (v1). Adds
 # docker-compose.small-host.yml when the host has fewer than 16 cores: the
 # engine refuses a CPU limit above the host's count.
 #
@@ -20,7 +19,7 @@ log() { printf '[compose-smoke %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 if docker compose version >/dev/null 2>&1; then
   compose=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then
-  compose=(docker-compose --compatibility)
+  compose=(docker-compose)
 else
   echo "scripts/compose-smoke.sh: neither 'docker compose' nor 'docker-compose' is installed" >&2
   exit 1
@@ -76,11 +75,19 @@ nano_cpus=$(docker inspect --format '{{.HostConfig.NanoCpus}}' "$worker_id")
 memory=$(docker inspect --format '{{.HostConfig.Memory}}' "$worker_id")
 log "worker $worker_instance: cpus $((nano_cpus / 1000000000)), memory $((memory / 1024 / 1024)) MiB"
 
-for _ in $(seq 120); do
-  curl -fsS "$server/health" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fsS "$server/health" >/dev/null
+# The API answers once it and Redis are up (60 s at most).
+python3 - "$server" <<'EOF'
+import sys, time, urllib.request
+deadline = time.monotonic() + 60
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/health", timeout=2).read()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("the API did not answer /health within 60 s")
+        time.sleep(0.5)
+EOF
 
 # Submits every job first, then polls each result (30 s at most per job).
 python3 - "$server" <<'EOF'

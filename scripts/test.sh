@@ -45,7 +45,10 @@ fi
 # Its tests (crates/sandbox/tests/docker.rs) run on the real engine and need
 # the job image: built offline from a debootstrapped Debian base; what exists
 # is skipped (the base, the cached debootstrap tarball, cached build steps).
+# gVisor's runsc (Debian's package) is registered with the engine when it is
+# not, so that a test runs a job under a runtime other than the default.
 bash scripts/build-images.sh base runner redis
+bash scripts/register-runsc.sh
 # ----------------------------------------------------------------------------
 
 # The integration tests start their own redis-server processes on random

@@ -17,8 +17,15 @@ use crate::config::{ApiArgs, CommonArgs, ProgramLimitArgs, SandboxKind, WorkerAr
 
 pub async fn serve(common: CommonArgs, api: ApiArgs, worker: WorkerArgs) -> anyhow::Result<()> {
     let languages = common.language_table()?;
+    let (sandbox, docker) = build_sandbox(&worker).await?;
     let queue = match &common.redis_url {
-        Some(_) => connect_redis(&common, COMMAND_DEADLINE).await?,
+        Some(_) => match connect_redis(&common, COMMAND_DEADLINE).await {
+            Ok(queue) => queue,
+            Err(e) => {
+                close_sandbox(docker).await;
+                return Err(e);
+            }
+        },
         None => {
             tracing::info!("no Redis URL: using the in-process queue");
             Arc::new(EmbeddedQueue::with_max_queue_length(
@@ -28,8 +35,13 @@ pub async fn serve(common: CommonArgs, api: ApiArgs, worker: WorkerArgs) -> anyh
         }
     };
     let worker_args = worker;
-    let (worker, docker) =
-        build_worker(queue.clone(), languages.clone(), &worker_args, &common).await?;
+    let worker = build_worker(
+        queue.clone(),
+        sandbox,
+        languages.clone(),
+        &worker_args,
+        &common,
+    )?;
     let stop = shutdown_signal();
     let worker_stop = stop.clone();
     let worker_task = tokio::spawn(worker.run_until_stopped(wait_for(worker_stop)));
@@ -67,8 +79,15 @@ pub async fn worker(common: CommonArgs, worker: WorkerArgs) -> anyhow::Result<()
     let languages = common.language_table()?;
     // Workers retry every failed queue operation themselves, so they give a
     // busy Redis (or a busy host) more time than the API, which answers 503.
-    let queue = connect_redis(&common, WORKER_COMMAND_DEADLINE).await?;
-    let (worker, docker) = build_worker(queue, languages, &worker, &common).await?;
+    let (sandbox, docker) = build_sandbox(&worker).await?;
+    let queue = match connect_redis(&common, WORKER_COMMAND_DEADLINE).await {
+        Ok(queue) => queue,
+        Err(e) => {
+            close_sandbox(docker).await;
+            return Err(e);
+        }
+    };
+    let worker = build_worker(queue, sandbox, languages, &worker, &common)?;
     worker.run_until_stopped(wait_for(shutdown_signal())).await;
     close_sandbox(docker).await;
     Ok(())
@@ -116,15 +135,14 @@ async fn connect_redis(
     }
 }
 
-/// The worker and, with the docker sandbox, the sandbox itself, to be
-/// closed once the worker has stopped (its pooled containers are removed).
-async fn build_worker(
-    queue: Arc<dyn Queue>,
-    languages: Arc<LanguageTable>,
+/// The sandbox, made before anything else so that a host that cannot run it
+/// (an unknown OCI runtime, a missing image, no bubblewrap) stops the process
+/// at once; with the docker sandbox also the sandbox itself, to be closed
+/// once the worker has stopped (its pooled containers are removed).
+async fn build_sandbox(
     args: &WorkerArgs,
-    common: &CommonArgs,
-) -> anyhow::Result<(Worker, Option<Arc<DockerSandbox>>)> {
-    let (sandbox, docker): (Arc<dyn Sandbox>, _) = match args.sandbox {
+) -> anyhow::Result<(Arc<dyn Sandbox>, Option<Arc<DockerSandbox>>)> {
+    Ok(match args.sandbox {
         SandboxKind::Native => {
             let sandbox = NativeSandbox::new(args.native_config(args.concurrency))
                 .context("starting the native sandbox")?;
@@ -137,7 +155,16 @@ async fn build_worker(
             let sandbox = Arc::new(sandbox);
             (sandbox.clone(), Some(sandbox))
         }
-    };
+    })
+}
+
+fn build_worker(
+    queue: Arc<dyn Queue>,
+    sandbox: Arc<dyn Sandbox>,
+    languages: Arc<LanguageTable>,
+    args: &WorkerArgs,
+    common: &CommonArgs,
+) -> anyhow::Result<Worker> {
     let config = WorkerConfig {
         run_limits: args.run_limits()?,
         compile_limits: args.compile_limits()?,
@@ -145,7 +172,7 @@ async fn build_worker(
         shutdown_grace: common.shutdown_grace(),
         ..WorkerConfig::new(args.concurrency as usize)
     };
-    Ok((Worker::new(queue, sandbox, languages, config)?, docker))
+    Ok(Worker::new(queue, sandbox, languages, config)?)
 }
 
 async fn close_sandbox(docker: Option<Arc<DockerSandbox>>) {

@@ -130,6 +130,9 @@ pub struct LatencyResult {
     pub end_to_end: Summary,
     /// Jobs that failed, printed something else or did not finish in time.
     pub failures: usize,
+    /// Why the first of them failed.
+    #[serde(default)]
+    pub first_failure: Option<String>,
     /// Server side: submit → worker started (ms resolution).
     pub queue_wait: Summary,
     /// Server side: worker started → finished (sandbox set-up, run, clean-up).
@@ -149,7 +152,7 @@ pub async fn latency(target: &Target, config: &LatencyConfig) -> anyhow::Result<
     let body = hello_body();
     let mut conn = Conn::connect(target).await?;
     let mut samples = Vec::with_capacity(config.runs);
-    let mut failures = 0;
+    let mut failures = Failures::default();
     for run in 0..config.warmups + config.runs {
         let sample = one_job(&mut conn, &body, config).await;
         if let Err(e) = &sample {
@@ -164,19 +167,31 @@ pub async fn latency(target: &Target, config: &LatencyConfig) -> anyhow::Result<
         match sample {
             Ok(sample) if sample.finished.correct => samples.push(sample),
             Ok(sample) => {
-                eprintln!(
-                    "latency: job {run} is wrong: {}",
-                    wrong_text(&sample.finished)
-                );
-                failures += 1;
+                let why = wrong_text(&sample.finished);
+                eprintln!("latency: job {run} is wrong: {why}");
+                failures.add(why);
             }
-            Err(_) => failures += 1,
+            Err(e) => failures.add(format!("{e:#}")),
         }
     }
     Ok(latency_result(config, &samples, failures))
 }
 
-fn latency_result(config: &LatencyConfig, samples: &[Sample], failures: usize) -> LatencyResult {
+/// Failed jobs: how many, and the first reason.
+#[derive(Default)]
+struct Failures {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Failures {
+    fn add(&mut self, why: String) {
+        self.count += 1;
+        self.first.get_or_insert(why);
+    }
+}
+
+fn latency_result(config: &LatencyConfig, samples: &[Sample], failures: Failures) -> LatencyResult {
     let elapsed: Vec<Duration> = samples.iter().map(|s| s.elapsed).collect();
     let (mut queue_wait, mut worker_time, mut program_wall) = (Vec::new(), Vec::new(), Vec::new());
     for sample in samples {
@@ -191,7 +206,8 @@ fn latency_result(config: &LatencyConfig, samples: &[Sample], failures: usize) -
         runs: config.runs,
         poll_every_ms: config.poll_every.as_secs_f64() * 1000.0,
         end_to_end: Summary::from_durations(&elapsed),
-        failures,
+        failures: failures.count,
+        first_failure: failures.first,
         queue_wait: Summary::from_millis(&queue_wait),
         worker_time: Summary::from_millis(&worker_time),
         program_wall: Summary::from_millis(&program_wall),
@@ -250,6 +266,9 @@ pub struct ThroughputResult {
     /// `finished_at_ms`): free of polling lag, at millisecond resolution.
     pub server_jobs_per_s: Option<f64>,
     pub failures: usize,
+    /// Why the first of them failed.
+    #[serde(default)]
+    pub first_failure: Option<String>,
     /// Jobs not finished when the deadline passed (also counted in failures).
     pub unfinished: usize,
 }
@@ -297,6 +316,10 @@ pub async fn throughput(
                 config.jobs as f64 / (last.saturating_sub(first_submit_ms).max(1) as f64 / 1000.0)
             }),
         failures,
+        first_failure: wrong.first().map(|f| wrong_text(f)).or_else(|| {
+            (polled.unfinished > 0)
+                .then(|| format!("{} jobs still pending at the deadline", polled.unfinished))
+        }),
         unfinished: polled.unfinished,
     })
 }

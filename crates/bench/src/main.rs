@@ -54,7 +54,8 @@ struct Cli {
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     server: String,
 
-    /// Phases to run, comma-separated; they always run in the listed order.
+    /// Phases to run, comma-separated. The order is fixed: submit; baseline
+    /// halves around latency and around throughput; rss.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     phase: Vec<Phase>,
 
@@ -114,8 +115,10 @@ struct LoadArgs {
     /// Keep-alive connections, one task each.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
     connections: u16,
-    #[arg(long, default_value_t = 1)]
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=600))]
     warmup_secs: u64,
+    /// Seconds measured.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     duration_secs: u64,
     /// Threads of the load generator's runtime. One leaves the most CPU to the
@@ -127,8 +130,10 @@ struct LoadArgs {
 /// Phases (b) and (c) settings.
 #[derive(Debug, clap::Args)]
 struct JobArgs {
+    /// Jobs measured one after another in phase (b).
     #[arg(long, default_value_t = 200)]
     latency_runs: usize,
+    /// Jobs before those, not measured (they also wait out a starting worker).
     #[arg(long, default_value_t = 10)]
     latency_warmups: usize,
     /// Poll interval of `GET /results/{id}`, in milliseconds.
@@ -137,6 +142,7 @@ struct JobArgs {
     /// Longest one job may take before it counts as failed, in seconds.
     #[arg(long, default_value_t = 30)]
     job_timeout_secs: u64,
+    /// Jobs submitted at once in phase (c).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     throughput_jobs: u64,
     /// Connections submitting (and then polling) at once in phase (c).
@@ -150,10 +156,13 @@ struct JobArgs {
 /// Baseline settings.
 #[derive(Debug, clap::Args)]
 struct BaselineArgs {
+    /// Bare runs one after another (half before, half after phase (b)).
     #[arg(long, default_value_t = 100)]
     baseline_runs: usize,
+    /// Bare processes kept running at once.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     baseline_parallel: u16,
+    /// Seconds of bare parallel runs (half before, half after phase (c)).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     baseline_secs: u64,
 }

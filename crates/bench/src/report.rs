@@ -267,6 +267,9 @@ fn latency_rows(latency: Option<&LatencyResult>, baseline: Option<&BaselineResul
         latency.worker_time.p50_ms,
         latency.program_wall.p50_ms
     );
+    if let Some(first) = &latency.first_failure {
+        note = format!("{note}; first failure: {}", one_line(first));
+    }
     if let Some(limit) = limit.filter(|&limit| e2e.p50_ms > limit) {
         note = format!("{:.1} ms over; {note}", e2e.p50_ms - limit);
     }
@@ -343,6 +346,9 @@ fn throughput_row(throughput: Option<&ThroughputResult>, baseline: Option<&Basel
             .server_jobs_per_s
             .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.1} jobs/s"))
     );
+    if let Some(first) = &throughput.first_failure {
+        note = format!("{note}; first failure: {}", one_line(first));
+    }
     if let Some(ratio) = ratio.filter(|&ratio| ratio < THROUGHPUT_SHARE) {
         note = format!(
             "{:.0}% of bare, {:.0} points short; {note}",
@@ -411,6 +417,11 @@ fn rss_rows(rss: Option<&RssResult>) -> Vec<Row> {
             Some(RSS_ORIGINAL_WORKER_MIB),
         ),
     ]
+}
+
+/// A server message on one line of the report.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn pass_if(met: bool) -> Verdict {
@@ -483,8 +494,9 @@ pub fn render(rows: &[Row], cpu_pressure: &BTreeMap<String, f64>) -> String {
             .map(|(phase, share)| format!("{phase} {:.0}%", share * 100.0))
             .collect();
         out.push_str(&format!(
-            "host CPU pressure (share of the phase some task waited for a CPU; \
-             sequential phases near 0 on a quiet machine): {}\n",
+            "host CPU pressure (share of each phase during which some task waited for a \
+             CPU; submit and throughput load both cores themselves, the others should \
+             stay near 0 on a quiet machine): {}\n",
             phases.join(", ")
         ));
     }
@@ -556,6 +568,7 @@ mod tests {
                 max_ms: p50_ms,
             },
             failures: 0,
+            first_failure: None,
             queue_wait: Summary::default(),
             worker_time: Summary::default(),
             program_wall: Summary::default(),

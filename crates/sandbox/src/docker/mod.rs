@@ -641,7 +641,7 @@ impl Inner {
             .map_err(engine(format!("attach to job container {}", container.id)))?;
 
         let nonce = launch::nonce();
-        let rlimits = settings::rlimits(limits);
+        let rlimits = settings::rlimits(limits, &self.config.runtime);
         let header = Header {
             linger: step.keep_work,
             nonce: &nonce,
@@ -719,22 +719,30 @@ impl Inner {
         drop(stream);
 
         let collected = output.finish(&nonce, exceeded);
-        if seen.timed_out {
-            // The wall clock ran out: the container dies now. Whether the
-            // memory limit was hit on the way (which often leaves a program
-            // stuck until the clock runs out) is in the engine's record.
-            if let Err(e) = self
-                .docker
-                .kill_container(&container.id, None::<KillContainerOptions>)
-                .await
-            {
-                tracing::debug!(container = %container.id, error = %e, "kill after the time limit");
-            }
-        }
         let status = match collected.status {
             Some(status) => Some(status),
-            // The init did not report (the clock ran out, or it was killed,
-            // e.g. by the OOM killer): what the engine saw.
+            // The init did not report: what the engine saw.
+            None if seen.timed_out => {
+                // The wall clock ran out: the container dies now. Whether the
+                // memory limit was hit on the way (which often leaves a
+                // program stuck until the clock runs out) is in the engine's
+                // record, if it comes promptly (gVisor stops slowly).
+                let kill_and_look = async {
+                    if let Err(e) = self
+                        .docker
+                        .kill_container(&container.id, None::<KillContainerOptions>)
+                        .await
+                    {
+                        tracing::debug!(container = %container.id, error = %e, "kill after the time limit");
+                    }
+                    self.engine_status(&container.id).await
+                };
+                tokio::time::timeout(Duration::from_millis(500), kill_and_look)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            // Killed from outside (e.g. the OOM killer took the init too).
             None if !collected.exceeded => self.engine_status(&container.id).await,
             None => None,
         };

@@ -66,12 +66,16 @@ pub(crate) struct ContainerSpec<'a> {
 ///   never stored by the engine); labelled for the start-up sweep.
 ///
 /// `/work` is an anonymous volume backed by tmpfs rather than a `--tmpfs`
-/// mount because the engine refuses archive uploads into a read-only root
-/// except into volumes; it is removed with the container (`v=true`).
+/// mount because the engine reads a container's files (`GET archive`, which
+/// copies a compile step's output out) from the host side, where a `--tmpfs`
+/// mount is not seen; it is removed with the container (`v=true`).
 ///
-/// Not set: `RLIMIT_NPROC`, because it counts every process of the uid on the
-/// whole host, and every job container runs as the same uid; the pids limit
-/// bounds the processes of each container instead.
+/// `RLIMIT_NPROC` is not set under runc, because it counts every process of
+/// the uid on the whole host and every job container runs as the same uid;
+/// the pids limit bounds the processes of each container instead. Under
+/// gVisor (`runsc`) the engine's cgroup also holds gVisor's own kernel and its
+/// threads, so the pids limit gets headroom for them and the job's own limit
+/// is `RLIMIT_NPROC`, which gVisor counts per sandbox.
 pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> ContainerCreateBody {
     let scratch = limits.scratch_bytes;
     let owner = format!("uid={},gid={}", spec.uid, spec.gid);
@@ -120,7 +124,7 @@ pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> Conta
         memory: Some(clamp(limits.memory_bytes)),
         memory_swap: Some(clamp(limits.memory_bytes)),
         nano_cpus: Some((spec.cpus * 1e9).round() as i64),
-        pids_limit: Some(i64::from(limits.processes)),
+        pids_limit: Some(i64::from(limits.processes) + runtime_pids_headroom(spec.runtime)),
         oom_score_adj: Some(1000),
         readonly_rootfs: Some(true),
         mounts: Some(vec![work_volume]),
@@ -175,9 +179,9 @@ pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> Conta
 /// soft, hard)`. They are at most the container's ulimits (see
 /// [`Profile::serves`](super::pool::Profile::serves)), so lowering them needs
 /// no privilege.
-pub(crate) fn rlimits(limits: &Limits) -> Vec<(u32, u64, u64)> {
+pub(crate) fn rlimits(limits: &Limits, runtime: &str) -> Vec<(u32, u64, u64)> {
     let cpu = limits.cpu_seconds();
-    vec![
+    let mut rlimits = vec![
         (libc::RLIMIT_CPU, cpu, cpu + 1),
         (
             libc::RLIMIT_FSIZE,
@@ -190,7 +194,22 @@ pub(crate) fn rlimits(limits: &Limits) -> Vec<(u32, u64, u64)> {
             u64::from(limits.open_files),
         ),
         (libc::RLIMIT_CORE, 0, 0),
-    ]
+    ];
+    if runtime_pids_headroom(runtime) > 0 {
+        let processes = u64::from(limits.processes);
+        rlimits.push((libc::RLIMIT_NPROC, processes, processes));
+    }
+    rlimits
+}
+
+/// Processes and threads of the runtime itself inside the container's pids
+/// cgroup: gVisor's kernel (the Sentry) runs there, with threads of its own.
+fn runtime_pids_headroom(runtime: &str) -> i64 {
+    if runtime == "runsc" || runtime.starts_with("runsc-") {
+        1024
+    } else {
+        0
+    }
 }
 
 /// The labels of every container (and volume) of this backend.

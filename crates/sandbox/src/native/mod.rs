@@ -370,12 +370,10 @@ fn rlimits(limits: &Limits) -> Vec<Rlimit> {
             u64::from(limits.open_files),
         ),
         (libc::RLIMIT_CORE, 0, 0),
-        // Per-slot uids make this a per-job backstop to the pids cgroup.
-        (
-            libc::RLIMIT_NPROC,
-            u64::from(limits.processes),
-            u64::from(limits.processes),
-        ),
+        // No RLIMIT_NPROC: it counts every task of the slot's uid on the
+        // host, including bubblewrap's exited helpers until the host's init
+        // reaps them, so sequential jobs of one slot failed to fork. The pids
+        // cgroup is the per-job process limit.
     ]
 }
 

@@ -51,20 +51,21 @@ bash scripts/build-images.sh base runner redis
 bash scripts/register-runsc.sh
 # ----------------------------------------------------------------------------
 
-# The integration tests start their own redis-server processes on random
-# ports; nothing needs to be running beforehand.
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
-  # nextest does not run doctests.
-  cargo test --workspace --doc --quiet
-else
-  cargo test --workspace --no-fail-fast "$@"
-fi
-
 # --- docker-compose deployment (issue 5) ------------------------------------
-# The service image from the binary the tests just built, then the seed's
-# docker-compose.yml brought up for real, one job per language through the
-# published port, and brought down.
+# The service image from the debug binary, then the seed's docker-compose.yml
+# brought up for real, one job per language through the published port, and
+# brought down. It runs before the test suite so the suite's summary is the
+# last thing printed.
+cargo build --bin code-runner
 CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/build-images.sh service
 CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/compose-smoke.sh
 # ----------------------------------------------------------------------------
+
+# The integration tests start their own redis-server processes on random
+# ports; nothing needs to be running beforehand. The workspace has no
+# doctests, so nextest (which skips them) runs everything.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi

@@ -49,3 +49,45 @@ pub struct Execution {
     /// The run step; absent when compiling failed.
     pub run: Option<StepReport>,
 }
+
+/// What a backend observed about a finished step, to classify it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observed<'a> {
+    pub output_exceeded: bool,
+    pub timed_out: bool,
+    pub signal: Option<i32>,
+    pub cpu_time: Duration,
+    pub oom_kills: u64,
+    pub stderr: &'a [u8],
+    /// Text on stderr by which the language's runtime says it ran out of memory.
+    pub memory_marker: Option<&'a str>,
+}
+
+impl Termination {
+    /// Why a step ended. A limit the sandbox enforced outranks how the
+    /// program then ended; memory before time, since running out of memory
+    /// often leaves a program stuck until the clock runs out. Every backend
+    /// classifies with this one function.
+    pub(crate) fn classify(seen: &Observed<'_>, cpu_limit: Duration) -> Self {
+        let ran_out_of_memory = seen.oom_kills > 0
+            || seen
+                .memory_marker
+                .is_some_and(|marker| contains(seen.stderr, marker.as_bytes()));
+        if seen.output_exceeded {
+            Termination::OutputLimit
+        } else if ran_out_of_memory {
+            Termination::MemoryLimit
+        } else if seen.timed_out
+            || seen.signal == Some(libc::SIGXCPU)
+            || (seen.signal == Some(libc::SIGKILL) && seen.cpu_time >= cpu_limit)
+        {
+            Termination::TimeLimit
+        } else {
+            Termination::Exited
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -62,7 +62,7 @@ use tokio::task::JoinHandle;
 use crate::language::Substitutions;
 use crate::limits::Limits;
 use crate::native::seccomp::SeccompFilters;
-use crate::report::{Execution, StepReport, Termination};
+use crate::report::{Execution, Observed, StepReport, Termination};
 use crate::{Program, Sandbox, SandboxError};
 use archive::Entry;
 use launch::{Header, Output, Status};
@@ -810,24 +810,18 @@ fn classify(
         (status.exit_code, status.signal)
     };
     let cpu_time = Duration::from_micros(status.cpu_us.unwrap_or(0));
-    let ran_out_of_memory = status.oom_kills.is_some_and(|n| n > 0)
-        || step
-            .memory_marker
-            .is_some_and(|marker| contains(&collected.stderr, marker.as_bytes()));
-    // As in the native backend: a limit the sandbox enforced outranks how
-    // the program then ended; memory before time.
-    let termination = if collected.exceeded {
-        Termination::OutputLimit
-    } else if ran_out_of_memory {
-        Termination::MemoryLimit
-    } else if seen.timed_out
-        || signal == Some(libc::SIGXCPU)
-        || (signal == Some(libc::SIGKILL) && cpu_time >= limits.cpu_time)
-    {
-        Termination::TimeLimit
-    } else {
-        Termination::Exited
-    };
+    let termination = Termination::classify(
+        &Observed {
+            output_exceeded: collected.exceeded,
+            timed_out: seen.timed_out,
+            signal,
+            cpu_time,
+            oom_kills: status.oom_kills.unwrap_or(0),
+            stderr: &collected.stderr,
+            memory_marker: step.memory_marker,
+        },
+        limits.cpu_time,
+    );
     StepReport {
         output_truncated: collected.exceeded,
         stdout: collected.stdout,
@@ -923,10 +917,6 @@ impl Sandbox for DockerSandbox {
 /// A 12- or 64-hex-digit name: the host name the engine gives a container.
 fn looks_like_container_id(name: &str) -> bool {
     matches!(name.len(), 12 | 64) && name.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 
 use crate::language::Substitutions;
 use crate::limits::Limits;
-use crate::report::{Execution, StepReport, Termination};
+use crate::report::{Execution, Observed, StepReport, Termination};
 use crate::{Program, Sandbox, SandboxError};
 use cgroup::CgroupLayout;
 use scratch::Scratch;
@@ -274,25 +274,18 @@ impl NativeSandbox {
             Some(status) => split_status(status),
             None => (None, None),
         };
-        let ran_out_of_memory = stats.oom_kills > 0
-            || step
-                .memory_marker
-                .is_some_and(|marker| contains(&seen.stderr, marker.as_bytes()));
-        // A limit the sandbox enforced outranks how the program then ended;
-        // memory before time, since running out of memory often leaves a
-        // program stuck until the clock runs out.
-        let termination = if seen.output_exceeded {
-            Termination::OutputLimit
-        } else if ran_out_of_memory {
-            Termination::MemoryLimit
-        } else if seen.timed_out
-            || signal == Some(libc::SIGXCPU)
-            || (signal == Some(libc::SIGKILL) && stats.cpu_time >= limits.cpu_time)
-        {
-            Termination::TimeLimit
-        } else {
-            Termination::Exited
-        };
+        let termination = Termination::classify(
+            &Observed {
+                output_exceeded: seen.output_exceeded,
+                timed_out: seen.timed_out,
+                signal,
+                cpu_time: stats.cpu_time,
+                oom_kills: stats.oom_kills,
+                stderr: &seen.stderr,
+                memory_marker: step.memory_marker,
+            },
+            limits.cpu_time,
+        );
         Ok(StepReport {
             stdout: seen.stdout,
             stderr: seen.stderr,
@@ -387,10 +380,6 @@ fn split_status(status: std::process::ExitStatus) -> (Option<i32>, Option<i32>) 
         Some(code) if code > 128 && code <= 128 + 64 => (None, Some(code - 128)),
         code => (code, None),
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn prepare_scratch_root(root: &Path) -> Result<PathBuf, SandboxError> {

@@ -9,6 +9,7 @@
 //! `CODE_RUNNER_DOCKER_IMAGE` names another); `CODE_RUNNER_DOCKER_RUNTIME`
 //! runs the suite on another runtime (default runc). A missing part fails.
 
+#[macro_use]
 mod suite;
 
 use std::collections::HashMap;
@@ -143,22 +144,7 @@ macro_rules! suite_tests {
     )*};
 }
 
-suite_tests!(
-    hello_in_every_language,
-    failing_program_in_every_language,
-    exact_bytes_and_unicode,
-    compile_error_is_reported,
-    wall_time_limit_kills_the_tree,
-    cpu_time_limit,
-    memory_limit_kills,
-    java_and_node_work_under_the_memory_limit,
-    output_is_capped,
-    process_limit_holds,
-    stdin_reaches_the_program,
-    args_and_extra_files_reach_the_program,
-    isolation_basics,
-    concurrent_jobs_run_in_parallel,
-);
+every_suite_test!(suite_tests);
 
 mod attacks {
     use super::*;
@@ -172,48 +158,7 @@ mod attacks {
         )*};
     }
 
-    attack_tests!(
-        host_secrets_are_out_of_reach,
-        dangerous_system_calls_are_refused,
-        writes_outside_scratch_fail,
-        network_is_unreachable,
-        planted_links_and_special_files_are_never_followed,
-        fork_bombs_are_contained,
-        memory_bomb_over_many_processes_is_one_budget,
-        disk_and_inode_fills_stop_at_their_limits,
-        output_floods_and_silent_programs_end_with_a_reason,
-        nothing_outlives_a_job_or_leaks_to_the_next,
-        concurrent_jobs_see_nothing_of_each_other,
-        compiler_cannot_read_host_files,
-    );
-}
-
-/// Every suite function `tests/native.rs` runs is run here too, so the two
-/// lists cannot drift apart.
-#[test]
-fn runs_every_suite_test_the_native_backend_runs() {
-    fn listed(source: &str, macro_name: &str) -> Vec<String> {
-        let start = source
-            .find(&format!("{macro_name}!(\n"))
-            .unwrap_or_else(|| panic!("{macro_name}! list"));
-        let body = &source[start..];
-        let body = &body[body.find('(').unwrap() + 1..body.find(");").unwrap()];
-        body.split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    }
-    let native = include_str!("native.rs");
-    let docker = include_str!("docker.rs");
-    for macro_name in ["suite_tests", "attack_tests"] {
-        let here = listed(docker, macro_name);
-        for name in listed(native, macro_name) {
-            assert!(
-                here.contains(&name),
-                "{name} runs on native but not on docker"
-            );
-        }
-    }
+    every_attack_test!(attack_tests);
 }
 
 /// The configured runtime is the one the engine starts the job containers

@@ -4,6 +4,49 @@
 
 pub mod attacks;
 
+/// Expands `$runner!(...)` over every suite function: the one list each
+/// backend's test file runs, so no backend can skip a test by omission.
+macro_rules! every_suite_test {
+    ($runner:ident) => {
+        $runner!(
+            hello_in_every_language,
+            failing_program_in_every_language,
+            exact_bytes_and_unicode,
+            compile_error_is_reported,
+            wall_time_limit_kills_the_tree,
+            cpu_time_limit,
+            memory_limit_kills,
+            java_and_node_work_under_the_memory_limit,
+            output_is_capped,
+            process_limit_holds,
+            stdin_reaches_the_program,
+            args_and_extra_files_reach_the_program,
+            isolation_basics,
+            concurrent_jobs_run_in_parallel,
+        );
+    };
+}
+
+/// Expands `$runner!(...)` over every attack in `attacks`.
+macro_rules! every_attack_test {
+    ($runner:ident) => {
+        $runner!(
+            host_secrets_are_out_of_reach,
+            dangerous_system_calls_are_refused,
+            writes_outside_scratch_fail,
+            network_is_unreachable,
+            planted_links_and_special_files_are_never_followed,
+            fork_bombs_are_contained,
+            memory_bomb_over_many_processes_is_one_budget,
+            disk_and_inode_fills_stop_at_their_limits,
+            output_floods_and_silent_programs_end_with_a_reason,
+            nothing_outlives_a_job_or_leaks_to_the_next,
+            concurrent_jobs_see_nothing_of_each_other,
+            compiler_cannot_read_host_files,
+        );
+    };
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use code_runner_sandbox::{DockerConfig, LanguageTable, Limits, NativeConfig};
+use code_runner_sandbox::{DockerConfig, KeeperCommand, LanguageTable, Limits, NativeConfig};
 
 /// The sandbox backends a worker can run jobs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -214,14 +214,6 @@ pub struct WorkerArgs {
           value_parser = clap::value_parser!(u64).range(16..=65_536))]
     pub compile_memory_limit_mb: u64,
 
-    /// Where per-job scratch tmpfs mounts are made.
-    #[arg(
-        long,
-        env = "CODE_RUNNER_SCRATCH_ROOT",
-        default_value = "/run/code-runner"
-    )]
-    pub scratch_root: PathBuf,
-
     /// Lowest host uid for sandbox slots; each slot leases its own uid from here up.
     #[arg(long, env = "CODE_RUNNER_FIRST_UID", default_value_t = 200_000,
           value_parser = clap::value_parser!(u32).range(1000..=4_000_000_000))]
@@ -345,7 +337,11 @@ impl WorkerArgs {
     pub fn native_config(&self, slots: u32) -> NativeConfig {
         NativeConfig {
             bwrap: self.bwrap.clone(),
-            scratch_root: self.scratch_root.clone(),
+            // This binary is its own keeper (`code-runner keeper`).
+            keeper: KeeperCommand {
+                program: std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()),
+                args: vec!["keeper".into()],
+            },
             first_uid: self.first_uid,
             slots,
             ..NativeConfig::default()

@@ -56,6 +56,11 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // The native sandbox starts this binary inside each slot's sandbox as
+    // its keeper: single-threaded, so before any runtime or parsing.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "keeper") {
+        code_runner_sandbox::native::keeper::main();
+    }
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let (Command::Run(args), Some(run)) = (&mut cli.command, matches.subcommand_matches("run")) {

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 pub use docker::{DockerConfig, DockerSandbox};
 pub use language::{Language, LanguageTable, LanguageTableError};
 pub use limits::{LimitError, Limits};
-pub use native::{NativeConfig, NativeSandbox};
+pub use native::{KeeperCommand, NativeConfig, NativeSandbox};
 pub use report::{Execution, StepReport, Termination};
 
 /// One program to run, with its limits.

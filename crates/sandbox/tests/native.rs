@@ -1,4 +1,4 @@
-//! The sandbox suite against the native backend (bubblewrap + cgroups).
+//! The sandbox suite against the native backend (bubblewrap + keeper + cgroups).
 //! Needs root, `bwrap` and cgroups: a missing part fails the suite.
 
 #[macro_use]
@@ -6,14 +6,17 @@ mod suite;
 
 use std::sync::{Arc, OnceLock};
 
-use code_runner_sandbox::{NativeConfig, NativeSandbox, Sandbox};
+use code_runner_sandbox::{KeeperCommand, NativeConfig, NativeSandbox, Sandbox};
 
 fn sandbox() -> Arc<dyn Sandbox> {
     static SANDBOX: OnceLock<Arc<NativeSandbox>> = OnceLock::new();
     SANDBOX
         .get_or_init(|| {
             let config = NativeConfig {
-                scratch_root: std::env::temp_dir().join("code-runner-tests"),
+                keeper: KeeperCommand {
+                    program: env!("CARGO_BIN_EXE_code-runner-keeper").into(),
+                    args: Vec::new(),
+                },
                 ..NativeConfig::default()
             };
             Arc::new(

@@ -5,7 +5,7 @@
 //! releases the ones that do not. Needs root and bubblewrap, like the sandbox
 //! suite.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,6 @@ fn spawn_worker(
     shutdown_grace: Duration,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let sandbox = NativeSandbox::new(NativeConfig {
-        scratch_root: scratch_root(),
         slots,
         ..NativeConfig::default()
     })
@@ -53,10 +52,6 @@ fn spawn_worker(
         let _ = stopped.await;
     }));
     (stop, handle)
-}
-
-fn scratch_root() -> PathBuf {
-    std::env::temp_dir().join("code-runner-worker-tests")
 }
 
 /// A python job that sleeps; `marker` is passed as an argument so its
@@ -87,9 +82,9 @@ fn processes_with(marker: &str) -> usize {
         .count()
 }
 
-/// Step cgroups of this process (named `code-runner-<pid>-<n>-<step>`).
+/// Slot cgroups of this process (`code-runner-<pid>/slot-<n>-<seq>`).
 fn our_cgroups() -> Vec<PathBuf> {
-    let prefix = format!("code-runner-{}-", std::process::id());
+    let parent = format!("code-runner-{}", std::process::id());
     let mut found = Vec::new();
     let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
     while let Some(dir) = stack.pop() {
@@ -98,7 +93,8 @@ fn our_cgroups() -> Vec<PathBuf> {
         };
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let in_ours = dir.file_name().is_some_and(|name| name == parent.as_str());
+                if in_ours && entry.file_name().to_string_lossy().starts_with("slot-") {
                     found.push(entry.path());
                 }
                 stack.push(entry.path());
@@ -106,16 +102,6 @@ fn our_cgroups() -> Vec<PathBuf> {
         }
     }
     found
-}
-
-/// Scratch mounts of this process.
-fn our_mounts(root: &Path) -> usize {
-    let needle = format!("{}/code-runner-{}-", root.display(), std::process::id());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(&needle))
-        .count()
 }
 
 async fn wait_until<F: FnMut() -> bool>(what: &str, mut check: F) {
@@ -171,8 +157,8 @@ async fn cancelling_running_jobs_kills_them_at_once() {
     let (stop, worker) = spawn_worker(queue.clone(), 2, Duration::from_secs(10));
     let marker = format!("cancel-me-{}", TaskId::new());
     cancel_two_running_jobs(&queue, &marker).await;
-    wait_until("the stopped jobs' scratch mounts are gone", || {
-        our_mounts(&scratch_root()) == 0
+    wait_until("the stopped jobs' processes are gone", || {
+        processes_with(&marker) == 0
     })
     .await;
     stop.send(()).unwrap();

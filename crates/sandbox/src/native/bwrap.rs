@@ -1,29 +1,27 @@
-//! The bubblewrap command line for one step: the namespaces, the read-only
-//! view of the toolchains and the writable places, built in one place.
+//! The bubblewrap command line of a slot's sandbox: the user and network
+//! namespaces, the read-only view of the toolchains, and the keeper as the
+//! command, built in one place. Each step's own namespaces and writable
+//! places are the keeper's (see `keeper`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::limits::Limits;
-
-/// The uid and gid the program sees inside its user namespace. It maps to the
-/// slot's unprivileged host uid, never to host root.
+/// The uid and gid the keeper and the program see inside the user namespace.
+/// It maps to the slot's unprivileged host uid, never to host root.
 const INNER_ID: &str = "1000";
 
 /// Host files every toolchain needs besides `/usr`.
 const BASE_FILES: [&str; 1] = ["/etc/ld.so.cache"];
 
-/// One step's sandbox, as bubblewrap arguments.
-pub(crate) struct BwrapArgs<'a> {
-    pub scratch: &'a Path,
+/// One slot's sandbox, as bubblewrap arguments.
+pub(crate) struct SlotArgs<'a> {
+    /// Extra host paths the languages need, bound read-only.
     pub mounts: &'a [PathBuf],
-    pub limits: &'a Limits,
-    /// Inherited descriptors holding the seccomp filters.
-    pub seccomp_fds: &'a [i32],
-    pub argv: &'a [String],
+    /// The keeper's command line.
+    pub argv: &'a [OsString],
 }
 
-impl BwrapArgs<'_> {
+impl SlotArgs<'_> {
     pub(crate) fn build(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::with_capacity(64);
         let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
@@ -38,7 +36,15 @@ impl BwrapArgs<'_> {
             INNER_ID,
             "--gid",
             INNER_ID,
-            "--disable-userns",
+            // The keeper needs them to make each step's namespaces and
+            // mounts; they are good only inside this user namespace, and
+            // the program drops them all before it runs.
+            "--cap-add",
+            "ALL",
+            // No --disable-userns: it runs the command in a nested user
+            // namespace that does not own the mount namespace, so the keeper
+            // could not mount. The keeper closes user namespaces itself (see
+            // `keeper`), and seccomp refuses them to programs.
             "--die-with-parent",
             "--new-session",
             "--hostname",
@@ -75,37 +81,21 @@ impl BwrapArgs<'_> {
             let mount = mount.to_string_lossy();
             push(&["--ro-bind-try", &mount, &mount]);
         }
-        let scratch_size = self.limits.scratch_bytes.to_string();
         push(&[
             "--proc",
             "/proc",
             "--dev",
             "/dev",
-            // /dev is a tmpfs: read-only, it cannot hold data. POSIX shared
-            // memory gets its own bounded tmpfs, mounted after the remount.
+            // /dev is a tmpfs: read-only, it cannot hold data. Each step
+            // mounts its own /dev/shm, /tmp and /proc over these.
             "--remount-ro",
             "/dev",
-            "--size",
-            &scratch_size,
-            "--tmpfs",
-            "/dev/shm",
-            "--size",
-            &scratch_size,
-            "--tmpfs",
+            "--dir",
             "/tmp",
-        ]);
-        args.extend([
-            "--bind".into(),
-            self.scratch.as_os_str().to_owned(),
-            "/work".into(),
-        ]);
-        for fd in self.seccomp_fds {
-            args.extend(["--add-seccomp-fd".into(), fd.to_string().into()]);
-        }
-        let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
-        push(&[
-            "--chdir",
+            "--dir",
             "/work",
+            "--chdir",
+            "/",
             // bubblewrap's root is a tmpfs; read-only, it cannot hold data.
             "--remount-ro",
             "/",
@@ -113,18 +103,9 @@ impl BwrapArgs<'_> {
             "--setenv",
             "PATH",
             "/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/work",
-            "--setenv",
-            "LANG",
-            "C.UTF-8",
-            "--setenv",
-            "TMPDIR",
-            "/tmp",
             "--",
         ]);
-        args.extend(self.argv.iter().map(OsString::from));
+        args.extend(self.argv.iter().cloned());
         args
     }
 }

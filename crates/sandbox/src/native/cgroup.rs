@@ -1,11 +1,14 @@
 //! Control groups: the kernel's limits on a step's memory and process count,
-//! and its accounting of CPU time and peak memory.
+//! and its accounting of peak memory and OOM kills.
 //!
 //! Two layouts are supported. Hosts with the v1/v2 hybrid (the development
 //! machines) keep the controllers in v1 hierarchies, one per controller;
-//! modern hosts have one v2 hierarchy. Every step gets its own cgroup, created
-//! before the sandbox starts and removed after its last process is gone, under
-//! a directory that belongs to this worker process.
+//! modern hosts have one v2 hierarchy. Every slot gets its own cgroup when
+//! its sandbox starts, under a directory that belongs to this worker process;
+//! the keeper lives in it, and each step's limits are set on it just before
+//! the step (a slot runs one step at a time). Moving processes between
+//! cgroups, and creating and removing cgroups, happen once per slot instead
+//! of once per step: on v1 they wait for RCU grace periods, milliseconds each.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -16,18 +19,14 @@ use std::time::Duration;
 use crate::limits::Limits;
 use crate::SandboxError;
 
-const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpuacct"];
+const V1_CONTROLLERS: [&str; 2] = ["memory", "pids"];
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Where this worker's step cgroups live.
+/// Where this worker's slot cgroups live.
 #[derive(Debug, Clone)]
 pub(crate) enum CgroupLayout {
-    /// One directory per v1 controller: memory, pids, cpuacct.
-    V1 {
-        memory: PathBuf,
-        pids: PathBuf,
-        cpuacct: PathBuf,
-    },
+    /// One directory per v1 controller: memory and pids.
+    V1 { memory: PathBuf, pids: PathBuf },
     /// One v2 directory whose children get memory, pids and cpu.
     V2 { base: PathBuf },
 }
@@ -36,7 +35,6 @@ pub(crate) enum CgroupLayout {
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct CgroupStats {
     pub memory_peak_bytes: u64,
-    pub cpu_time: Duration,
     pub oom_kills: u64,
 }
 
@@ -74,16 +72,12 @@ impl CgroupLayout {
             create_dir(&dir)?;
             dirs.push(dir);
         }
-        let [memory, pids, cpuacct] = <[PathBuf; 3]>::try_from(dirs).expect("three controllers");
-        Ok(CgroupLayout::V1 {
-            memory,
-            pids,
-            cpuacct,
-        })
+        let [memory, pids] = <[PathBuf; 2]>::try_from(dirs).expect("two controllers");
+        Ok(CgroupLayout::V1 { memory, pids })
     }
 
     /// On v2 a cgroup with processes cannot hand controllers to children, so
-    /// the worker first moves itself into a leaf beside the step cgroups.
+    /// the worker first moves itself into a leaf beside the slot cgroups.
     fn detect_v2(own: &str, tag: &str) -> Result<Self, SandboxError> {
         let relative = own
             .lines()
@@ -120,64 +114,36 @@ impl CgroupLayout {
         Ok(CgroupLayout::V2 { base })
     }
 
-    /// Creates the cgroup(s) of one step with its limits applied.
-    pub(crate) fn create_step(
-        &self,
-        name: &str,
-        limits: &Limits,
-    ) -> Result<StepCgroup, SandboxError> {
-        let memory = limits.memory_bytes.to_string();
-        let pids = limits.processes.to_string();
-        match self {
-            CgroupLayout::V1 {
-                memory: m,
-                pids: p,
-                cpuacct: c,
-            } => {
-                let dirs = vec![m.join(name), p.join(name), c.join(name)];
-                // Pushed one by one so that a failure removes what was made.
-                let mut step = StepCgroup {
-                    dirs: Vec::new(),
-                    version: 1,
-                    detached: false,
-                };
-                for dir in &dirs {
-                    create_dir(dir)?;
-                    step.dirs.push(dir.clone());
-                }
-                write(&dirs[0].join("memory.limit_in_bytes"), &memory)?;
-                // Swap counts as memory where swap accounting exists.
-                let memsw = dirs[0].join("memory.memsw.limit_in_bytes");
-                if memsw.exists() {
-                    write(&memsw, &memory)?;
-                }
-                write(&dirs[1].join("pids.max"), &pids)?;
-                Ok(step)
-            }
-            CgroupLayout::V2 { base } => {
-                let dir = base.join(name);
-                create_dir(&dir)?;
-                let step = StepCgroup {
-                    dirs: vec![dir.clone()],
-                    version: 2,
-                    detached: false,
-                };
-                write(&dir.join("memory.max"), &memory)?;
-                let swap = dir.join("memory.swap.max");
-                if swap.exists() {
-                    write(&swap, "0")?;
-                }
-                write(&dir.join("pids.max"), &pids)?;
-                Ok(step)
+    /// Creates the cgroup(s) of one slot. Its limits are set per step.
+    pub(crate) fn create_slot(&self, name: &str) -> Result<SlotCgroup, SandboxError> {
+        let (dirs, version) = match self {
+            CgroupLayout::V1 { memory, pids } => (vec![memory.join(name), pids.join(name)], 1),
+            CgroupLayout::V2 { base } => (vec![base.join(name)], 2),
+        };
+        // Pushed one by one so that a failure removes what was made.
+        let mut slot = SlotCgroup {
+            dirs: Vec::new(),
+            version,
+            detached: false,
+        };
+        for dir in &dirs {
+            create_dir(dir)?;
+            slot.dirs.push(dir.clone());
+        }
+        if version == 2 {
+            let swap = dirs[0].join("memory.swap.max");
+            if swap.exists() {
+                write(&swap, "0")?;
             }
         }
+        Ok(slot)
     }
 }
 
-/// The cgroup(s) of one running step. Dropping it kills whatever is left in
-/// it and removes it.
+/// The cgroup(s) of one slot: its keeper and, one step at a time, the step's
+/// processes. Dropping it kills whatever is left in it and removes it.
 #[derive(Debug)]
-pub(crate) struct StepCgroup {
+pub(crate) struct SlotCgroup {
     dirs: Vec<PathBuf>,
     version: u8,
     /// Set on the copy `Drop` hands to the runtime, so that copy, if itself
@@ -185,8 +151,18 @@ pub(crate) struct StepCgroup {
     detached: bool,
 }
 
-impl StepCgroup {
-    /// Open files that move the writer into the step's cgroups.
+/// What a slot's cgroup held just before a step, to tell the step's share.
+#[derive(Debug)]
+pub(crate) struct StepBaseline {
+    usage_bytes: u64,
+    oom_kills: u64,
+    /// v2: the `memory.peak` descriptor the step's peak is read through
+    /// (the kernel keeps one peak per open file once it is reset).
+    peak_file: Option<fs::File>,
+}
+
+impl SlotCgroup {
+    /// Open files that move the writer into the slot's cgroups.
     pub(crate) fn join_files(&self) -> Result<Vec<OwnedFd>, SandboxError> {
         let file = if self.version == 1 {
             "tasks"
@@ -206,32 +182,79 @@ impl StepCgroup {
             .collect()
     }
 
-    /// What the kernel counted; zero for anything it could not read.
-    pub(crate) fn stats(&self) -> CgroupStats {
-        let read = |dir: &Path, file: &str| fs::read_to_string(dir.join(file)).unwrap_or_default();
-        if self.version == 1 {
-            let (memory, cpuacct) = (&self.dirs[0], &self.dirs[2]);
-            CgroupStats {
-                memory_peak_bytes: read(memory, "memory.max_usage_in_bytes")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0),
-                cpu_time: Duration::from_nanos(
-                    read(cpuacct, "cpuacct.usage").trim().parse().unwrap_or(0),
-                ),
-                oom_kills: keyed(&read(memory, "memory.oom_control"), "oom_kill"),
-            }
+    /// Applies a step's limits on top of what the slot already holds (its
+    /// keeper, and the page cache it is charged with), and starts counting.
+    pub(crate) fn begin_step(&self, limits: &Limits) -> Result<StepBaseline, SandboxError> {
+        let memory_dir = &self.dirs[0];
+        let (pids_dir, usage_file) = if self.version == 1 {
+            (&self.dirs[1], "memory.usage_in_bytes")
         } else {
-            let dir = &self.dirs[0];
-            CgroupStats {
-                memory_peak_bytes: read(dir, "memory.peak").trim().parse().unwrap_or(0),
-                cpu_time: Duration::from_micros(keyed(&read(dir, "cpu.stat"), "usage_usec")),
-                oom_kills: keyed(&read(dir, "memory.events"), "oom_kill"),
-            }
+            (&self.dirs[0], "memory.current")
+        };
+        let usage_bytes = read_number(memory_dir, usage_file);
+        // The keeper and bubblewrap's init stay; the step's init is one more.
+        let processes = read_number(pids_dir, "pids.current");
+        write(
+            &pids_dir.join("pids.max"),
+            &(processes + u64::from(limits.processes) + 1).to_string(),
+        )?;
+        let memory = (limits.memory_bytes + KEEPER_ALLOWANCE).to_string();
+        if self.version == 1 {
+            set_v1_memory_limit(memory_dir, &memory)?;
+            write(&memory_dir.join("memory.max_usage_in_bytes"), "0")?;
+            return Ok(StepBaseline {
+                usage_bytes,
+                oom_kills: keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
+                peak_file: None,
+            });
+        }
+        write(&memory_dir.join("memory.max"), &memory)?;
+        // Kernels before 6.12 cannot reset the peak; then it is the slot's.
+        let peak_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(memory_dir.join("memory.peak"))
+            .ok()
+            .filter(|file| {
+                use std::io::Write;
+                let mut file = file;
+                file.write_all(b"reset").is_ok()
+            });
+        Ok(StepBaseline {
+            usage_bytes,
+            oom_kills: keyed(&read(memory_dir, "memory.events"), "oom_kill"),
+            peak_file,
+        })
+    }
+
+    /// What the kernel counted for the step since `begin_step`.
+    pub(crate) fn end_step(&self, baseline: StepBaseline) -> CgroupStats {
+        let memory_dir = &self.dirs[0];
+        let (peak, oom_kills) = if self.version == 1 {
+            (
+                read_number(memory_dir, "memory.max_usage_in_bytes"),
+                keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
+            )
+        } else {
+            let peak = match baseline.peak_file {
+                Some(mut file) => {
+                    use std::io::{Read, Seek};
+                    let mut text = String::new();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut text);
+                    text.trim().parse().unwrap_or(0)
+                }
+                None => read_number(memory_dir, "memory.peak"),
+            };
+            (peak, keyed(&read(memory_dir, "memory.events"), "oom_kill"))
+        };
+        CgroupStats {
+            memory_peak_bytes: peak.saturating_sub(baseline.usage_bytes),
+            oom_kills: oom_kills.saturating_sub(baseline.oom_kills),
         }
     }
 
-    /// Kills every process left in the step and removes its cgroups, waiting
+    /// Kills every process left in the slot and removes its cgroups, waiting
     /// (at most about a second) for the kernel to let go of dying processes.
     pub(crate) async fn remove(mut self) {
         for _ in 0..100 {
@@ -242,7 +265,7 @@ impl StepCgroup {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tracing::warn!(dirs = ?self.dirs, "step cgroup still busy; leaving it for the start-up sweep");
+        tracing::warn!(dirs = ?self.dirs, "slot cgroup still busy; leaving it for the start-up sweep");
         self.dirs.clear();
     }
 
@@ -263,7 +286,7 @@ impl StepCgroup {
     }
 }
 
-impl Drop for StepCgroup {
+impl Drop for SlotCgroup {
     fn drop(&mut self) {
         // Only reached when `remove` was not: the job's future was dropped
         // (cancelled, or abandoned at shutdown). Its processes are being
@@ -273,7 +296,7 @@ impl Drop for StepCgroup {
         if self.dirs.is_empty() {
             return;
         }
-        let mut rest = StepCgroup {
+        let mut rest = SlotCgroup {
             dirs: std::mem::take(&mut self.dirs),
             version: self.version,
             detached: true,
@@ -290,6 +313,34 @@ impl Drop for StepCgroup {
             }
         }
     }
+}
+
+/// Room for what a slot holds besides the step: bubblewrap's init and the
+/// keeper (a few MiB together).
+const KEEPER_ALLOWANCE: u64 = 16 << 20;
+
+/// Sets a v1 memory limit, and the memory+swap limit to the same value where
+/// swap is accounted (the kernel wants memsw >= memory at every moment, so the
+/// order depends on the direction of the change).
+fn set_v1_memory_limit(dir: &Path, value: &str) -> Result<(), SandboxError> {
+    let limit = dir.join("memory.limit_in_bytes");
+    let memsw = dir.join("memory.memsw.limit_in_bytes");
+    if !memsw.exists() {
+        return write(&limit, value);
+    }
+    if write(&limit, value).is_err() {
+        write(&memsw, value)?;
+        write(&limit, value)?;
+    }
+    write(&memsw, value)
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    fs::read_to_string(dir.join(file)).unwrap_or_default()
+}
+
+fn read_number(dir: &Path, file: &str) -> u64 {
+    read(dir, file).trim().parse().unwrap_or(0)
 }
 
 /// The value of `key` in a "key value" per line file.

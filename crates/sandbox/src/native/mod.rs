@@ -1,35 +1,38 @@
-//! The native backend: each step runs under bubblewrap (Debian's `bwrap`)
-//! started as a subprocess, with the worker doing what bubblewrap does not.
+//! The native backend: bubblewrap (Debian's `bwrap`) builds one long-lived
+//! sandbox per slot, and a keeper inside it starts every step in fresh
+//! namespaces; the worker does what neither does.
 //!
-//! Per job: a slot (one of `slots`, each with its own unprivileged host uid),
-//! a scratch tmpfs mounted at `/work`, then a compile step when the language
-//! has one and the run step. Per step: a fresh cgroup with the memory and
-//! process limits, rlimits, the uid drop, new user/PID/mount/network/IPC/UTS
-//! namespaces, a read-only root, an empty environment, and a supervisor that
-//! enforces the wall clock and the output cap.
+//! Per slot (once, when the slot is first used, and again whenever it had to
+//! be given up): an unprivileged host uid leased to the slot, a cgroup, and
+//! bubblewrap with new user, network, PID, IPC and UTS namespaces and a
+//! read-only root around the keeper. Per job: a fresh size- and
+//! inode-limited tmpfs at `/work` holding the sources. Per step: the step's
+//! memory and process limits on the slot's cgroup, new PID, mount, IPC and
+//! UTS namespaces with a fresh `/proc`, `/tmp` and `/dev/shm`, rlimits, no
+//! capabilities, no_new_privs, the seccomp filters, an empty environment, and
+//! a supervisor here that enforces the wall clock and the output cap. The
+//! design and its measured cost are in `keeper` and the README.
 //!
-//! Why bubblewrap rather than namespaces made in-process (e.g. `hakoniwa`):
-//! it is a separate single-threaded process, so the worker never forks inside
-//! its multi-threaded runtime; it runs its own PID 1 so programs keep normal
-//! signal behaviour; it brings up loopback in the new network namespace; and
-//! it is the Flatpak sandbox, security-maintained by Debian. Measurements are
-//! in `../shared/notes/native-sandbox.md` and the README.
+//! Why bubblewrap for the slot rather than namespaces made in-process: it is
+//! a separate single-threaded process, so the worker never forks inside its
+//! multi-threaded runtime; it brings up loopback in the new network
+//! namespace and maps the slot uid; and it is the Flatpak sandbox,
+//! security-maintained by Debian.
 
 mod bwrap;
 mod cgroup;
-mod scratch;
+pub mod keeper;
+mod protocol;
 // Shared with the docker backend, whose container init installs the same filters.
 pub(crate) mod seccomp;
+mod slot;
 mod supervise;
 mod sys;
 mod uids;
 
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
@@ -39,19 +42,23 @@ use crate::limits::Limits;
 use crate::report::{Execution, Observed, StepReport, Termination};
 use crate::{Program, Sandbox, SandboxError};
 use cgroup::CgroupLayout;
-use scratch::Scratch;
-use seccomp::SeccompFilters;
-use supervise::supervise;
-use sys::{Confinement, Rlimit};
+use protocol::{StepSpec, Workspace};
+pub use slot::KeeperCommand;
+use slot::{SlotProcess, SlotSpawn};
 use uids::UidLeases;
+
+/// Files a job's `/work`, `/tmp` or `/dev/shm` may hold: enough for a
+/// compiler's temporaries and a program's own, few enough that an
+/// inode-filling loop stops early.
+const INODES: u64 = 4096;
 
 /// Settings of the native backend.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
     /// The bubblewrap binary.
     pub bwrap: PathBuf,
-    /// Where scratch tmpfs mounts are made (created 0711, root-owned).
-    pub scratch_root: PathBuf,
+    /// The keeper executable that runs inside each slot's sandbox.
+    pub keeper: KeeperCommand,
     /// Slots run as host uids from here up, each leased by one slot of one
     /// worker at a time (see `uids`), so concurrent jobs never share a uid.
     pub first_uid: u32,
@@ -65,7 +72,7 @@ impl Default for NativeConfig {
     fn default() -> Self {
         Self {
             bwrap: PathBuf::from("/usr/bin/bwrap"),
-            scratch_root: PathBuf::from("/run/code-runner"),
+            keeper: KeeperCommand::beside_current_exe(),
             first_uid: 200_000,
             uid_lock_dir: PathBuf::from("/run/code-runner-uids"),
             slots: 50,
@@ -73,15 +80,17 @@ impl Default for NativeConfig {
     }
 }
 
-/// Runs programs under bubblewrap with cgroup limits.
+/// Runs programs in per-slot bubblewrap sandboxes with cgroup limits.
 pub struct NativeSandbox {
     config: NativeConfig,
     cgroups: CgroupLayout,
-    scratch_root: PathBuf,
     uids: UidLeases,
-    seccomp: SeccompFilters,
     slots: Semaphore,
     free_slots: Mutex<Vec<u32>>,
+    /// Each slot's sandbox while no job uses it. A job takes it out and puts
+    /// it back only after a clean end, so a job abandoned half-way (its
+    /// future dropped) drops the sandbox, which kills it whole.
+    idle: Vec<Mutex<Option<SlotProcess>>>,
     sequence: AtomicU64,
 }
 
@@ -94,13 +103,12 @@ impl std::fmt::Debug for NativeSandbox {
 }
 
 impl NativeSandbox {
-    /// Checks that this host can run sandboxes (root, bubblewrap, cgroups)
-    /// and prepares the worker's cgroup and scratch directories.
+    /// Checks that this host can run sandboxes (root, bubblewrap, the keeper,
+    /// cgroups) and prepares the worker's cgroup directories.
     pub fn new(config: NativeConfig) -> Result<Self, SandboxError> {
         if sys::euid() != 0 {
             return Err(SandboxError::Unavailable(
-                "the native sandbox needs root (to manage cgroups, mounts and per-slot uids)"
-                    .into(),
+                "the native sandbox needs root (to manage cgroups and per-slot uids)".into(),
             ));
         }
         if !config.bwrap.is_file() {
@@ -109,22 +117,28 @@ impl NativeSandbox {
                 config.bwrap.display()
             )));
         }
+        if !config.keeper.program.is_file() {
+            return Err(SandboxError::Unavailable(format!(
+                "the sandbox keeper was not found at {} (build it: cargo build -p code-runner-sandbox --bin code-runner-keeper)",
+                config.keeper.program.display()
+            )));
+        }
         if config.slots == 0 {
             return Err(SandboxError::Unavailable("slots must be at least 1".into()));
         }
         let cgroups = CgroupLayout::detect()?;
-        let scratch_root = prepare_scratch_root(&config.scratch_root)?;
         let uids = UidLeases::acquire(&config.uid_lock_dir, config.first_uid, config.slots)?;
-        let seccomp = SeccompFilters::compile()?;
+        // Compiled here too (the keeper compiles its own copy) so that a
+        // filter this host cannot take fails at start-up, not per job.
+        seccomp::SeccompFilters::compile()?;
         Ok(Self {
             uids,
-            seccomp,
             slots: Semaphore::new(config.slots as usize),
             free_slots: Mutex::new((0..config.slots).rev().collect()),
+            idle: (0..config.slots).map(|_| Mutex::new(None)).collect(),
             sequence: AtomicU64::new(0),
             config,
             cgroups,
-            scratch_root,
         })
     }
 
@@ -144,11 +158,41 @@ impl NativeSandbox {
         }
     }
 
+    /// The slot's idle sandbox when it can run a job needing `mounts`, else a
+    /// new one (with every mount the old one had, so that slots settle on
+    /// the union of what the languages need).
+    async fn sandbox_for(&self, slot: u32, mounts: &[PathBuf]) -> Result<SlotProcess, SandboxError> {
+        let idle = self.idle[slot as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut wanted = mounts.to_vec();
+        if let Some(process) = idle {
+            if process.usable_for(mounts) {
+                return Ok(process);
+            }
+            wanted.extend(process.mounts().iter().cloned());
+        }
+        wanted.sort();
+        wanted.dedup();
+        let name = format!(
+            "slot-{slot}-{}",
+            self.sequence.fetch_add(1, Ordering::Relaxed)
+        );
+        SlotProcess::start(SlotSpawn {
+            bwrap: &self.config.bwrap,
+            keeper: &self.config.keeper,
+            uid: self.uids.uid(slot),
+            mounts: wanted,
+            cgroup: self.cgroups.create_slot(&name)?,
+        })
+        .await
+    }
+
     async fn run_job(
         &self,
+        process: &mut SlotProcess,
         program: &Program,
-        uid: u32,
-        name: &str,
     ) -> Result<Execution, SandboxError> {
         let language = &program.language;
         let main = language.main_name(&program.source);
@@ -160,16 +204,7 @@ impl NativeSandbox {
             main,
             memory_mb: program.run_limits.memory_mb(),
         };
-        let scratch_bytes = program
-            .compile_limits
-            .scratch_bytes
-            .max(program.run_limits.scratch_bytes);
-        let scratch = Scratch::create(&self.scratch_root, name, uid, scratch_bytes)?;
-        scratch.write_file(
-            &language.source_file(&run_subs),
-            program.source.as_bytes(),
-            uid,
-        )?;
+        let mut files = vec![(language.source_file(&run_subs), program.source.clone())];
         for (file_name, contents) in &program.files {
             // The API only lets plain names through; refuse anything else here
             // too rather than trust every caller.
@@ -178,29 +213,36 @@ impl NativeSandbox {
                     std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a plain file name"),
                 ));
             }
-            scratch.write_file(file_name, contents.as_bytes(), uid)?;
+            files.push((file_name.clone(), contents.clone()));
         }
+        process
+            .prepare(Workspace {
+                bytes: program
+                    .compile_limits
+                    .scratch_bytes
+                    .max(program.run_limits.scratch_bytes),
+                inodes: INODES,
+                files,
+            })
+            .await?;
 
         let mut compile = None;
         if let Some(argv) = language.compile_command(&compile_subs) {
             let step = Step {
-                name: format!("{name}-c"),
                 argv,
                 limits: &program.compile_limits,
                 stdin: Vec::new(),
                 memory_marker: None,
             };
-            let report = self.run_step(&scratch, uid, &language.mounts, step).await?;
-            if !report.succeeded() {
-                return Ok(Execution {
-                    compile: Some(report),
-                    run: None,
-                });
-            }
+            let report = run_step(process, step).await?;
+            let succeeded = report.succeeded();
             compile = Some(report);
+            if !succeeded {
+                process.clear().await?;
+                return Ok(Execution { compile, run: None });
+            }
         }
         let step = Step {
-            name: format!("{name}-r"),
             argv: {
                 let mut argv = language.run_command(&run_subs);
                 argv.extend(program.args.iter().cloned());
@@ -210,94 +252,53 @@ impl NativeSandbox {
             stdin: program.stdin.clone(),
             memory_marker: language.memory_error_marker.as_deref(),
         };
-        let run = self.run_step(&scratch, uid, &language.mounts, step).await?;
+        let run = run_step(process, step).await?;
+        process.clear().await?;
         Ok(Execution {
             compile,
             run: Some(run),
         })
     }
+}
 
-    async fn run_step(
-        &self,
-        scratch: &Scratch,
-        uid: u32,
-        mounts: &[PathBuf],
-        step: Step<'_>,
-    ) -> Result<StepReport, SandboxError> {
-        let limits = step.limits;
-        let cgroup = self.cgroups.create_step(&step.name, limits)?;
-        let seccomp_fds = self.seccomp.pipes()?;
-        let args = bwrap::BwrapArgs {
-            scratch: scratch.path(),
-            mounts,
-            limits,
-            seccomp_fds: &seccomp_fds.each_ref().map(|fd| fd.as_raw_fd()),
-            argv: &step.argv,
-        }
-        .build();
-        let mut command = tokio::process::Command::new(&self.config.bwrap);
-        command
-            .args(args)
-            .env_clear()
-            .stdin(if step.stdin.is_empty() {
-                Stdio::null()
-            } else {
-                Stdio::piped()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        Confinement {
-            cgroup_fds: cgroup.join_files()?,
-            inherited_fds: seccomp_fds.into(),
-            rlimits: rlimits(limits),
-            uid,
-        }
-        .install(&mut command);
-        let started = Instant::now();
-        let child = command.spawn().map_err(|source| SandboxError::Spawn {
-            program: self.config.bwrap.display().to_string(),
-            source,
-        })?;
-        let seen = supervise(
-            child,
-            step.stdin,
-            limits.wall_time,
-            limits.output_bytes,
-            started,
-        )
-        .await;
-        let stats = cgroup.stats();
-        cgroup.remove().await;
-
-        let (exit_code, signal) = match seen.status {
-            Some(status) => split_status(status),
-            None => (None, None),
-        };
-        let termination = Termination::classify(
-            &Observed {
-                output_exceeded: seen.output_exceeded,
-                timed_out: seen.timed_out,
-                signal,
-                cpu_time: stats.cpu_time,
-                oom_kills: stats.oom_kills,
-                stderr: &seen.stderr,
-                memory_marker: step.memory_marker,
-            },
-            limits.cpu_time,
-        );
-        Ok(StepReport {
-            stdout: seen.stdout,
-            stderr: seen.stderr,
-            exit_code,
-            signal,
-            termination,
-            output_truncated: seen.output_exceeded,
-            wall_time: seen.wall_time,
-            cpu_time: stats.cpu_time,
-            memory_peak_bytes: stats.memory_peak_bytes,
-        })
-    }
+async fn run_step(process: &mut SlotProcess, step: Step<'_>) -> Result<StepReport, SandboxError> {
+    let limits = step.limits;
+    let baseline = process.cgroup().begin_step(limits)?;
+    let spec = StepSpec {
+        argv: step.argv,
+        env: step_environment(),
+        rlimits: rlimits(limits),
+        tmp_bytes: limits.scratch_bytes,
+        tmp_inodes: INODES,
+    };
+    let (seen, end) = process
+        .run(spec, step.stdin, limits.wall_time, limits.output_bytes)
+        .await?;
+    let stats = process.cgroup().end_step(baseline);
+    let cpu_time = std::time::Duration::from_micros(end.cpu_micros);
+    let termination = Termination::classify(
+        &Observed {
+            output_exceeded: seen.output_exceeded,
+            timed_out: seen.timed_out,
+            signal: end.signal,
+            cpu_time,
+            oom_kills: stats.oom_kills,
+            stderr: &seen.stderr,
+            memory_marker: step.memory_marker,
+        },
+        limits.cpu_time,
+    );
+    Ok(StepReport {
+        stdout: seen.stdout,
+        stderr: seen.stderr,
+        exit_code: end.exit_code,
+        signal: end.signal,
+        termination,
+        output_truncated: seen.output_exceeded,
+        wall_time: seen.wall_time,
+        cpu_time,
+        memory_peak_bytes: stats.memory_peak_bytes,
+    })
 }
 
 #[async_trait]
@@ -311,13 +312,13 @@ impl Sandbox for NativeSandbox {
             .await
             .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
         let slot = self.take_slot();
-        let uid = self.uids.uid(slot.slot);
-        let name = format!(
-            "code-runner-{}-{}",
-            std::process::id(),
-            self.sequence.fetch_add(1, Ordering::Relaxed)
-        );
-        let result = self.run_job(&program, uid, &name).await;
+        let mut process = self.sandbox_for(slot.slot, &program.language.mounts).await?;
+        let result = self.run_job(&mut process, &program).await;
+        if result.is_ok() {
+            *self.idle[slot.slot as usize]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(process);
+        }
         drop(slot);
         result
     }
@@ -340,14 +341,26 @@ impl Drop for SlotGuard<'_> {
 
 /// One sandboxed command of a job.
 struct Step<'a> {
-    name: String,
     argv: Vec<String>,
     limits: &'a Limits,
     stdin: Vec<u8>,
     memory_marker: Option<&'a str>,
 }
 
-fn rlimits(limits: &Limits) -> Vec<Rlimit> {
+/// What every program finds in its environment, and nothing else.
+fn step_environment() -> Vec<(String, String)> {
+    [
+        ("PATH", "/usr/bin:/bin"),
+        ("HOME", "/work"),
+        ("LANG", "C.UTF-8"),
+        ("TMPDIR", "/tmp"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn rlimits(limits: &Limits) -> Vec<(u32, u64, u64)> {
     let cpu = limits.cpu_seconds();
     vec![
         // SIGXCPU at the limit, SIGKILL a second later for a program that catches it.
@@ -364,56 +377,7 @@ fn rlimits(limits: &Limits) -> Vec<Rlimit> {
         ),
         (libc::RLIMIT_CORE, 0, 0),
         // No RLIMIT_NPROC: it counts every task of the slot's uid on the
-        // host, including bubblewrap's exited helpers until the host's init
-        // reaps them, so sequential jobs of one slot failed to fork. The pids
-        // cgroup is the per-job process limit.
+        // host, the keeper's included. The pids cgroup is the per-step
+        // process limit.
     ]
-}
-
-/// bubblewrap exits with the program's code, or 128 + the signal that killed it.
-fn split_status(status: std::process::ExitStatus) -> (Option<i32>, Option<i32>) {
-    use std::os::unix::process::ExitStatusExt;
-    if let Some(signal) = status.signal() {
-        return (None, Some(signal));
-    }
-    match status.code() {
-        Some(code) if code > 128 && code <= 128 + 64 => (None, Some(code - 128)),
-        code => (code, None),
-    }
-}
-
-fn prepare_scratch_root(root: &Path) -> Result<PathBuf, SandboxError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o711)
-        .create(root)
-        .map_err(SandboxError::setup(format!("create {}", root.display())))?;
-    // Traversable by the slot uids (to reach their own mount), listable by no one.
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))
-        .map_err(SandboxError::setup(format!("chmod {}", root.display())))?;
-    sweep_stale_scratch(root);
-    Ok(root.to_owned())
-}
-
-/// Unmounts scratch directories left by workers that died.
-fn sweep_stale_scratch(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let alive = name
-            .strip_prefix("code-runner-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| {
-                pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
-            });
-        if !alive {
-            let path = entry.path();
-            let _ = sys::unmount(&path);
-            let _ = std::fs::remove_dir(&path);
-        }
-    }
 }

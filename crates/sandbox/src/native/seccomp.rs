@@ -14,8 +14,6 @@
 //! thread creation in every runtime). Both are compiled once, at start-up.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::fd::OwnedFd;
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -134,12 +132,6 @@ impl SeccompFilters {
     pub(crate) fn programs(&self) -> [&[u8]; 2] {
         [&self.denied, &self.enosys]
     }
-
-    /// Fresh pipes holding the filters: bubblewrap reads a filter fd to its
-    /// end, so an fd cannot serve two sandboxes.
-    pub(crate) fn pipes(&self) -> Result<[OwnedFd; 2], SandboxError> {
-        Ok([pipe_with(&self.denied)?, pipe_with(&self.enosys)?])
-    }
 }
 
 fn compile(
@@ -192,17 +184,6 @@ fn personality_rule() -> Result<SeccompRule, SandboxError> {
     };
     SeccompRule::new(vec![condition(PERSONALITY_QUERY)?, condition(PER_LINUX)?])
         .map_err(|e| SandboxError::Unavailable(format!("seccomp rule: {e}")))
-}
-
-fn pipe_with(bytes: &[u8]) -> Result<OwnedFd, SandboxError> {
-    let (reader, mut writer) =
-        std::io::pipe().map_err(SandboxError::setup("create seccomp pipe"))?;
-    // A filter is a few hundred bytes: far below a pipe's buffer, so this
-    // write cannot block.
-    writer
-        .write_all(bytes)
-        .map_err(SandboxError::setup("write seccomp filter"))?;
-    Ok(reader.into())
 }
 
 #[cfg(test)]

@@ -1,17 +1,24 @@
-//! Watches one running sandbox: feeds its stdin, collects stdout and stderr
-//! through pipes under the output cap, and kills it when the wall clock or
-//! the cap runs out.
+//! Watches one running step: feeds its stdin, collects stdout and stderr
+//! through pipes under the output cap, and has the keeper kill the step when
+//! the wall clock or the cap runs out.
 
-use std::process::ExitStatus;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Child;
+use tokio::net::unix::pipe;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-/// What the supervisor saw of one sandbox.
+use super::protocol::{Reply, Request, StepEnd};
+use super::slot::{keeper_error, read_reply, send};
+use crate::SandboxError;
+
+/// How long a keeper may take to report a step it was told to kill.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// What the supervisor saw of one step.
 #[derive(Debug)]
 pub(crate) struct Supervised {
-    pub status: Option<ExitStatus>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub timed_out: bool,
@@ -19,83 +26,119 @@ pub(crate) struct Supervised {
     pub wall_time: Duration,
 }
 
-/// Runs `child` to its end or its limits. The child must have been spawned
-/// with piped stdout and stderr (and piped stdin when `stdin` is not empty).
-pub(crate) async fn supervise(
-    mut child: Child,
-    stdin: Vec<u8>,
-    wall_limit: Duration,
-    output_cap: u64,
-    started: Instant,
-) -> Supervised {
-    if let Some(mut pipe) = child.stdin.take() {
-        // A program that never reads its input must not stall us: the writer
-        // runs on its own and simply fails once the sandbox is gone.
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&stdin).await;
-        });
+/// The worker's ends of a step's stdin, stdout and stderr.
+pub(crate) struct Pipes {
+    stdin: pipe::Sender,
+    stdout: pipe::Receiver,
+    stderr: pipe::Receiver,
+}
+
+impl Pipes {
+    pub(crate) fn new(stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> std::io::Result<Self> {
+        Ok(Self {
+            stdin: pipe::Sender::from_owned_fd(stdin)?,
+            stdout: pipe::Receiver::from_owned_fd(stdout)?,
+            stderr: pipe::Receiver::from_owned_fd(stderr)?,
+        })
     }
-    let mut out_pipe = child.stdout.take();
-    let mut err_pipe = child.stderr.take();
+}
+
+pub(crate) struct OutputLimits {
+    pub wall_limit: Duration,
+    pub output_cap: u64,
+    pub started: Instant,
+}
+
+/// Drives a started step to its end: the keeper's `Exited` and the end of
+/// both output pipes (every process of the step is gone by then).
+pub(crate) async fn supervise(
+    requests: &mut OwnedWriteHalf,
+    replies: &mut OwnedReadHalf,
+    pipes: Pipes,
+    stdin: Vec<u8>,
+    limits: OutputLimits,
+) -> Result<(Supervised, StepEnd), SandboxError> {
+    let Pipes {
+        stdin: mut stdin_pipe,
+        stdout,
+        stderr,
+    } = pipes;
+    // A program that never reads its input must not stall us: the writer
+    // runs on its own and simply fails once the step is gone. Dropping the
+    // pipe at the end is the program's end of input.
+    tokio::spawn(async move {
+        if !stdin.is_empty() {
+            let _ = stdin_pipe.write_all(&stdin).await;
+        }
+    });
+    let (mut out_pipe, mut err_pipe) = (Some(stdout), Some(stderr));
     let mut seen = Supervised {
-        status: None,
         stdout: Vec::new(),
         stderr: Vec::new(),
         timed_out: false,
         output_exceeded: false,
         wall_time: Duration::ZERO,
     };
-    let mut out_buf = vec![0u8; 32 * 1024];
-    let mut err_buf = vec![0u8; 32 * 1024];
-    let deadline = tokio::time::sleep_until((started + wall_limit).into());
+    let mut end: Option<StepEnd> = None;
+    let mut killed = false;
+    let (mut out_buf, mut err_buf) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+    let deadline = tokio::time::sleep_until((limits.started + limits.wall_limit).into());
     tokio::pin!(deadline);
+    let reply = read_reply(replies);
+    tokio::pin!(reply);
     loop {
-        if seen.status.is_some() && out_pipe.is_none() && err_pipe.is_none() {
+        if end.is_some() && out_pipe.is_none() && err_pipe.is_none() {
             break;
         }
+        let mut over_cap = false;
         tokio::select! {
-            read = read_some(&mut out_pipe, &mut out_buf) => {
-                if let Some(chunk) = read {
-                    let chunk = &out_buf[..chunk];
-                    if !seen.take_output(chunk, true, output_cap) {
-                        let _ = child.start_kill();
-                        out_pipe = None;
-                        err_pipe = None;
-                    }
-                } else {
-                    out_pipe = None;
+            read = read_some(&mut out_pipe, &mut out_buf) => match read {
+                Some(n) => over_cap = !seen.take_output(&out_buf[..n], true, limits.output_cap),
+                None => out_pipe = None,
+            },
+            read = read_some(&mut err_pipe, &mut err_buf) => match read {
+                Some(n) => over_cap = !seen.take_output(&err_buf[..n], false, limits.output_cap),
+                None => err_pipe = None,
+            },
+            answer = &mut reply, if end.is_none() => {
+                seen.wall_time = limits.started.elapsed();
+                match answer {
+                    Ok(Reply::Exited(step_end)) => end = Some(step_end),
+                    Ok(Reply::Failed(what)) => return Err(keeper_error(what)),
+                    Ok(other) => return Err(keeper_error(format!("unexpected {other:?}"))),
+                    Err(e) => return Err(keeper_error(format!("lost during a step: {e}"))),
                 }
-            }
-            read = read_some(&mut err_pipe, &mut err_buf) => {
-                if let Some(chunk) = read {
-                    let chunk = &err_buf[..chunk];
-                    if !seen.take_output(chunk, false, output_cap) {
-                        let _ = child.start_kill();
-                        out_pipe = None;
-                        err_pipe = None;
-                    }
-                } else {
-                    err_pipe = None;
-                }
-            }
-            status = child.wait(), if seen.status.is_none() => {
-                seen.wall_time = started.elapsed();
-                seen.status = status.ok();
             }
             () = &mut deadline => {
-                // Killing bubblewrap takes its PID namespace, and with it
-                // every process of the job, down.
-                seen.timed_out = seen.status.is_none();
-                let _ = child.start_kill();
-                if seen.status.is_none() {
-                    seen.status = child.wait().await.ok();
-                    seen.wall_time = started.elapsed();
+                if killed {
+                    return Err(keeper_error("a killed step did not end".into()));
                 }
-                break;
+                seen.timed_out = end.is_none();
+                killed = true;
+                if end.is_none() {
+                    send(requests, &Request::Kill, &[]).await
+                        .map_err(|e| keeper_error(format!("send kill: {e}")))?;
+                }
+                deadline.as_mut().reset((Instant::now() + KILL_GRACE).into());
+            }
+        }
+        if over_cap {
+            // Stop reading; what is left in the pipes goes with them.
+            out_pipe = None;
+            err_pipe = None;
+            if !killed && end.is_none() {
+                killed = true;
+                send(requests, &Request::Kill, &[])
+                    .await
+                    .map_err(|e| keeper_error(format!("send kill: {e}")))?;
+                deadline
+                    .as_mut()
+                    .reset((Instant::now() + KILL_GRACE).into());
             }
         }
     }
-    seen
+    let end = end.expect("the loop ends only after Exited");
+    Ok((seen, end))
 }
 
 impl Supervised {
@@ -119,7 +162,7 @@ impl Supervised {
 
 /// Reads from a pipe that may already be closed; `None` at end of file (and
 /// never resolves for a closed pipe, so `select!` ignores it).
-async fn read_some<R: AsyncReadExt + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+async fn read_some(pipe: &mut Option<pipe::Receiver>, buf: &mut [u8]) -> Option<usize> {
     match pipe {
         Some(reader) => match reader.read(buf).await {
             Ok(0) | Err(_) => None,

@@ -1,5 +1,6 @@
-//! The system calls the native backend makes directly: mounting a job's
-//! scratch tmpfs, and confining bubblewrap between `fork` and `exec`.
+//! The system calls the worker side of the native backend makes directly:
+//! confining bubblewrap between `fork` and `exec`, and passing descriptors
+//! to a slot's keeper. (The keeper's own are in `keeper::sys`.)
 //!
 //! This is the only module of the crate allowed `unsafe`. The code that runs
 //! after `fork` in a multi-threaded process must not allocate or lock, so
@@ -7,53 +8,8 @@
 //! the fork and it only makes raw system calls.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-
-/// Mounts a fresh tmpfs of `size_bytes` at `target`, owned by `uid`, for one job.
-pub(crate) fn mount_tmpfs(target: &Path, size_bytes: u64, inodes: u64, uid: u32) -> io::Result<()> {
-    let target = cstring(target)?;
-    let options = CString::new(format!(
-        "size={size_bytes},nr_inodes={inodes},mode=0700,uid={uid},gid={uid}"
-    ))
-    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            target.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            options.as_ptr().cast(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Detaches the tmpfs at `target`. The kernel frees its files without anyone
-/// walking them, so links a job planted there are never followed.
-pub(crate) fn unmount(target: &Path) -> io::Result<()> {
-    let target = cstring(target)?;
-    // SAFETY: `target` is a valid NUL-terminated string.
-    let rc = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-}
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// One resource limit to set in the child: `(resource, soft, hard)`.
 pub(crate) type Rlimit = (libc::__rlimit_resource_t, u64, u64);
@@ -133,4 +89,96 @@ pub(crate) fn kill(pid: i32) {
 pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid(2) cannot fail and has no preconditions.
     unsafe { libc::geteuid() }
+}
+
+/// The most descriptors one message carries (a step's stdin, stdout, stderr).
+pub(crate) const MAX_PASSED_FDS: usize = 3;
+
+/// Sends `bytes` on the stream socket `socket` with `fds` attached to them
+/// (`SCM_RIGHTS`); returns how many bytes went out. The descriptors travel
+/// with the first byte, so a short write still delivered them.
+pub(crate) fn send_with_fds(socket: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    assert!(fds.len() <= MAX_PASSED_FDS);
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let data_len = std::mem::size_of_val(fds) as u32;
+        // SAFETY: CMSG_* compute sizes and walk `control`, which is large
+        // enough (and aligned) for one header with MAX_PASSED_FDS descriptors.
+        unsafe {
+            header.msg_control = control.as_mut_ptr().cast();
+            header.msg_controllen = libc::CMSG_SPACE(data_len) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&header);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(data_len) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+        }
+    }
+    // SAFETY: `header` describes valid buffers.
+    let sent = unsafe { libc::sendmsg(socket, &header, libc::MSG_NOSIGNAL) };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// Receives into `buffer` from the stream socket `socket`, with any
+/// descriptors attached (opened close-on-exec). `Ok((0, _))` is end of stream.
+pub(crate) fn recv_with_fds(socket: RawFd, buffer: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = std::mem::size_of_val(&control);
+    let received = loop {
+        // SAFETY: `header` describes valid buffers.
+        let n = unsafe { libc::recvmsg(socket, &mut header, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled `control` with `msg_controllen` bytes of
+    // well-formed control messages; SCM_RIGHTS data is an array of ints,
+    // each a new descriptor this process now owns.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let count =
+                    ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+        }
+    }
+    if header.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too many descriptors in one message",
+        ));
+    }
+    Ok((received, fds))
 }

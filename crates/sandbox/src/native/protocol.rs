@@ -1,0 +1,99 @@
+//! What the worker and a slot's keeper say to each other over their socket.
+//!
+//! Each message is one frame: a 4-byte little-endian length, then that many
+//! bytes of JSON. A `Run` request carries the step's stdin, stdout and stderr
+//! as `SCM_RIGHTS` descriptors attached to the first byte of its frame, so the
+//! program writes straight into pipes the worker reads: its output never
+//! passes through the keeper or a file.
+
+use serde::{Deserialize, Serialize};
+
+/// The longest frame either side accepts: sources and extra files are capped
+/// far below this by the API, so a longer length means a broken peer.
+pub(crate) const MAX_FRAME: u32 = 64 << 20;
+
+/// Worker to keeper.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Mount a fresh, empty `/work` (detaching the previous one) and write
+    /// these files into it.
+    Prepare(Workspace),
+    /// Start one step in fresh namespaces. Comes with three descriptors.
+    Run(StepSpec),
+    /// Kill the running step (the answer is still its `Exited`).
+    Kill,
+    /// Detach `/work`, freeing whatever the job left there.
+    Clear,
+}
+
+/// A job's `/work`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Workspace {
+    pub bytes: u64,
+    pub inodes: u64,
+    /// `(plain file name, contents)`.
+    pub files: Vec<(String, String)>,
+}
+
+/// One sandboxed command.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StepSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// `(resource, soft, hard)` for `setrlimit`.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    /// Size and inode count of each of the step's `/tmp` and `/dev/shm`.
+    pub tmp_bytes: u64,
+    pub tmp_inodes: u64,
+}
+
+/// Keeper to worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// Set up and waiting for requests.
+    Ready,
+    /// `/work` is mounted and filled, or cleared.
+    Done,
+    /// The step is over and every one of its processes is gone.
+    Exited(StepEnd),
+    /// A request could not be carried out; the keeper goes on.
+    Failed(String),
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct StepEnd {
+    /// The program's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the program (or, when the step was killed from
+    /// outside before the program's status was known, SIGKILL).
+    pub signal: Option<i32>,
+    /// CPU time of every process of the step, user plus system.
+    pub cpu_micros: u64,
+}
+
+/// Frames `message`: length prefix and JSON.
+pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    let body = serde_json::to_vec(message).expect("protocol messages serialize");
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// The body length announced by a frame's prefix, if acceptable.
+pub(crate) fn body_len(prefix: [u8; 4]) -> std::io::Result<usize> {
+    let len = u32::from_le_bytes(prefix);
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes"),
+        ));
+    }
+    Ok(len as usize)
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> std::io::Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

@@ -58,7 +58,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     // The native sandbox starts this binary inside each slot's sandbox as
     // its keeper: single-threaded, so before any runtime or parsing.
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == "keeper") {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "keeper")
+    {
         code_runner_sandbox::native::keeper::main();
     }
     let matches = Cli::command().get_matches();

@@ -77,9 +77,18 @@ async fn submit(conn: &mut Conn, body: &Bytes) -> anyhow::Result<String> {
         .context("no task_id in the POST /run-code answer")
 }
 
-/// The job's state: `None` while it is pending.
-async fn poll(conn: &mut Conn, task_id: &str) -> anyhow::Result<Option<Finished>> {
-    let (status, answer) = conn.get(&format!("/results/{task_id}")).await?;
+/// The job's state: `None` while it is pending. With `wait_secs`, the
+/// server answers once the job is done (or that long has passed).
+async fn poll(
+    conn: &mut Conn,
+    task_id: &str,
+    wait_secs: Option<u64>,
+) -> anyhow::Result<Option<Finished>> {
+    let path = match wait_secs {
+        Some(secs) => format!("/results/{task_id}?wait={secs}"),
+        None => format!("/results/{task_id}"),
+    };
+    let (status, answer) = conn.get(&path).await?;
     if status != StatusCode::OK {
         bail!(
             "GET /results/{task_id} answered {status}: {}",
@@ -116,7 +125,9 @@ fn wrong_text(finished: &Finished) -> String {
 pub struct LatencyConfig {
     pub warmups: usize,
     pub runs: usize,
-    pub poll_every: Duration,
+    /// `None`: wait for each result with `GET /results/{id}?wait=` (what a
+    /// client after low latency does); else poll this often.
+    pub poll_every: Option<Duration>,
     /// Longest a single job may take before it counts as failed.
     pub job_timeout: Duration,
 }
@@ -125,8 +136,9 @@ pub struct LatencyConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyResult {
     pub runs: usize,
+    /// 0 when results were waited for (`?wait=`) rather than polled.
     pub poll_every_ms: f64,
-    /// Submit to the poll that saw the job done, correct jobs only.
+    /// Submit to the answer that saw the job done, correct jobs only.
     pub end_to_end: Summary,
     /// Jobs that failed, printed something else or did not finish in time.
     pub failures: usize,
@@ -204,7 +216,9 @@ fn latency_result(config: &LatencyConfig, samples: &[Sample], failures: Failures
     }
     LatencyResult {
         runs: config.runs,
-        poll_every_ms: config.poll_every.as_secs_f64() * 1000.0,
+        poll_every_ms: config
+            .poll_every
+            .map_or(0.0, |every| every.as_secs_f64() * 1000.0),
         end_to_end: Summary::from_durations(&elapsed),
         failures: failures.count,
         first_failure: failures.first,
@@ -214,17 +228,29 @@ fn latency_result(config: &LatencyConfig, samples: &[Sample], failures: Failures
     }
 }
 
-/// Submits a job, then polls every `poll_every` until it is done.
+/// Submits a job, then waits for its result (`?wait=`), or polls every
+/// `poll_every`, until it is done.
 async fn one_job(conn: &mut Conn, body: &Bytes, config: &LatencyConfig) -> anyhow::Result<Sample> {
     let submitted_ms = now_ms();
     let start = Instant::now();
     let deadline = start + config.job_timeout;
     let task_id = submit(conn, body).await?;
-    let mut ticks = tokio::time::interval_at(start + config.poll_every, config.poll_every);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticks = config.poll_every.map(|every| {
+        let mut ticks = tokio::time::interval_at(start + every, every);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ticks
+    });
     while Instant::now() < deadline {
-        ticks.tick().await;
-        if let Some(finished) = poll(conn, &task_id).await? {
+        let wait_secs = match &mut ticks {
+            Some(ticks) => {
+                ticks.tick().await;
+                None
+            }
+            // The server caps the wait at its own longest; a still-pending
+            // answer just means asking again.
+            None => Some(config.job_timeout.as_secs().max(1)),
+        };
+        if let Some(finished) = poll(conn, &task_id, wait_secs).await? {
             return Ok(Sample {
                 elapsed: start.elapsed(),
                 submitted_ms,
@@ -398,7 +424,7 @@ async fn poll_round(
         tasks.spawn(async move {
             let mut finished = Vec::new();
             for id in chunk {
-                if let Some(f) = poll(&mut conn, &id).await? {
+                if let Some(f) = poll(&mut conn, &id, None).await? {
                     finished.push((id, f));
                 }
             }

@@ -136,9 +136,11 @@ struct JobArgs {
     /// Jobs before those, not measured (they also wait out a starting worker).
     #[arg(long, default_value_t = 10)]
     latency_warmups: usize,
-    /// Poll interval of `GET /results/{id}`, in milliseconds.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    poll_ms: u64,
+    /// Poll `GET /results/{id}` this often, in milliseconds, instead of
+    /// waiting for each result with `?wait=` (the default, and what a client
+    /// after low latency does).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    poll_ms: Option<u64>,
     /// Longest one job may take before it counts as failed, in seconds.
     #[arg(long, default_value_t = 30)]
     job_timeout_secs: u64,
@@ -343,7 +345,7 @@ impl Session<'_> {
         let config = jobs::LatencyConfig {
             warmups: self.cli.jobs.latency_warmups,
             runs: self.cli.jobs.latency_runs,
-            poll_every: Duration::from_millis(self.cli.jobs.poll_ms),
+            poll_every: self.cli.jobs.poll_ms.map(Duration::from_millis),
             job_timeout: Duration::from_secs(self.cli.jobs.job_timeout_secs),
         };
         self.phase("latency", |s| {

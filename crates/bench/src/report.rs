@@ -258,10 +258,14 @@ fn latency_rows(latency: Option<&LatencyResult>, baseline: Option<&BaselineResul
     let bare = baseline.map(|b| b.sequential);
     let limit = bare.map(|bare| bare.p50_ms + LATENCY_SLACK_MS);
     let met = limit.is_some_and(|limit| e2e.p50_ms <= limit);
+    let fetch = if latency.poll_every_ms > 0.0 {
+        format!("poll every {} ms", latency.poll_every_ms)
+    } else {
+        "results waited for with ?wait=".to_owned()
+    };
     let mut note = format!(
-        "{} runs, poll every {} ms; failures {}; server: queue wait p50 {:.0} ms, worker p50 {:.0} ms (program {:.0} ms)",
+        "{} runs, {fetch}; failures {}; server: queue wait p50 {:.0} ms, worker p50 {:.0} ms (program {:.0} ms)",
         latency.runs,
-        latency.poll_every_ms,
         latency.failures,
         latency.queue_wait.p50_ms,
         latency.worker_time.p50_ms,

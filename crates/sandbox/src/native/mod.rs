@@ -161,7 +161,11 @@ impl NativeSandbox {
     /// The slot's idle sandbox when it can run a job needing `mounts`, else a
     /// new one (with every mount the old one had, so that slots settle on
     /// the union of what the languages need).
-    async fn sandbox_for(&self, slot: u32, mounts: &[PathBuf]) -> Result<SlotProcess, SandboxError> {
+    async fn sandbox_for(
+        &self,
+        slot: u32,
+        mounts: &[PathBuf],
+    ) -> Result<SlotProcess, SandboxError> {
         let idle = self.idle[slot as usize]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -312,7 +316,9 @@ impl Sandbox for NativeSandbox {
             .await
             .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
         let slot = self.take_slot();
-        let mut process = self.sandbox_for(slot.slot, &program.language.mounts).await?;
+        let mut process = self
+            .sandbox_for(slot.slot, &program.language.mounts)
+            .await?;
         let result = self.run_job(&mut process, &program).await;
         if result.is_ok() {
             *self.idle[slot.slot as usize]

@@ -8,17 +8,15 @@
 //! processes, keyrings, BPF, perf, io_uring, kexec, modules, `reboot`,
 //! `chroot`, uncommon `personality` values, and more.
 //!
-//! Two filters, because one filter has one "match" action: denied calls fail
-//! with `EPERM`, and `clone3` fails with `ENOSYS` so that glibc falls back to
-//! `clone` (whose flags a filter can inspect; `EPERM` from `clone3` breaks
-//! thread creation in every runtime). Both are compiled once, at start-up.
-
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+//! One classic-BPF program, written out here rather than generated: denied
+//! calls fail with `EPERM`, and `clone3` fails with `ENOSYS` so that glibc
+//! falls back to `clone` (whose flags a filter can inspect; `EPERM` from
+//! `clone3` breaks thread creation in every runtime). A generic filter
+//! compiler needs one filter per return value and emits a check per call and
+//! ABI (about 600 instructions here); the kernel verifies, translates, JITs
+//! and pre-evaluates a filter for every system call number each time a step
+//! installs it, so this program is kept to about 80 instructions. It is built
+//! once, at start-up.
 
 use crate::SandboxError;
 
@@ -78,112 +76,169 @@ const DENIED: &[i64] = &[
     libc::SYS_nfsservctl,
 ];
 
-/// Namespace flags `clone` may not be given.
-const CLONE_NAMESPACES: &[u64] = &[
-    libc::CLONE_NEWUSER as u64,
-    libc::CLONE_NEWNS as u64,
-    libc::CLONE_NEWPID as u64,
-    libc::CLONE_NEWNET as u64,
-    libc::CLONE_NEWIPC as u64,
-    libc::CLONE_NEWUTS as u64,
-    libc::CLONE_NEWCGROUP as u64,
-];
+/// Namespace flags `clone` may not be given (all in its low 32 bits).
+const CLONE_NAMESPACES: u32 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP
+    | CLONE_NEWTIME) as u32;
+const CLONE_NEWTIME: i32 = 0x80;
 
-/// Where x86-64's x32 ABI numbers its system calls; kernels built with x32
-/// accept them, so every denied call is denied under both numbers.
-const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+/// Where x86-64's x32 ABI numbers its system calls: kernels built with x32
+/// accept them, so the filter refuses that whole ABI.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// `personality(2)` values a program may use: query, and plain Linux.
-const PERSONALITY_QUERY: u64 = 0xffff_ffff;
-const PER_LINUX: u64 = 0;
+const PERSONALITY_QUERY: u32 = 0xffff_ffff;
+const PER_LINUX: u32 = 0;
 
-/// The compiled filters, ready to be handed to each sandbox.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+// Classic BPF, as in <linux/filter.h> and <linux/seccomp.h>.
+/// BPF_LD (0x00) | BPF_W (0x00) | BPF_ABS (0x20).
+const BPF_LD_W_ABS: u16 = 0x20;
+/// BPF_JMP | BPF_JEQ | BPF_K, and the same with BPF_JSET.
+const BPF_JEQ_K: u16 = 0x05 | 0x10;
+const BPF_JSET_K: u16 = 0x05 | 0x40;
+const BPF_RET_K: u16 = 0x06;
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+// Offsets in `struct seccomp_data`.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+/// The low 32 bits of the first argument (little-endian).
+const DATA_ARG0_LOW: u32 = 16;
+
+/// The compiled filter, ready to be handed to each sandbox.
 #[derive(Debug)]
 pub(crate) struct SeccompFilters {
-    denied: Vec<u8>,
-    enosys: Vec<u8>,
+    program: Vec<u8>,
 }
 
 impl SeccompFilters {
     pub(crate) fn compile() -> Result<Self, SandboxError> {
-        let arch = TargetArch::try_from(std::env::consts::ARCH)
-            .map_err(|e| SandboxError::Unavailable(format!("seccomp: {e}")))?;
-        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+        let program = Program::build().assemble()?;
+        let mut bytes = Vec::with_capacity(program.len() * 8);
+        for (code, jt, jf, k) in program {
+            bytes.extend_from_slice(&code.to_ne_bytes());
+            bytes.push(jt);
+            bytes.push(jf);
+            bytes.extend_from_slice(&k.to_ne_bytes());
+        }
+        Ok(Self { program: bytes })
+    }
+
+    /// The programs (`struct sock_filter` arrays, native byte order), to be
+    /// installed in this order: the docker backend's container init and the
+    /// native keeper install them themselves.
+    pub(crate) fn programs(&self) -> [&[u8]; 1] {
+        [&self.program]
+    }
+}
+
+/// Where a jump goes: the next instruction, or one of the shared endings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Next,
+    Allow,
+    Eperm,
+    Enosys,
+    Kill,
+    CloneCheck,
+    PersonalityCheck,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Insn {
+    Load(u32),
+    Jeq(u32, Target, Target),
+    Jset(u32, Target, Target),
+    Ret(u32),
+    /// Marks where a shared target starts (not an instruction).
+    Label(Target),
+}
+
+struct Program(Vec<Insn>);
+
+impl Program {
+    fn build() -> Self {
+        use Insn::*;
+        use Target::*;
+        let mut code = vec![Load(DATA_ARCH), Jeq(AUDIT_ARCH, Next, Kill), Load(DATA_NR)];
+        if cfg!(target_arch = "x86_64") {
+            code.push(Jset(X32_SYSCALL_BIT, Eperm, Next));
+        }
+        code.push(Jeq(libc::SYS_clone3 as u32, Enosys, Next));
         for &nr in DENIED {
-            rules.insert(nr, Vec::new());
-            if arch == TargetArch::x86_64 {
-                rules.insert(nr | X32_SYSCALL_BIT, Vec::new());
+            code.push(Jeq(nr as u32, Eperm, Next));
+        }
+        code.extend([
+            Jeq(libc::SYS_clone as u32, CloneCheck, Next),
+            Jeq(libc::SYS_personality as u32, PersonalityCheck, Next),
+            Ret(SECCOMP_RET_ALLOW),
+            // Classic BPF only jumps forward: every ending comes last.
+            Label(CloneCheck),
+            Load(DATA_ARG0_LOW),
+            Jset(CLONE_NAMESPACES, Eperm, Allow),
+            Label(PersonalityCheck),
+            Load(DATA_ARG0_LOW),
+            Jeq(PERSONALITY_QUERY, Allow, Next),
+            Jeq(PER_LINUX, Allow, Eperm),
+            Label(Allow),
+            Ret(SECCOMP_RET_ALLOW),
+            Label(Eperm),
+            Ret(SECCOMP_RET_ERRNO | libc::EPERM as u32),
+            Label(Enosys),
+            Ret(SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+            Label(Kill),
+            Ret(SECCOMP_RET_KILL_PROCESS),
+        ]);
+        Program(code)
+    }
+
+    /// Lays the program out: `(code, jt, jf, k)` per instruction, with jump
+    /// targets as the forward offsets classic BPF wants.
+    fn assemble(&self) -> Result<Vec<(u16, u8, u8, u32)>, SandboxError> {
+        let mut labels = Vec::new();
+        let mut index = 0usize;
+        for insn in &self.0 {
+            match insn {
+                Insn::Label(target) => labels.push((*target, index)),
+                _ => index += 1,
             }
         }
-        rules.insert(libc::SYS_clone, clone_namespace_rules()?);
-        rules.insert(libc::SYS_personality, vec![personality_rule()?]);
-        let denied = compile(rules, libc::EPERM, arch)?;
-        let enosys = compile(
-            BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-            libc::ENOSYS,
-            arch,
-        )?;
-        Ok(Self { denied, enosys })
+        let mut out = Vec::with_capacity(index);
+        for insn in &self.0 {
+            let here = out.len();
+            let offset = |target: Target| -> Result<u8, SandboxError> {
+                if target == Target::Next {
+                    return Ok(0);
+                }
+                let (_, at) = labels
+                    .iter()
+                    .find(|(label, _)| *label == target)
+                    .ok_or_else(|| SandboxError::Unavailable(format!("seccomp: no {target:?}")))?;
+                at.checked_sub(here + 1)
+                    .and_then(|jump| u8::try_from(jump).ok())
+                    .ok_or_else(|| SandboxError::Unavailable("seccomp: jump out of range".into()))
+            };
+            match *insn {
+                Insn::Load(offset_in_data) => out.push((BPF_LD_W_ABS, 0, 0, offset_in_data)),
+                Insn::Jeq(k, yes, no) => out.push((BPF_JEQ_K, offset(yes)?, offset(no)?, k)),
+                Insn::Jset(k, yes, no) => out.push((BPF_JSET_K, offset(yes)?, offset(no)?, k)),
+                Insn::Ret(k) => out.push((BPF_RET_K, 0, 0, k)),
+                Insn::Label(_) => {}
+            }
+        }
+        Ok(out)
     }
-
-    /// The two programs (`struct sock_filter` arrays, native byte order),
-    /// to be installed in this order: the docker backend's container init
-    /// installs them itself.
-    pub(crate) fn programs(&self) -> [&[u8]; 2] {
-        [&self.denied, &self.enosys]
-    }
-}
-
-fn compile(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-    errno: i32,
-    arch: TargetArch,
-) -> Result<Vec<u8>, SandboxError> {
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno as u32),
-        arch,
-    )
-    .map_err(|e| SandboxError::Unavailable(format!("seccomp filter: {e}")))?;
-    let program: BpfProgram = filter
-        .try_into()
-        .map_err(|e| SandboxError::Unavailable(format!("seccomp filter: {e:?}")))?;
-    // The kernel's `struct sock_filter`, in native byte order.
-    let mut bytes = Vec::with_capacity(program.len() * 8);
-    for instruction in program {
-        bytes.extend_from_slice(&instruction.code.to_ne_bytes());
-        bytes.push(instruction.jt);
-        bytes.push(instruction.jf);
-        bytes.extend_from_slice(&instruction.k.to_ne_bytes());
-    }
-    Ok(bytes)
-}
-
-fn clone_namespace_rules() -> Result<Vec<SeccompRule>, SandboxError> {
-    CLONE_NAMESPACES
-        .iter()
-        .map(|&flag| {
-            let has_flag = SeccompCondition::new(
-                0,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::MaskedEq(flag),
-                flag,
-            )
-            .map_err(|e| SandboxError::Unavailable(format!("seccomp rule: {e}")))?;
-            SeccompRule::new(vec![has_flag])
-                .map_err(|e| SandboxError::Unavailable(format!("seccomp rule: {e}")))
-        })
-        .collect()
-}
-
-fn personality_rule() -> Result<SeccompRule, SandboxError> {
-    let condition = |value| {
-        SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, value)
-            .map_err(|e| SandboxError::Unavailable(format!("seccomp rule: {e}")))
-    };
-    SeccompRule::new(vec![condition(PERSONALITY_QUERY)?, condition(PER_LINUX)?])
-        .map_err(|e| SandboxError::Unavailable(format!("seccomp rule: {e}")))
 }
 
 #[cfg(test)]
@@ -193,8 +248,10 @@ mod tests {
     #[test]
     fn filters_compile() {
         let filters = SeccompFilters::compile().unwrap();
-        assert!(filters.denied.len() > 8 * DENIED.len());
-        assert_eq!(filters.denied.len() % 8, 0);
-        assert!(!filters.enosys.is_empty());
+        let [program] = filters.programs();
+        assert_eq!(program.len() % 8, 0);
+        let instructions = program.len() / 8;
+        // One check per denied call plus a fixed head and tail.
+        assert!(instructions > DENIED.len() && instructions < DENIED.len() + 30);
     }
 }

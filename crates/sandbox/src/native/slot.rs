@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::io::Interest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
@@ -83,13 +83,13 @@ impl SlotProcess {
     pub(crate) async fn start(spawn: SlotSpawn<'_>) -> Result<Self, SandboxError> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(SandboxError::setup("create the keeper's socket"))?;
-        let keeper_exe = File::open(&spawn.keeper.program).map_err(SandboxError::setup(format!(
-            "open keeper {}",
-            spawn.keeper.program.display()
-        )))?;
+        let keeper_exe = File::open(&spawn.keeper.program).map_err(SandboxError::setup(
+            format!("open keeper {}", spawn.keeper.program.display()),
+        ))?;
         let theirs = OwnedFd::from(theirs);
         let keeper_exe = OwnedFd::from(keeper_exe);
-        let mut argv: Vec<OsString> = vec![format!("/proc/self/fd/{}", keeper_exe.as_raw_fd()).into()];
+        let mut argv: Vec<OsString> =
+            vec![format!("/proc/self/fd/{}", keeper_exe.as_raw_fd()).into()];
         argv.extend(spawn.keeper.args.iter().map(OsString::from));
         argv.push(theirs.as_raw_fd().to_string().into());
         let args = SlotArgs {
@@ -181,8 +181,9 @@ impl SlotProcess {
         // Only the program may hold the write ends now, so that its exit
         // is the end of its output.
         drop(theirs);
-        let pipes = supervise::Pipes::new(stdin_write.into(), stdout_read.into(), stderr_read.into())
-            .map_err(SandboxError::setup("step pipes"))?;
+        let pipes =
+            supervise::Pipes::new(stdin_write.into(), stdout_read.into(), stderr_read.into())
+                .map_err(SandboxError::setup("step pipes"))?;
         let limits = supervise::OutputLimits {
             wall_limit,
             output_cap,

@@ -48,7 +48,7 @@ pub fn main() -> ! {
 
 fn run() -> io::Result<()> {
     let control_fd: RawFd = std::env::args()
-        .last()
+        .next_back()
         .and_then(|arg| arg.parse().ok())
         .ok_or_else(|| io::Error::other("usage: keeper CONTROL_FD"))?;
     let control = sys::inherited_fd(control_fd)?;
@@ -67,7 +67,7 @@ fn run() -> io::Result<()> {
     let filters = SeccompFilters::compile().map_err(io::Error::other)?;
     let mut keeper = Keeper {
         control: UnixStream::from(control),
-        filters: filters.programs().map(to_sock_filters),
+        filters: filters.programs().map(to_sock_filters).to_vec(),
         work_mounted: false,
     };
     keeper.reply(&Reply::Ready)?;
@@ -79,7 +79,7 @@ fn run() -> io::Result<()> {
 
 struct Keeper {
     control: UnixStream,
-    filters: [Vec<libc::sock_filter>; 2],
+    filters: Vec<Vec<libc::sock_filter>>,
     work_mounted: bool,
 }
 
@@ -126,7 +126,10 @@ impl Keeper {
         for (name, contents) in &workspace.files {
             // The worker checks names too; a keeper does not trust its input.
             if !crate::is_plain_file_name(name) {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a plain file name",
+                ));
             }
             // A fresh tmpfs no job has touched yet: nothing to follow, but
             // refuse links and existing files anyway.
@@ -243,11 +246,11 @@ struct PreparedStep<'a> {
     envp: Vec<CString>,
     tmp_options: CString,
     rlimits: &'a [(u32, u64, u64)],
-    filters: &'a [Vec<libc::sock_filter>; 2],
+    filters: &'a [Vec<libc::sock_filter>],
 }
 
 impl<'a> PreparedStep<'a> {
-    fn new(spec: &'a StepSpec, filters: &'a [Vec<libc::sock_filter>; 2]) -> io::Result<Self> {
+    fn new(spec: &'a StepSpec, filters: &'a [Vec<libc::sock_filter>]) -> io::Result<Self> {
         if spec.argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
         }
@@ -308,7 +311,13 @@ fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
     sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     let nodev = libc::MS_NOSUID | libc::MS_NODEV;
     for target in [c"/tmp", c"/dev/shm"] {
-        sys::mount(c"tmpfs", target, Some(c"tmpfs"), nodev, Some(&step.tmp_options))?;
+        sys::mount(
+            c"tmpfs",
+            target,
+            Some(c"tmpfs"),
+            nodev,
+            Some(&step.tmp_options),
+        )?;
     }
     sys::mount(
         c"proc",
@@ -381,4 +390,3 @@ fn to_sock_filters(bytes: &[u8]) -> Vec<libc::sock_filter> {
         })
         .collect()
 }
-

@@ -73,6 +73,25 @@ if set(env) - {{'PATH', 'HOME', 'LANG', 'TMPDIR', 'PWD'}}:
 out = subprocess.run(['/usr/bin/env'], capture_output=True, text=True).stdout
 if any(k in out for k in ['CARGO', 'RUST', 'SSH', 'REDIS', 'CODE_RUNNER']):
     print('printenv leaks', out[:200])
+# Nothing of the sandbox's own (a control socket, a status pipe) is
+# inherited: 0-2, and the descriptor listdir itself opens.
+fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))
+if [f for f in fds if f > 3]:
+    print('inherited descriptors', fds)
+# PID 1 (the sandbox's init) may show its descriptor numbers, never them.
+try:
+    for f in os.listdir('/proc/1/fd'):
+        try:
+            print('pid 1 descriptor readable', f, os.readlink('/proc/1/fd/' + f))
+        except OSError:
+            pass
+        try:
+            os.close(os.open('/proc/1/fd/' + f, os.O_RDONLY | os.O_NONBLOCK))
+            print('pid 1 descriptor opened', f)
+        except OSError:
+            pass
+except OSError:
+    pass
 "#
     );
     probe(sandbox.as_ref(), &source).await;

@@ -290,11 +290,22 @@ fn step_init(step: &PreparedStep<'_>, stdio: [OwnedFd; 3], status: OwnedFd) -> !
         Ok(pid) => pid,
         Err(e) => fail_step(&stdio, "fork the program", &e),
     };
-    // The program holds the pipes; this init must not keep them open.
+    // The program holds the pipes; this init must not keep them open. Nor
+    // anything else of the keeper's (its control socket above all): this
+    // init keeps only the status pipe, as descriptor 3.
     drop(stdio);
+    const STATUS_FD: RawFd = 3;
+    if status.as_raw_fd() != STATUS_FD && sys::dup_to(&status, STATUS_FD).is_err() {
+        sys::exit_now(1);
+    }
+    std::mem::forget(status);
+    sys::close_from(STATUS_FD + 1);
+    for fd in 0..STATUS_FD {
+        let _ = sys::inherited_fd(fd).map(drop);
+    }
     while let Some((pid, wait_status)) = sys::wait_any() {
         if pid == program {
-            sys::write_raw(status.as_raw_fd(), &wait_status.to_ne_bytes());
+            sys::write_raw(STATUS_FD, &wait_status.to_ne_bytes());
             sys::exit_now(0);
         }
     }

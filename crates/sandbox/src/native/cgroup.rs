@@ -1,5 +1,5 @@
 //! Control groups: the kernel's limits on a step's memory and process count,
-//! and its accounting of peak memory and OOM kills.
+//! and its accounting of CPU time, peak memory and OOM kills.
 //!
 //! Two layouts are supported. Hosts with the v1/v2 hybrid (the development
 //! machines) keep the controllers in v1 hierarchies, one per controller;
@@ -19,14 +19,18 @@ use std::time::Duration;
 use crate::limits::Limits;
 use crate::SandboxError;
 
-const V1_CONTROLLERS: [&str; 2] = ["memory", "pids"];
+const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpuacct"];
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Where this worker's slot cgroups live.
 #[derive(Debug, Clone)]
 pub(crate) enum CgroupLayout {
-    /// One directory per v1 controller: memory and pids.
-    V1 { memory: PathBuf, pids: PathBuf },
+    /// One directory per v1 controller: memory, pids and cpuacct.
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpuacct: PathBuf,
+    },
     /// One v2 directory whose children get memory, pids and cpu.
     V2 { base: PathBuf },
 }
@@ -36,6 +40,7 @@ pub(crate) enum CgroupLayout {
 pub(crate) struct CgroupStats {
     pub memory_peak_bytes: u64,
     pub oom_kills: u64,
+    pub cpu_time: Duration,
 }
 
 impl CgroupLayout {
@@ -72,8 +77,12 @@ impl CgroupLayout {
             create_dir(&dir)?;
             dirs.push(dir);
         }
-        let [memory, pids] = <[PathBuf; 2]>::try_from(dirs).expect("two controllers");
-        Ok(CgroupLayout::V1 { memory, pids })
+        let [memory, pids, cpuacct] = <[PathBuf; 3]>::try_from(dirs).expect("three controllers");
+        Ok(CgroupLayout::V1 {
+            memory,
+            pids,
+            cpuacct,
+        })
     }
 
     /// On v2 a cgroup with processes cannot hand controllers to children, so
@@ -117,7 +126,14 @@ impl CgroupLayout {
     /// Creates the cgroup(s) of one slot. Its limits are set per step.
     pub(crate) fn create_slot(&self, name: &str) -> Result<SlotCgroup, SandboxError> {
         let (dirs, version) = match self {
-            CgroupLayout::V1 { memory, pids } => (vec![memory.join(name), pids.join(name)], 1),
+            CgroupLayout::V1 {
+                memory,
+                pids,
+                cpuacct,
+            } => (
+                vec![memory.join(name), pids.join(name), cpuacct.join(name)],
+                1,
+            ),
             CgroupLayout::V2 { base } => (vec![base.join(name)], 2),
         };
         // Pushed one by one so that a failure removes what was made.
@@ -156,6 +172,7 @@ pub(crate) struct SlotCgroup {
 pub(crate) struct StepBaseline {
     usage_bytes: u64,
     oom_kills: u64,
+    cpu: Duration,
     /// v2: the `memory.peak` descriptor the step's peak is read through
     /// (the kernel keeps one peak per open file once it is reset).
     peak_file: Option<fs::File>,
@@ -182,14 +199,15 @@ impl SlotCgroup {
             .collect()
     }
 
-    /// Applies a step's limits on top of what the slot already holds (its
-    /// keeper, and the page cache it is charged with), and starts counting.
+    /// Applies a step's limits on top of what the slot already holds and
+    /// cannot give back (the keeper, and the job's `/work`: the sources and
+    /// what a compile step left), and starts counting.
     pub(crate) fn begin_step(&self, limits: &Limits) -> Result<StepBaseline, SandboxError> {
         let memory_dir = &self.dirs[0];
-        let (pids_dir, usage_file) = if self.version == 1 {
-            (&self.dirs[1], "memory.usage_in_bytes")
+        let (pids_dir, cpu_dir, usage_file) = if self.version == 1 {
+            (&self.dirs[1], &self.dirs[2], "memory.usage_in_bytes")
         } else {
-            (&self.dirs[0], "memory.current")
+            (&self.dirs[0], &self.dirs[0], "memory.current")
         };
         let usage_bytes = read_number(memory_dir, usage_file);
         // The keeper and bubblewrap's init stay; the step's init is one more.
@@ -198,18 +216,21 @@ impl SlotCgroup {
             &pids_dir.join("pids.max"),
             &(processes + u64::from(limits.processes) + 1).to_string(),
         )?;
-        let memory = (limits.memory_bytes + KEEPER_ALLOWANCE).to_string();
+        let held = keyed(&read(memory_dir, "memory.stat"), "shmem");
+        let memory = (limits.memory_bytes + KEEPER_ALLOWANCE + held).to_string();
+        let cpu = cpu_usage(cpu_dir, self.version);
         if self.version == 1 {
             set_v1_memory_limit(memory_dir, &memory)?;
             write(&memory_dir.join("memory.max_usage_in_bytes"), "0")?;
             return Ok(StepBaseline {
                 usage_bytes,
                 oom_kills: keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
+                cpu,
                 peak_file: None,
             });
         }
         write(&memory_dir.join("memory.max"), &memory)?;
-        // Kernels before 6.12 cannot reset the peak; then it is the slot's.
+        // Kernels before 6.12 cannot reset the peak: then it is not known.
         let peak_file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -223,6 +244,7 @@ impl SlotCgroup {
         Ok(StepBaseline {
             usage_bytes,
             oom_kills: keyed(&read(memory_dir, "memory.events"), "oom_kill"),
+            cpu,
             peak_file,
         })
     }
@@ -230,27 +252,29 @@ impl SlotCgroup {
     /// What the kernel counted for the step since `begin_step`.
     pub(crate) fn end_step(&self, baseline: StepBaseline) -> CgroupStats {
         let memory_dir = &self.dirs[0];
-        let (peak, oom_kills) = if self.version == 1 {
+        let (peak, oom_kills, cpu_dir) = if self.version == 1 {
             (
                 read_number(memory_dir, "memory.max_usage_in_bytes"),
                 keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
+                &self.dirs[2],
             )
         } else {
-            let peak = match baseline.peak_file {
-                Some(mut file) => {
-                    use std::io::{Read, Seek};
-                    let mut text = String::new();
-                    let _ = file.rewind();
-                    let _ = file.read_to_string(&mut text);
-                    text.trim().parse().unwrap_or(0)
-                }
-                None => read_number(memory_dir, "memory.peak"),
-            };
-            (peak, keyed(&read(memory_dir, "memory.events"), "oom_kill"))
+            let peak = baseline.peak_file.map_or(0, |mut file| {
+                use std::io::{Read, Seek};
+                let mut text = String::new();
+                let _ = file.rewind();
+                let _ = file.read_to_string(&mut text);
+                text.trim().parse().unwrap_or(0)
+            });
+            let oom_kills = keyed(&read(memory_dir, "memory.events"), "oom_kill");
+            (peak, oom_kills, &self.dirs[0])
         };
         CgroupStats {
             memory_peak_bytes: peak.saturating_sub(baseline.usage_bytes),
             oom_kills: oom_kills.saturating_sub(baseline.oom_kills),
+            // Every process of the step counts, also children reaped by no
+            // one (SIGCHLD ignored), which the init's rusage would miss.
+            cpu_time: cpu_usage(cpu_dir, self.version).saturating_sub(baseline.cpu),
         }
     }
 
@@ -333,6 +357,15 @@ fn set_v1_memory_limit(dir: &Path, value: &str) -> Result<(), SandboxError> {
         write(&limit, value)?;
     }
     write(&memsw, value)
+}
+
+/// CPU time of everything ever in the cgroup.
+fn cpu_usage(dir: &Path, version: u8) -> Duration {
+    if version == 1 {
+        Duration::from_nanos(read_number(dir, "cpuacct.usage"))
+    } else {
+        Duration::from_micros(keyed(&read(dir, "cpu.stat"), "usage_usec"))
+    }
 }
 
 fn read(dir: &Path, file: &str) -> String {

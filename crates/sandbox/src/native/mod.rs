@@ -45,6 +45,7 @@ use cgroup::CgroupLayout;
 use protocol::{StepSpec, Workspace};
 pub use slot::KeeperCommand;
 use slot::{SlotProcess, SlotSpawn};
+use supervise::Supervised;
 use uids::UidLeases;
 
 /// Files a job's `/work`, `/tmp` or `/dev/shm` may hold: enough for a
@@ -275,11 +276,37 @@ async fn run_step(process: &mut SlotProcess, step: Step<'_>) -> Result<StepRepor
         tmp_bytes: limits.scratch_bytes,
         tmp_inodes: INODES,
     };
-    let (seen, end) = process
+    let outcome = process
         .run(spec, step.stdin, limits.wall_time, limits.output_bytes)
-        .await?;
+        .await;
     let stats = process.cgroup().end_step(baseline);
-    let cpu_time = std::time::Duration::from_micros(end.cpu_micros);
+    let (seen, end) = match outcome {
+        Ok(outcome) => outcome,
+        // The OOM killer picks the step's processes first, but a program can
+        // make itself small (memory in tmpfs counts in no process's size)
+        // and leave the keeper the largest: the step still ran out of
+        // memory. The slot is started again for the next job.
+        Err(_) if stats.oom_kills > 0 => {
+            process.mark_broken();
+            (
+                Supervised::killed_with_the_slot(),
+                protocol::StepEnd {
+                    exit_code: None,
+                    signal: Some(libc::SIGKILL),
+                    cpu_micros: 0,
+                },
+            )
+        }
+        Err(e) => {
+            process.mark_broken();
+            return Err(e);
+        }
+    };
+    // The cgroup counts every process; the init's rusage misses children
+    // reaped by no one (SIGCHLD ignored). The larger is the truer.
+    let cpu_time = stats
+        .cpu_time
+        .max(std::time::Duration::from_micros(end.cpu_micros));
     let termination = Termination::classify(
         &Observed {
             output_exceeded: seen.output_exceeded,
@@ -320,7 +347,7 @@ impl Sandbox for NativeSandbox {
             .sandbox_for(slot.slot, &program.language.mounts)
             .await?;
         let result = self.run_job(&mut process, &program).await;
-        if result.is_ok() {
+        if result.is_ok() && !process.is_broken() {
             *self.idle[slot.slot as usize]
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(process);

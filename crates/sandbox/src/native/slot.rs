@@ -77,6 +77,8 @@ pub(crate) struct SlotProcess {
     replies: OwnedReadHalf,
     mounts: Vec<PathBuf>,
     cgroup: SlotCgroup,
+    /// Set when the keeper was lost; such a sandbox is never reused.
+    broken: bool,
 }
 
 impl SlotProcess {
@@ -130,11 +132,21 @@ impl SlotProcess {
             replies,
             mounts: spawn.mounts,
             cgroup: spawn.cgroup,
+            broken: false,
         };
         match slot.answer().await? {
             Reply::Ready => Ok(slot),
             other => Err(keeper_error(format!("expected Ready, got {other:?}"))),
         }
+    }
+
+    /// Marks this sandbox as not to be reused (its keeper is gone).
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// True when this sandbox can run a job that needs `mounts`.
@@ -155,6 +167,10 @@ impl SlotProcess {
     }
 
     pub(crate) async fn clear(&mut self) -> Result<(), SandboxError> {
+        if self.broken {
+            // Dropping the sandbox frees its /work.
+            return Ok(());
+        }
         self.request(&Request::Clear).await
     }
 

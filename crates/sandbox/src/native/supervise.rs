@@ -142,6 +142,17 @@ pub(crate) async fn supervise(
 }
 
 impl Supervised {
+    /// A step that ended with its whole slot (whose output is lost with it).
+    pub(crate) fn killed_with_the_slot() -> Self {
+        Self {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            timed_out: false,
+            output_exceeded: false,
+            wall_time: Duration::ZERO,
+        }
+    }
+
     /// Keeps what fits under the cap; false when the cap was reached.
     fn take_output(&mut self, chunk: &[u8], is_stdout: bool, cap: u64) -> bool {
         let used = (self.stdout.len() + self.stderr.len()) as u64;

@@ -293,6 +293,39 @@ pub async fn memory_bomb_over_many_processes_is_one_budget(sandbox: Arc<dyn Sand
         "{execution:?}"
     );
     still_serves(sandbox.as_ref()).await;
+
+    // Memory that is in no process: a tiny program that makes itself
+    // unattractive to the OOM killer and fills the RAM-backed file systems.
+    let tmpfs_bomb = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    int adj = open("/proc/self/oom_score_adj", O_WRONLY);
+    if (adj >= 0) { write(adj, "-1000", 5); write(adj, "0", 1); close(adj); }
+    adj = open("/proc/1/oom_score_adj", O_WRONLY);
+    if (adj >= 0) { write(adj, "0", 1); close(adj); }
+    static char block[1 << 20];
+    memset(block, 'x', sizeof block);
+    const char *files[] = {"/dev/shm/fill", "/tmp/fill", "/work/fill"};
+    for (int i = 0; i < 3; i++) {
+        int fd = open(files[i], O_WRONLY | O_CREAT, 0600);
+        while (fd >= 0 && write(fd, block, sizeof block) > 0) {}
+    }
+    puts("all written");
+    return 0;
+}
+"#;
+    let mut p = quick("c", tmpfs_bomb);
+    p.run_limits.memory_bytes = 24 * 1024 * 1024;
+    let execution = run(sandbox.as_ref(), p).await;
+    assert_eq!(
+        ran(&execution).termination,
+        Termination::MemoryLimit,
+        "{execution:?}"
+    );
+    still_serves(sandbox.as_ref()).await;
 }
 
 pub async fn disk_and_inode_fills_stop_at_their_limits(sandbox: Arc<dyn Sandbox>) {

@@ -166,7 +166,13 @@ impl Keeper {
         };
         let (status_read, status_write) = sys::pipe()?;
         let init = match sys::clone_into_namespaces() {
-            Ok(0) => step_init(&prepared, stdio, status_write),
+            Ok(0) => {
+                // A panic must not unwind into the copy of the keeper's loop.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    step_init(&prepared, stdio, status_write)
+                }));
+                sys::exit_now(127)
+            }
             Ok(pid) => pid,
             Err(e) => return Ok(Err(e)),
         };
@@ -286,7 +292,12 @@ fn step_init(step: &PreparedStep<'_>, stdio: [OwnedFd; 3], status: OwnedFd) -> !
         fail_step(&stdio, "mount the step's file systems", &e);
     }
     let program = match sys::fork() {
-        Ok(0) => exec_program(step, &stdio),
+        Ok(0) => {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                exec_program(step, &stdio)
+            }));
+            sys::exit_now(127)
+        }
         Ok(pid) => pid,
         Err(e) => fail_step(&stdio, "fork the program", &e),
     };
@@ -339,7 +350,9 @@ fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
     )?;
     // The slot's user namespace may hold no further ones (what bubblewrap's
     // --disable-userns gives), besides seccomp refusing them to programs.
-    std::fs::write("/proc/sys/user/max_user_namespaces", "0")
+    std::fs::write("/proc/sys/user/max_user_namespaces", "0")?;
+    // Last: it takes this init's own /proc files away from it too.
+    sys::not_dumpable()
 }
 
 /// The program's process: its descriptors, directory, limits and the end of
@@ -347,6 +360,7 @@ fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
 fn exec_program(step: &PreparedStep<'_>, stdio: &[OwnedFd; 3]) -> ! {
     let result = (|| -> io::Result<io::Error> {
         sys::setsid()?;
+        sys::reset_signals();
         for (target, fd) in stdio.iter().enumerate() {
             sys::dup_to(fd, target as RawFd)?;
         }

@@ -304,3 +304,27 @@ pub(super) fn unshare_mounts() -> io::Result<()> {
     // SAFETY: unshare has no memory preconditions.
     check(unsafe { libc::unshare(libc::CLONE_NEWNS) }.into()).map(drop)
 }
+
+/// Gives the program default signal dispositions and an empty signal mask:
+/// what it would get from a shell, not what the keeper's runtime set (Rust
+/// ignores SIGPIPE, and `execve` keeps ignored signals ignored).
+pub(super) fn reset_signals() {
+    // SAFETY: signal and sigprocmask with valid arguments; numbers the
+    // kernel or libc refuses (SIGKILL, SIGSTOP, libc's own) just fail.
+    unsafe {
+        for signal in 1..libc::SIGRTMAX() {
+            libc::signal(signal, libc::SIG_DFL);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// Makes this process's `/proc` entries root's, so that the program cannot
+/// open or change them (its `oom_score_adj`, say), though it runs as the
+/// same uid.
+pub(super) fn not_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }.into()).map(drop)
+}

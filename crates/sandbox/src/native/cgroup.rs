@@ -140,12 +140,15 @@ impl CgroupLayout {
         let mut slot = SlotCgroup {
             dirs: Vec::new(),
             version,
+            memsw: false,
+            last_limits: None,
             detached: false,
         };
         for dir in &dirs {
             create_dir(dir)?;
             slot.dirs.push(dir.clone());
         }
+        slot.memsw = version == 1 && dirs[0].join("memory.memsw.limit_in_bytes").exists();
         if version == 2 {
             let swap = dirs[0].join("memory.swap.max");
             if swap.exists() {
@@ -162,6 +165,10 @@ impl CgroupLayout {
 pub(crate) struct SlotCgroup {
     dirs: Vec<PathBuf>,
     version: u8,
+    /// v1: whether swap is accounted (`memory.memsw.*` exists).
+    memsw: bool,
+    /// `(pids.max, memory limit)` as last written.
+    last_limits: Option<(u64, u64)>,
     /// Set on the copy `Drop` hands to the runtime, so that copy, if itself
     /// dropped unfinished, does not hand itself on again.
     detached: bool,
@@ -202,7 +209,11 @@ impl SlotCgroup {
     /// Applies a step's limits on top of what the slot already holds and
     /// cannot give back (the keeper, and the job's `/work`: the sources and
     /// what a compile step left), and starts counting.
-    pub(crate) fn begin_step(&self, limits: &Limits) -> Result<StepBaseline, SandboxError> {
+    pub(crate) fn begin_step(
+        &mut self,
+        limits: &Limits,
+        first_of_job: bool,
+    ) -> Result<StepBaseline, SandboxError> {
         let memory_dir = &self.dirs[0];
         let (pids_dir, cpu_dir, usage_file) = if self.version == 1 {
             (&self.dirs[1], &self.dirs[2], "memory.usage_in_bytes")
@@ -212,15 +223,27 @@ impl SlotCgroup {
         let usage_bytes = read_number(memory_dir, usage_file);
         // The keeper and bubblewrap's init stay; the step's init is one more.
         let processes = read_number(pids_dir, "pids.current");
-        write(
-            &pids_dir.join("pids.max"),
-            &(processes + u64::from(limits.processes) + 1).to_string(),
-        )?;
-        let held = keyed(&read(memory_dir, "memory.stat"), "shmem");
-        let memory = (limits.memory_bytes + KEEPER_ALLOWANCE + held).to_string();
+        let pids_max = processes + u64::from(limits.processes) + 1;
+        // Before a job's first step the slot holds nothing of a job's: its
+        // sources are written within the step's budget.
+        let held = if first_of_job {
+            0
+        } else {
+            keyed(&read(memory_dir, "memory.stat"), "shmem")
+        };
+        let memory = limits.memory_bytes + KEEPER_ALLOWANCE + held;
         let cpu = cpu_usage(cpu_dir, self.version);
+        // Most steps repeat the slot's previous limits: no need to write them.
+        let unchanged = self.last_limits == Some((pids_max, memory));
+        if !unchanged {
+            write(&pids_dir.join("pids.max"), &pids_max.to_string())?;
+        }
+        let memory_text = memory.to_string();
         if self.version == 1 {
-            set_v1_memory_limit(memory_dir, &memory)?;
+            if !unchanged {
+                set_v1_memory_limit(memory_dir, &memory_text, self.memsw)?;
+                self.last_limits = Some((pids_max, memory));
+            }
             write(&memory_dir.join("memory.max_usage_in_bytes"), "0")?;
             return Ok(StepBaseline {
                 usage_bytes,
@@ -229,7 +252,10 @@ impl SlotCgroup {
                 peak_file: None,
             });
         }
-        write(&memory_dir.join("memory.max"), &memory)?;
+        if !unchanged {
+            write(&memory_dir.join("memory.max"), &memory_text)?;
+            self.last_limits = Some((pids_max, memory));
+        }
         // Kernels before 6.12 cannot reset the peak: then it is not known.
         let peak_file = OpenOptions::new()
             .read(true)
@@ -323,6 +349,8 @@ impl Drop for SlotCgroup {
         let mut rest = SlotCgroup {
             dirs: std::mem::take(&mut self.dirs),
             version: self.version,
+            memsw: self.memsw,
+            last_limits: None,
             detached: true,
         };
         rest.kill_all();
@@ -346,10 +374,10 @@ const KEEPER_ALLOWANCE: u64 = 16 << 20;
 /// Sets a v1 memory limit, and the memory+swap limit to the same value where
 /// swap is accounted (the kernel wants memsw >= memory at every moment, so the
 /// order depends on the direction of the change).
-fn set_v1_memory_limit(dir: &Path, value: &str) -> Result<(), SandboxError> {
+fn set_v1_memory_limit(dir: &Path, value: &str, with_memsw: bool) -> Result<(), SandboxError> {
     let limit = dir.join("memory.limit_in_bytes");
     let memsw = dir.join("memory.memsw.limit_in_bytes");
-    if !memsw.exists() {
+    if !with_memsw {
         return write(&limit, value);
     }
     if write(&limit, value).is_err() {

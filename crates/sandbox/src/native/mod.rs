@@ -220,16 +220,15 @@ impl NativeSandbox {
             }
             files.push((file_name.clone(), contents.clone()));
         }
-        process
-            .prepare(Workspace {
-                bytes: program
-                    .compile_limits
-                    .scratch_bytes
-                    .max(program.run_limits.scratch_bytes),
-                inodes: INODES,
-                files,
-            })
-            .await?;
+        // Written by the keeper when the first step starts.
+        let mut workspace = Some(Workspace {
+            bytes: program
+                .compile_limits
+                .scratch_bytes
+                .max(program.run_limits.scratch_bytes),
+            inodes: INODES,
+            files,
+        });
 
         let mut compile = None;
         if let Some(argv) = language.compile_command(&compile_subs) {
@@ -238,6 +237,7 @@ impl NativeSandbox {
                 limits: &program.compile_limits,
                 stdin: Vec::new(),
                 memory_marker: None,
+                workspace: workspace.take(),
             };
             let report = run_step(process, step).await?;
             let succeeded = report.succeeded();
@@ -256,6 +256,7 @@ impl NativeSandbox {
             limits: &program.run_limits,
             stdin: program.stdin.clone(),
             memory_marker: language.memory_error_marker.as_deref(),
+            workspace: workspace.take(),
         };
         let run = run_step(process, step).await?;
         process.clear().await?;
@@ -268,8 +269,11 @@ impl NativeSandbox {
 
 async fn run_step(process: &mut SlotProcess, step: Step<'_>) -> Result<StepReport, SandboxError> {
     let limits = step.limits;
-    let baseline = process.cgroup().begin_step(limits)?;
+    // A job's first step finds an empty slot; a later one, the job's /work.
+    let first = step.workspace.is_some();
+    let baseline = process.cgroup().begin_step(limits, first)?;
     let spec = StepSpec {
+        workspace: step.workspace,
         argv: step.argv,
         env: step_environment(),
         rlimits: rlimits(limits),
@@ -378,6 +382,7 @@ struct Step<'a> {
     limits: &'a Limits,
     stdin: Vec<u8>,
     memory_marker: Option<&'a str>,
+    workspace: Option<Workspace>,
 }
 
 /// What every program finds in its environment, and nothing else.

@@ -15,9 +15,6 @@ pub(crate) const MAX_FRAME: u32 = 64 << 20;
 /// Worker to keeper.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// Mount a fresh, empty `/work` (detaching the previous one) and write
-    /// these files into it.
-    Prepare(Workspace),
     /// Start one step in fresh namespaces. Comes with three descriptors.
     Run(StepSpec),
     /// Kill the running step (the answer is still its `Exited`).
@@ -38,6 +35,9 @@ pub(crate) struct Workspace {
 /// One sandboxed command.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StepSpec {
+    /// On a job's first step: mount a fresh, empty `/work` (detaching the
+    /// previous one) and write these files into it, before the step starts.
+    pub workspace: Option<Workspace>,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     /// `(resource, soft, hard)` for `setrlimit`.
@@ -52,7 +52,7 @@ pub(crate) struct StepSpec {
 pub(crate) enum Reply {
     /// Set up and waiting for requests.
     Ready,
-    /// `/work` is mounted and filled, or cleared.
+    /// `/work` is cleared.
     Done,
     /// The step is over and every one of its processes is gone.
     Exited(StepEnd),

@@ -22,7 +22,7 @@ use tokio::net::UnixStream;
 
 use super::bwrap::SlotArgs;
 use super::cgroup::SlotCgroup;
-use super::protocol::{self, Reply, Request, StepEnd, StepSpec, Workspace};
+use super::protocol::{self, Reply, Request, StepEnd, StepSpec};
 use super::supervise::{self, Supervised};
 use super::sys::{self, Confinement};
 use crate::SandboxError;
@@ -158,12 +158,8 @@ impl SlotProcess {
         &self.mounts
     }
 
-    pub(crate) fn cgroup(&self) -> &SlotCgroup {
-        &self.cgroup
-    }
-
-    pub(crate) async fn prepare(&mut self, workspace: Workspace) -> Result<(), SandboxError> {
-        self.request(&Request::Prepare(workspace)).await
+    pub(crate) fn cgroup(&mut self) -> &mut SlotCgroup {
+        &mut self.cgroup
     }
 
     pub(crate) async fn clear(&mut self) -> Result<(), SandboxError> {

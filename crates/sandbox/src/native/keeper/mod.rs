@@ -69,6 +69,7 @@ fn run() -> io::Result<()> {
         control: UnixStream::from(control),
         filters: filters.programs().map(to_sock_filters).to_vec(),
         work_mounted: false,
+        userns_closed: false,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -81,15 +82,14 @@ struct Keeper {
     control: UnixStream,
     filters: Vec<Vec<libc::sock_filter>>,
     work_mounted: bool,
+    /// Whether a step's init has set the slot's user namespace limit to 0
+    /// (it stays so; later steps need not set it again).
+    userns_closed: bool,
 }
 
 impl Keeper {
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> io::Result<()> {
         let reply = match request {
-            Request::Prepare(workspace) => match self.prepare(&workspace) {
-                Ok(()) => Reply::Done,
-                Err(e) => Reply::Failed(format!("prepare /work: {e}")),
-            },
             Request::Clear => match self.clear() {
                 Ok(()) => Reply::Done,
                 Err(e) => Reply::Failed(format!("clear /work: {e}")),
@@ -98,6 +98,11 @@ impl Keeper {
                 let Ok(stdio) = <[OwnedFd; 3]>::try_from(fds) else {
                     return Err(io::Error::other("a run request needs 3 descriptors"));
                 };
+                if let Some(workspace) = &spec.workspace {
+                    if let Err(e) = self.prepare(workspace) {
+                        return self.reply(&Reply::Failed(format!("prepare /work: {e}")));
+                    }
+                }
                 match self.run_step(&spec, stdio)? {
                     Ok(end) => Reply::Exited(end),
                     Err(e) => Reply::Failed(format!("start step: {e}")),
@@ -160,7 +165,7 @@ impl Keeper {
         spec: &StepSpec,
         stdio: [OwnedFd; 3],
     ) -> io::Result<Result<StepEnd, io::Error>> {
-        let prepared = match PreparedStep::new(spec, &self.filters) {
+        let prepared = match PreparedStep::new(spec, &self.filters, !self.userns_closed) {
             Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
@@ -206,6 +211,9 @@ impl Keeper {
         let known = std::fs::File::from(status_read)
             .read_exact(&mut program_status)
             .is_ok();
+        // A known status means the init got past its set-up, the user
+        // namespace limit included.
+        self.userns_closed |= known;
         let (exit_code, signal) = if known {
             split_wait_status(i32::from_ne_bytes(program_status))
         } else {
@@ -253,10 +261,15 @@ struct PreparedStep<'a> {
     tmp_options: CString,
     rlimits: &'a [(u32, u64, u64)],
     filters: &'a [Vec<libc::sock_filter>],
+    close_userns: bool,
 }
 
 impl<'a> PreparedStep<'a> {
-    fn new(spec: &'a StepSpec, filters: &'a [Vec<libc::sock_filter>]) -> io::Result<Self> {
+    fn new(
+        spec: &'a StepSpec,
+        filters: &'a [Vec<libc::sock_filter>],
+        close_userns: bool,
+    ) -> io::Result<Self> {
         if spec.argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
         }
@@ -280,6 +293,7 @@ impl<'a> PreparedStep<'a> {
             tmp_options,
             rlimits: &spec.rlimits,
             filters,
+            close_userns,
         })
     }
 }
@@ -350,7 +364,9 @@ fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
     )?;
     // The slot's user namespace may hold no further ones (what bubblewrap's
     // --disable-userns gives), besides seccomp refusing them to programs.
-    std::fs::write("/proc/sys/user/max_user_namespaces", "0")?;
+    if step.close_userns {
+        std::fs::write("/proc/sys/user/max_user_namespaces", "0")?;
+    }
     // Last: it takes this init's own /proc files away from it too.
     sys::not_dumpable()
 }

@@ -286,13 +286,7 @@ pub async fn memory_bomb_over_many_processes_is_one_budget(sandbox: Arc<dyn Sand
     let source = "import os, time\nfor _ in range(8):\n    if os.fork() == 0:\n        x = bytearray(60 * 1024 * 1024)\n        time.sleep(10)\n        os._exit(0)\nfor _ in range(8):\n    os.wait()\n";
     let mut p = quick("python", source);
     p.run_limits.memory_bytes = 128 * 1024 * 1024;
-    let execution = run(sandbox.as_ref(), p).await;
-    assert_eq!(
-        ran(&execution).termination,
-        Termination::MemoryLimit,
-        "{execution:?}"
-    );
-    still_serves(sandbox.as_ref()).await;
+    ends_at_the_memory_limit(sandbox.as_ref(), p).await;
 
     // Memory that is in no process: a tiny program that makes itself
     // unattractive to the OOM killer and fills the RAM-backed file systems.
@@ -321,13 +315,18 @@ int main(void) {
     // be what ends it.
     let mut p = program("c", tmpfs_bomb);
     p.run_limits.memory_bytes = 24 * 1024 * 1024;
-    let execution = run(sandbox.as_ref(), p).await;
+    ends_at_the_memory_limit(sandbox.as_ref(), p).await;
+}
+
+/// Runs `program`, which must end at its memory limit, and then a hello.
+async fn ends_at_the_memory_limit(sandbox: &dyn Sandbox, program: Program) {
+    let execution = run(sandbox, program).await;
     assert_eq!(
         ran(&execution).termination,
         Termination::MemoryLimit,
         "{execution:?}"
     );
-    still_serves(sandbox.as_ref()).await;
+    still_serves(sandbox).await;
 }
 
 pub async fn disk_and_inode_fills_stop_at_their_limits(sandbox: Arc<dyn Sandbox>) {

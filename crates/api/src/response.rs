@@ -52,7 +52,8 @@ struct Details<'a> {
     output_truncated: bool,
     wall_time_ms: u64,
     cpu_time_ms: u64,
-    memory_peak_kib: u64,
+    /// `null` when the sandbox could not measure it.
+    memory_peak_kib: Option<u64>,
     /// When the task was submitted; `None` for results stored before this
     /// field existed.
     queued_at_ms: Option<u64>,

@@ -130,7 +130,7 @@ fn finished(verdict: Verdict) -> JobResult {
         output_truncated: false,
         wall_time_ms: 31,
         cpu_time_ms: 17,
-        memory_peak_kib: 8_192,
+        memory_peak_kib: Some(8_192),
         started_at_ms: 1_700_000_000_000,
         finished_at_ms: 1_700_000_000_031,
         submitted_at_ms: 1_699_999_999_990,

@@ -166,7 +166,9 @@ pub struct JobResult {
     pub output_truncated: bool,
     pub wall_time_ms: u64,
     pub cpu_time_ms: u64,
-    pub memory_peak_kib: u64,
+    /// `None` when the sandbox could not measure it (never a made-up 0).
+    #[serde(default)]
+    pub memory_peak_kib: Option<u64>,
     pub started_at_ms: u64,
     pub finished_at_ms: u64,
     /// When the job was queued (the job's `submitted_at_ms`); 0 in results
@@ -195,7 +197,7 @@ impl JobResult {
             output_truncated: false,
             wall_time_ms: 0,
             cpu_time_ms: 0,
-            memory_peak_kib: 0,
+            memory_peak_kib: None,
             started_at_ms: at_ms,
             finished_at_ms: at_ms,
             submitted_at_ms: 0,

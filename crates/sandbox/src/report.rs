@@ -30,8 +30,9 @@ pub struct StepReport {
     pub wall_time: Duration,
     /// CPU time of the whole process tree.
     pub cpu_time: Duration,
-    /// Peak memory of the whole process tree.
-    pub memory_peak_bytes: u64,
+    /// Peak memory of the whole process tree; `None` where the kernel cannot
+    /// tell a step's own peak (cgroup v2 before Linux 6.12 cannot reset it).
+    pub memory_peak_bytes: Option<u64>,
 }
 
 impl StepReport {

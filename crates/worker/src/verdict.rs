@@ -59,7 +59,9 @@ pub fn job_result(
         output_truncated: step.is_some_and(|s| s.output_truncated),
         wall_time_ms: step.map(|s| s.wall_time.as_millis() as u64).unwrap_or(0),
         cpu_time_ms: cpu,
-        memory_peak_kib: step.map(|s| s.memory_peak_bytes / 1024).unwrap_or(0),
+        memory_peak_kib: step
+            .and_then(|s| s.memory_peak_bytes)
+            .map(|bytes| bytes / 1024),
         started_at_ms,
         finished_at_ms,
         // The caller knows the job; the sandbox does not.

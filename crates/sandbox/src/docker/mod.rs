@@ -831,7 +831,7 @@ fn classify(
         termination,
         wall_time: seen.wall_time,
         cpu_time,
-        memory_peak_bytes: status.memory_peak_bytes.unwrap_or(0),
+        memory_peak_bytes: status.memory_peak_bytes,
     }
 }
 

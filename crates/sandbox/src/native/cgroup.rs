@@ -38,7 +38,7 @@ pub(crate) enum CgroupLayout {
 /// What the kernel counted for one step.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct CgroupStats {
-    pub memory_peak_bytes: u64,
+    pub memory_peak_bytes: Option<u64>,
     pub oom_kills: u64,
     pub cpu_time: Duration,
 }
@@ -280,23 +280,23 @@ impl SlotCgroup {
         let memory_dir = &self.dirs[0];
         let (peak, oom_kills, cpu_dir) = if self.version == 1 {
             (
-                read_number(memory_dir, "memory.max_usage_in_bytes"),
+                Some(read_number(memory_dir, "memory.max_usage_in_bytes")),
                 keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
                 &self.dirs[2],
             )
         } else {
-            let peak = baseline.peak_file.map_or(0, |mut file| {
+            let peak = baseline.peak_file.and_then(|mut file| {
                 use std::io::{Read, Seek};
                 let mut text = String::new();
-                let _ = file.rewind();
-                let _ = file.read_to_string(&mut text);
-                text.trim().parse().unwrap_or(0)
+                file.rewind().ok()?;
+                file.read_to_string(&mut text).ok()?;
+                text.trim().parse().ok()
             });
             let oom_kills = keyed(&read(memory_dir, "memory.events"), "oom_kill");
             (peak, oom_kills, &self.dirs[0])
         };
         CgroupStats {
-            memory_peak_bytes: peak.saturating_sub(baseline.usage_bytes),
+            memory_peak_bytes: peak.map(|peak: u64| peak.saturating_sub(baseline.usage_bytes)),
             oom_kills: oom_kills.saturating_sub(baseline.oom_kills),
             // Every process of the step counts, also children reaped by no
             // one (SIGCHLD ignored), which the init's rusage would miss.

@@ -324,13 +324,334 @@ impl Program {
 mod tests {
     use super::*;
 
-    #[test]
-    fn filters_compile() {
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    const ALLOW: u32 = SECCOMP_RET_ALLOW;
+    const EPERM: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    const ENOSYS: u32 = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+    const KILL: u32 = SECCOMP_RET_KILL_PROCESS;
+
+    /// The program as the kernel receives it, decoded from the bytes.
+    fn program() -> Vec<(u16, u8, u8, u32)> {
         let filters = SeccompFilters::compile().unwrap();
-        let [program] = filters.programs();
-        assert_eq!(program.len() % 8, 0);
-        let instructions = program.len() / 8;
+        let [bytes] = filters.programs();
+        assert_eq!(bytes.len() % 8, 0);
+        bytes
+            .chunks_exact(8)
+            .map(|i| {
+                (
+                    u16::from_ne_bytes([i[0], i[1]]),
+                    i[2],
+                    i[3],
+                    u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+                )
+            })
+            .collect()
+    }
+
+    /// `struct seccomp_data`: nr, arch, instruction pointer, six arguments.
+    fn data(arch: u32, nr: i64, args: &[u64]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[0..4].copy_from_slice(&(nr as i32).to_ne_bytes());
+        out[4..8].copy_from_slice(&arch.to_ne_bytes());
+        out[8..16].copy_from_slice(&0x7f00_dead_beefu64.to_ne_bytes());
+        for (i, arg) in args.iter().enumerate() {
+            out[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
+        }
+        out
+    }
+
+    /// What the kernel's `bpf_check_classic` and `seccomp_check_filter`
+    /// demand, for the instructions this program uses: a length it takes,
+    /// known opcodes, aligned 32-bit loads inside `seccomp_data`, forward
+    /// jumps that stay inside the program, a return at the end.
+    fn check_like_the_kernel(program: &[(u16, u8, u8, u32)]) {
+        assert!(!program.is_empty() && program.len() <= 4096);
+        for (pc, &(code, jt, jf, k)) in program.iter().enumerate() {
+            match code {
+                BPF_LD_W_ABS => assert!(k % 4 == 0 && k < 64, "load at {k} ({pc})"),
+                BPF_JEQ_K | BPF_JSET_K => {
+                    let furthest = pc + 1 + usize::from(jt.max(jf));
+                    assert!(furthest < program.len(), "jump out at {pc}");
+                }
+                BPF_RET_K => {}
+                other => panic!("unexpected opcode {other:#x} at {pc}"),
+            }
+        }
+        assert_eq!(program.last().unwrap().0, BPF_RET_K);
+    }
+
+    /// A classic-BPF interpreter for the instructions the program uses (the
+    /// kernel's semantics: jumps are offsets from the next instruction).
+    fn run(program: &[(u16, u8, u8, u32)], data: &[u8; 64]) -> u32 {
+        let mut a = 0u32;
+        let mut pc = 0usize;
+        loop {
+            let (code, jt, jf, k) = program[pc];
+            let jump = |taken: bool| {
+                let to = pc + 1 + usize::from(if taken { jt } else { jf });
+                assert!(to < program.len(), "jump out of the program at {pc}");
+                to
+            };
+            pc = match code {
+                BPF_LD_W_ABS => {
+                    assert!(k % 4 == 0 && k < 64, "load at {k}");
+                    let k = k as usize;
+                    a = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
+                    pc + 1
+                }
+                BPF_JEQ_K => jump(a == k),
+                BPF_JSET_K => jump(a & k != 0),
+                BPF_RET_K => return k,
+                other => panic!("unexpected opcode {other:#x} at {pc}"),
+            };
+        }
+    }
+
+    fn x86_64(nr: i64, args: &[u64]) -> u32 {
+        run(&program(), &data(AUDIT_ARCH, nr, args))
+    }
+
+    #[test]
+    fn program_is_well_formed_and_small() {
+        let program = program();
+        check_like_the_kernel(&program);
         // One check per denied call plus a fixed head and tail.
-        assert!(instructions > DENIED.len() && instructions < DENIED.len() + 30);
+        assert!(program.len() > DENIED.len() && program.len() < DENIED.len() + 40);
+        assert!(program.len() < 100, "{} instructions", program.len());
+        // No call is listed twice, and none of the argument-checked calls is
+        // in the plain list (it would never reach its check).
+        let mut seen = std::collections::HashSet::new();
+        for &nr in DENIED {
+            assert!(seen.insert(nr), "{nr} listed twice");
+        }
+        for nr in [
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_ioctl,
+            libc::SYS_socket,
+            libc::SYS_socketpair,
+            libc::SYS_personality,
+        ] {
+            assert!(!seen.contains(&nr), "{nr}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn denied_calls_fail_with_eperm_on_both_x86_64_abis() {
+        for &nr in DENIED {
+            assert_eq!(x86_64(nr, &[0; 6]), EPERM, "{nr}");
+            assert_eq!(x86_64(nr | X32_SYSCALL_BIT as i64, &[0; 6]), EPERM);
+        }
+        // The x32 ABI, whatever the call: even plain `read`.
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_clone,
+            libc::SYS_ioctl,
+            libc::SYS_socket,
+        ] {
+            assert_eq!(x86_64(nr | X32_SYSCALL_BIT as i64, &[0; 6]), EPERM);
+        }
+        for (name, nr) in [
+            ("modify_ldt", 154),
+            ("mbind", 237),
+            ("set_mempolicy", 238),
+            ("get_mempolicy", 239),
+            ("migrate_pages", 256),
+            ("move_pages", 279),
+            ("fanotify_init", 300),
+            ("quotactl_fd", 443),
+            ("set_mempolicy_home_node", 450),
+            ("open_tree_attr", 467),
+            ("ptrace", 101),
+            ("mount", 165),
+            ("unshare", 272),
+            ("userfaultfd", 323),
+            ("io_uring_setup", 425),
+            ("kcmp", 312),
+        ] {
+            assert_eq!(x86_64(nr, &[0; 6]), EPERM, "{name}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn common_calls_are_allowed() {
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_openat,
+            libc::SYS_close,
+            libc::SYS_mmap,
+            libc::SYS_munmap,
+            libc::SYS_mprotect,
+            libc::SYS_brk,
+            libc::SYS_futex,
+            libc::SYS_execve,
+            libc::SYS_exit_group,
+            libc::SYS_wait4,
+            libc::SYS_rt_sigaction,
+            libc::SYS_fork,
+            libc::SYS_vfork,
+            libc::SYS_prctl,
+            libc::SYS_seccomp,
+            libc::SYS_getcpu,
+            libc::SYS_sched_getaffinity,
+            libc::SYS_madvise,
+            libc::SYS_memfd_create,
+            libc::SYS_pidfd_open,
+            libc::SYS_connect,
+            libc::SYS_sendto,
+            libc::SYS_rseq,
+        ] {
+            assert_eq!(x86_64(nr, &[0; 6]), ALLOW, "{nr}");
+        }
+        // Call numbers the kernel does not know reach it (ENOSYS there).
+        assert_eq!(x86_64(1000, &[0; 6]), ALLOW);
+    }
+
+    #[test]
+    fn i386_calls_kill_the_process() {
+        let program = program();
+        for nr in [0, 1, 3, 11, 120, 0x4000_0001] {
+            assert_eq!(run(&program, &data(AUDIT_ARCH_I386, nr, &[0; 6])), KILL);
+        }
+        assert_eq!(run(&program, &data(0, 0, &[0; 6])), KILL);
+    }
+
+    #[test]
+    fn clone3_fails_with_enosys() {
+        assert_eq!(x86_64(libc::SYS_clone3, &[0; 6]), ENOSYS);
+        assert_eq!(x86_64(libc::SYS_clone3, &[u64::MAX; 6]), ENOSYS);
+    }
+
+    #[test]
+    fn clone_may_make_threads_and_processes_but_no_namespace() {
+        let sigchld = libc::SIGCHLD as u64;
+        let thread = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_SETTLS
+            | libc::CLONE_PARENT_SETTID
+            | libc::CLONE_CHILD_CLEARTID) as u64;
+        for flags in [
+            sigchld,
+            thread,
+            (libc::CLONE_VM | libc::CLONE_VFORK) as u64 | sigchld,
+            libc::CLONE_CHILD_SETTID as u64 | libc::CLONE_CHILD_CLEARTID as u64 | sigchld,
+            libc::CLONE_PIDFD as u64 | sigchld,
+            // The kernel ignores clone's upper 32 bits (`lower_32_bits`).
+            (1 << 32) | sigchld,
+        ] {
+            assert_eq!(
+                x86_64(libc::SYS_clone, &[flags, 0, 0, 0, 0, 0]),
+                ALLOW,
+                "{flags:#x}"
+            );
+        }
+        for flag in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWCGROUP,
+            CLONE_NEWTIME,
+        ] {
+            let flag = flag as u32 as u64;
+            for flags in [
+                flag,
+                flag | sigchld,
+                flag | thread,
+                flag | (0xffff_ffff << 32),
+            ] {
+                assert_eq!(
+                    x86_64(libc::SYS_clone, &[flags, 0, 0, 0, 0, 0]),
+                    EPERM,
+                    "{flags:#x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_plain_personalities() {
+        for persona in [0, 0xffff_ffff, 1 << 32, 0xffff_ffff_ffff_ffff] {
+            assert_eq!(
+                x86_64(libc::SYS_personality, &[persona, 0, 0, 0, 0, 0]),
+                ALLOW,
+                "{persona:#x}"
+            );
+        }
+        // READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, PER_LINUX32, UNAME26,
+        // ADDR_COMPAT_LAYOUT, MMAP_PAGE_ZERO, PER_BSD.
+        for persona in [
+            0x040_0000,
+            0x004_0000,
+            0x8,
+            0x2_0000,
+            0x20_0000,
+            0x10_0000,
+            6,
+            0xffff_fffe,
+        ] {
+            assert_eq!(
+                x86_64(libc::SYS_personality, &[persona, 0, 0, 0, 0, 0]),
+                EPERM,
+                "{persona:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_unix_and_internet_sockets() {
+        for call in [libc::SYS_socket, libc::SYS_socketpair] {
+            for family in [1u64, 2, 10] {
+                for args in [[family, 1, 0, 0, 0, 0], [family, 0x80802, 6, 0, 0, 0]] {
+                    assert_eq!(x86_64(call, &args), ALLOW, "{call} {family}");
+                }
+                // The kernel takes `int family`: the upper half is dropped.
+                assert_eq!(x86_64(call, &[family | 7 << 32, 1, 0, 0, 0, 0]), ALLOW);
+            }
+            // AF_UNSPEC, AX25, NETLINK, PACKET, TIPC, ALG, VSOCK, XDP, beyond
+            // AF_MAX, and the negative ones.
+            for family in [0u64, 3, 16, 17, 30, 38, 40, 44, 46, 255, 0xffff_ffff] {
+                assert_eq!(
+                    x86_64(call, &[family, 3, 0, 0, 0, 0]),
+                    EPERM,
+                    "{call} {family}"
+                );
+                // `socket(AF_NETLINK | 1 << 32, ..)` is a netlink socket to
+                // the kernel, and refused here on its low 32 bits likewise.
+                assert_eq!(x86_64(call, &[family | 1 << 32, 3, 0, 0, 0, 0]), EPERM);
+            }
+        }
+        // Other socket calls are not filtered by family.
+        assert_eq!(x86_64(libc::SYS_bind, &[16, 0, 0, 0, 0, 0]), ALLOW);
+    }
+
+    #[test]
+    fn terminal_input_and_line_disciplines_are_refused() {
+        let ioctl =
+            |fd: u64, request: u64| x86_64(libc::SYS_ioctl, &[fd, request, 0x7ffe_0000, 0, 0, 0]);
+        for fd in [0, 1, 3, 0xffff_ffff] {
+            assert_eq!(ioctl(fd, 0x5412), EPERM, "TIOCSTI");
+            assert_eq!(ioctl(fd, 0x5423), EPERM, "TIOCSETD");
+            // The kernel takes `unsigned int cmd`.
+            assert_eq!(ioctl(fd, 0x5412 | 1 << 32), EPERM, "TIOCSTI, high bits");
+            assert_eq!(ioctl(fd, 0x5423 | 0xffff_ffff << 32), EPERM);
+            // TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIOCLEX, TIOCGPGRP,
+            // TIOCGETD (reading the discipline is fine).
+            for request in [0x5401, 0x5413, 0x541b, 0x5421, 0x5451, 0x540f, 0x5424] {
+                assert_eq!(ioctl(fd, request), ALLOW, "{request:#x}");
+            }
+        }
+        // The request number as the fd argument means nothing.
+        assert_eq!(ioctl(0x5412, 0x5401), ALLOW);
     }
 }

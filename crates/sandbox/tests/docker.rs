@@ -355,3 +355,300 @@ async fn leftovers_are_swept_at_start_up() {
     assert_nothing_left(&mine).await;
     assert!(!default_instance().is_empty());
 }
+
+/// Jobs that run at the same time run as different uids, none of them root:
+/// the kernel's per-uid quotas (processes, inotify instances, descriptors in
+/// flight, pipe buffers) are each job's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_jobs_run_as_different_uids() {
+    with_config(config("uids"), |sandbox| async move {
+        let source = "import os, time\ntime.sleep(1.5)\nprint(os.getuid(), os.getgid())";
+        let runs = (0..4).map(|_| {
+            let sandbox = sandbox.clone();
+            async move { suite::run(sandbox.as_ref(), suite::program("python", source)).await }
+        });
+        let mut uids = Vec::new();
+        for execution in suite::futures_join_all(runs).await {
+            let out = suite::stdout(&execution);
+            let ids: Vec<u32> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+            assert_eq!(ids.len(), 2, "{execution:?}");
+            assert!(ids[0] >= 60_000 && ids[1] == ids[0], "uid:gid {out}");
+            uids.push(ids[0]);
+        }
+        let mut distinct = uids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            uids.len(),
+            "a uid shared by concurrent jobs: {uids:?}"
+        );
+    })
+    .await;
+}
+
+/// A per-uid kernel quota, held to the full by one job, leaves a concurrent
+/// job untouched: `RLIMIT_NPROC` (the processes of the uid on the whole host)
+/// and `fs.inotify.max_user_instances`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_jobs_per_uid_quotas_do_not_starve_another() {
+    // A uid range no other test's sandbox uses, so that only these two jobs
+    // (and this sandbox's pooled containers, one process each) count.
+    let config = DockerConfig {
+        first_uid: 64_000,
+        ..config("quotas")
+    };
+    with_config(config, |sandbox| async move {
+        // 30 processes and every inotify instance the uid may have, for 6 s.
+        let holder = r#"
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+limit = int(open('/proc/sys/fs/inotify/max_user_instances').read())
+kids = []
+for _ in range(30):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(6)
+        os._exit(0)
+    kids.append(pid)
+held = 0
+while held < limit + 10 and libc.inotify_init1(0) >= 0:
+    held += 1
+print('processes', len(kids) + 1, 'inotify', held >= limit - 10)
+sys.stdout.flush()
+for pid in kids:
+    os.waitpid(pid, 0)
+"#;
+        // From 1.5 s on, for 2.5 s: may it fork under an RLIMIT_NPROC of 16
+        // (itself, its init and a child: 3), and make an inotify instance?
+        let prober = r#"
+import ctypes, errno, os, resource, time
+libc = ctypes.CDLL(None, use_errno=True)
+time.sleep(1.5)
+resource.setrlimit(resource.RLIMIT_NPROC, (16, 16))
+failures = []
+end = time.monotonic() + 2.5
+while time.monotonic() < end:
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    except OSError as e:
+        failures.append('fork: ' + errno.errorcode[e.errno])
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        failures.append('inotify: ' + errno.errorcode[ctypes.get_errno()])
+    else:
+        os.close(fd)
+    time.sleep(0.1)
+print(sorted(set(failures)) or 'ok')
+"#;
+        let holding = {
+            let sandbox = sandbox.clone();
+            tokio::spawn(async move {
+                suite::run(sandbox.as_ref(), suite::program("python", holder)).await
+            })
+        };
+        let probing = suite::run(sandbox.as_ref(), suite::program("python", prober)).await;
+        let held = holding.await.unwrap();
+        assert_eq!(
+            suite::stdout(&held),
+            "processes 31 inotify True\n",
+            "the holder held its quotas: {held:?}"
+        );
+        assert_eq!(suite::stdout(&probing), "ok\n", "{probing:?}");
+    })
+    .await;
+}
+
+/// A parent cgroup made by the test, with a memory limit of its own; removed
+/// when dropped from every cgroup hierarchy, with whatever the engine made
+/// in it (under cgroup v1 the engine makes it in every hierarchy, the
+/// hybrid's unified one included).
+struct ParentCgroup {
+    name: String,
+    /// Every cgroup file system (v1 hierarchies and the v2 one).
+    roots: Vec<std::path::PathBuf>,
+    memory_root: std::path::PathBuf,
+}
+
+impl ParentCgroup {
+    fn new(name: &str, v1: bool, memory_bytes: u64) -> Self {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let mut roots = Vec::new();
+        let mut memory_root = None;
+        for line in mounts.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let (path, kind, options) = (fields[1], fields[2], fields[3]);
+            if kind != "cgroup" && kind != "cgroup2" {
+                continue;
+            }
+            roots.push(std::path::PathBuf::from(path));
+            let memory = if v1 {
+                kind == "cgroup" && options.split(',').any(|o| o == "memory")
+            } else {
+                kind == "cgroup2"
+            };
+            if memory {
+                memory_root = Some(std::path::PathBuf::from(path));
+            }
+        }
+        let memory_root = memory_root.expect("a memory cgroup hierarchy");
+        let parent = Self {
+            name: name.into(),
+            roots,
+            memory_root,
+        };
+        let dir = parent.memory_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |file: &str, value: &str| {
+            std::fs::write(dir.join(file), value).unwrap_or_else(|e| panic!("{file}: {e}"))
+        };
+        if v1 {
+            write("memory.limit_in_bytes", &memory_bytes.to_string());
+            if dir.join("memory.memsw.limit_in_bytes").exists() {
+                write("memory.memsw.limit_in_bytes", &memory_bytes.to_string());
+            }
+        } else {
+            write("memory.max", &memory_bytes.to_string());
+            write("memory.swap.max", "0");
+        }
+        parent
+    }
+
+    fn memory_dir(&self) -> std::path::PathBuf {
+        self.memory_root.join(&self.name)
+    }
+}
+
+impl Drop for ParentCgroup {
+    fn drop(&mut self) {
+        for root in &self.roots {
+            let dir = root.join(&self.name);
+            for _ in 0..50 {
+                // Children first (what the engine left, if anything).
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    for entry in entries.flatten() {
+                        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                            let _ = std::fs::remove_dir(entry.path());
+                        }
+                    }
+                }
+                if !dir.exists() || std::fs::remove_dir(&dir).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            assert!(!dir.exists() || std::thread::panicking(), "{dir:?} left");
+        }
+    }
+}
+
+/// With a parent cgroup configured, every job container's cgroup is made
+/// under it, and the parent's limits bound the jobs: a job within its own
+/// memory limit (256 MiB) but beyond the parent's (96 MiB) ends at the
+/// memory limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_containers_live_under_the_cgroup_parent() {
+    let docker = engine().await;
+    let info = docker.info().await.unwrap();
+    let driver = info
+        .cgroup_driver
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        driver, "cgroupfs",
+        "this test makes its parent cgroup with the cgroupfs driver's layout; \
+         the systemd driver takes a slice (docs/docker.md)"
+    );
+    let v1 = info.cgroup_version.map(|v| v.to_string()).as_deref() == Some("1");
+    let name = format!("code-runner-test-{}", std::process::id());
+    let parent = ParentCgroup::new(&name, v1, 96 << 20);
+    let config = DockerConfig {
+        pool_size: 1,
+        cgroup_parent: format!("/{name}").parse().unwrap(),
+        ..config("cgroup-parent")
+    };
+    let memory_dir = parent.memory_dir();
+    with_config(config, move |sandbox| async move {
+        let (containers, _) = leftovers(sandbox.instance()).await;
+        assert!(!containers.is_empty(), "pooled containers");
+        let docker = engine().await;
+        for id in &containers {
+            let inspect = docker.inspect_container(id, None).await.unwrap();
+            let host = inspect.host_config.unwrap();
+            assert_eq!(host.cgroup_parent, Some(format!("/{name}")), "{id}");
+            let pid = inspect.state.unwrap().pid.unwrap();
+            let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+            let memory = cgroups
+                .lines()
+                .find(|l| {
+                    if v1 {
+                        l.split(':')
+                            .nth(1)
+                            .unwrap()
+                            .split(',')
+                            .any(|c| c == "memory")
+                    } else {
+                        l.starts_with("0::")
+                    }
+                })
+                .unwrap();
+            assert!(
+                memory.ends_with(&format!(":/{name}/{id}")),
+                "the container's cgroup {memory:?} is not under /{name}"
+            );
+            assert!(memory_dir.join(id).is_dir(), "{id} under {memory_dir:?}");
+        }
+        // 160 MiB, written: within the job's limit, beyond the parent's.
+        let execution = suite::run(
+            sandbox.as_ref(),
+            suite::program("python", "x = b'x' * (160 << 20)\nprint('allocated')"),
+        )
+        .await;
+        let report = suite::ran(&execution);
+        assert!(
+            !suite::stdout(&execution).contains("allocated"),
+            "{execution:?}"
+        );
+        assert_eq!(
+            report.termination,
+            code_runner_sandbox::Termination::MemoryLimit,
+            "{execution:?}"
+        );
+    })
+    .await;
+    drop(parent);
+}
+
+/// `worker` asks for the worker's own container as the parent: refused at
+/// construction outside a container (as in these tests); a parent of the
+/// wrong form for the engine's driver is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_parents_that_cannot_hold_are_refused_at_construction() {
+    let systemd = engine()
+        .await
+        .info()
+        .await
+        .unwrap()
+        .cgroup_driver
+        .map(|d| d.to_string())
+        == Some("systemd".into());
+    let wrong_form = if systemd {
+        "/code-runner-jobs"
+    } else {
+        "code-runner-jobs.slice"
+    };
+    for setting in ["worker", wrong_form] {
+        let error = DockerSandbox::new(DockerConfig {
+            cgroup_parent: setting.parse().unwrap(),
+            ..config("refused-parent")
+        })
+        .await
+        .expect_err(setting);
+        assert!(matches!(error, SandboxError::Unavailable(_)), "{error:?}");
+        assert!(error.to_string().contains("cgroup parent"), "{error}");
+    }
+    assert_nothing_left(&instance("refused-parent")).await;
+}

@@ -33,13 +33,18 @@
 //! run step's container.
 //!
 //! The hardened settings are built in one place, [`settings::container_body`].
-//! Containers are labelled with the worker's instance name; leftovers of a
-//! worker that died are removed when it starts again.
+//! Every live container runs as a uid no other container of the sandbox has
+//! ([`uids`]), under the configured parent cgroup ([`cgroup`]) whose limits
+//! bound all the jobs together. Containers are labelled with the worker's
+//! instance name; leftovers of a worker that died are removed when it starts
+//! again. The design, with the settings' reasons: `docs/docker.md`.
 
 mod archive;
+pub mod cgroup;
 mod launch;
 mod pool;
 mod settings;
+mod uids;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -65,9 +70,12 @@ use crate::native::seccomp::SeccompFilters;
 use crate::report::{Execution, Observed, StepReport, Termination};
 use crate::{Program, Sandbox, SandboxError};
 use archive::Entry;
+pub use cgroup::CgroupParent;
+use cgroup::EngineCgroups;
 use launch::{Header, Output, Status};
 use pool::{Pool, Profile};
-use settings::{ContainerSpec, LABEL_INSTANCE, LABEL_SANDBOX, PROGRAM_ENV};
+use settings::{ContainerSpec, LABEL_INSTANCE, LABEL_SANDBOX, LABEL_UID, PROGRAM_ENV};
+use uids::Uids;
 
 /// How long a pooled container is trusted to still run without asking the
 /// engine (which costs a round trip).
@@ -101,11 +109,16 @@ pub struct DockerConfig {
     pub pool_profiles: Vec<Limits>,
     /// CPU quota of each container, in cores.
     pub cpus: f64,
-    /// User and group the jobs run as (the job image's `runner`).
-    pub uid: u32,
-    pub gid: u32,
+    /// The first of the uids the jobs run as: every live container has one
+    /// of its own (group = uid), from `first_uid` up, two per slot and one
+    /// per pooled container (so that the kernel's per-uid quotas are each
+    /// job's own). Workers sharing a host need ranges of their own.
+    pub first_uid: u32,
     /// How many jobs may run at once.
     pub slots: u32,
+    /// The cgroup every job container is made under, whose limits bound all
+    /// the jobs together ([`CgroupParent`]).
+    pub cgroup_parent: CgroupParent,
 }
 
 impl Default for DockerConfig {
@@ -118,9 +131,9 @@ impl Default for DockerConfig {
             pool_size: 4,
             pool_profiles: vec![Limits::RUN_DEFAULT, Limits::COMPILE_DEFAULT],
             cpus: 1.0,
-            uid: 60_000,
-            gid: 60_000,
+            first_uid: 60_000,
             slots: 50,
+            cgroup_parent: CgroupParent::Auto,
         }
     }
 }
@@ -145,6 +158,10 @@ struct Inner {
     config: DockerConfig,
     seccomp: SeccompFilters,
     pools: Vec<Arc<Pool>>,
+    uids: Uids,
+    /// The resolved parent cgroup of every job container; `None`: the
+    /// engine's default.
+    cgroup_parent: Option<String>,
     slots: Semaphore,
     closed: AtomicBool,
     /// Removals under way, so that `close` can wait for them.
@@ -184,10 +201,30 @@ impl DockerSandbox {
     /// registered there, that the job image exists; then removes the
     /// leftovers of this instance and starts filling the pools.
     pub async fn new(config: DockerConfig) -> Result<Self, SandboxError> {
-        if config.uid == 0 || config.gid == 0 {
+        let pools = if config.pool_size == 0 {
+            0
+        } else {
+            config.pool_profiles.len()
+        };
+        let uid_count = Uids::needed(config.slots, pools, config.pool_size);
+        let uid_end = u64::from(config.first_uid) + u64::from(uid_count);
+        if config.first_uid == 0 {
             return Err(SandboxError::Unavailable(
-                "jobs must not run as root (uid/gid 0)".into(),
+                "jobs must not run as root (first uid 0)".into(),
             ));
+        }
+        // 65534 is nobody (the API's user in docker-compose.yml), 65535 and
+        // 2^32 - 1 mean "no uid" to some interfaces.
+        let reserved = [65_534u64, 65_535, u64::from(u32::MAX)];
+        if reserved
+            .iter()
+            .any(|r| (u64::from(config.first_uid)..uid_end).contains(r))
+            || uid_end > u64::from(u32::MAX)
+        {
+            return Err(SandboxError::Unavailable(format!(
+                "job uids {}..{uid_end} include 65534 (nobody), 65535 or 2^32-1: choose another first uid",
+                config.first_uid
+            )));
         }
         if !(config.cpus > 0.0 && config.cpus <= 1024.0) {
             return Err(SandboxError::Unavailable(format!(
@@ -212,6 +249,7 @@ impl DockerSandbox {
             .info()
             .await
             .map_err(engine("read the engine's info"))?;
+        let engine_cgroups = EngineCgroups::of(&info);
         let mut runtimes: Vec<String> = info
             .runtimes
             .map(|r| r.into_keys().collect())
@@ -239,6 +277,7 @@ impl DockerSandbox {
                 engine(format!("inspect image {}", config.image))(e)
             });
         }
+        let cgroup_parent = cgroup::resolve(&config.cgroup_parent, &docker, engine_cgroups).await?;
         let mut profiles: Vec<Profile> = Vec::new();
         for limits in &config.pool_profiles {
             if !profiles.iter().any(|p| p.serves(limits)) {
@@ -255,6 +294,8 @@ impl DockerSandbox {
                     .map(|p| Arc::new(Pool::new(p)))
                     .collect()
             },
+            uids: Uids::new(config.first_uid, uid_count),
+            cgroup_parent,
             slots: Semaphore::new(config.slots as usize),
             closed: AtomicBool::new(false),
             removing: AtomicUsize::new(0),
@@ -279,6 +320,8 @@ impl DockerSandbox {
             image = %inner.config.image,
             runtime = %inner.config.runtime,
             pool_size = inner.config.pool_size,
+            uids = %format_args!("{}..{}", inner.config.first_uid, inner.config.first_uid + uid_count),
+            cgroup_parent = inner.cgroup_parent.as_deref().unwrap_or("(the engine's default)"),
             "docker sandbox ready"
         );
         Ok(Self {
@@ -326,8 +369,8 @@ impl DockerSandbox {
             let _ = filler.await;
         }
         for pool in &self.inner.pools {
-            for id in pool.drain() {
-                self.inner.remove_later(id);
+            for (id, uid) in pool.drain() {
+                self.inner.remove_later(id, uid);
             }
         }
         self.inner.wait_for_removals().await;
@@ -342,8 +385,8 @@ impl Drop for DockerSandbox {
         self.inner.closed.store(true, Ordering::SeqCst);
         for pool in &self.inner.pools {
             pool.wake.notify_one();
-            for id in pool.drain() {
-                self.inner.remove_later(id);
+            for (id, uid) in pool.drain() {
+                self.inner.remove_later(id, uid);
             }
         }
     }
@@ -365,6 +408,8 @@ async fn connect(host: Option<&str>) -> Result<Docker, SandboxError> {
 /// every path, a panic or a cancelled job included.
 struct Container {
     id: String,
+    /// Its uid, given back once the container is removed.
+    uid: u32,
     inner: Arc<Inner>,
     /// The pool it came from, refilled once the step is over (not while it
     /// runs: making a container costs CPU the step would be waiting for).
@@ -373,7 +418,8 @@ struct Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        self.inner.remove_later(std::mem::take(&mut self.id));
+        self.inner
+            .remove_later(std::mem::take(&mut self.id), self.uid);
         if let Some(pool) = &self.pool {
             pool.wake.notify_one();
         }
@@ -385,7 +431,6 @@ struct Step<'a> {
     argv: Vec<String>,
     limits: &'a Limits,
     stdin: Vec<u8>,
-    memory_marker: Option<&'a str>,
     /// Copy `/work` out afterwards, for the run step (a compile step).
     keep_work: bool,
 }
@@ -397,34 +442,46 @@ struct Seen {
 }
 
 impl Inner {
-    fn spec(&self) -> ContainerSpec<'_> {
+    fn spec(&self, uid: u32) -> ContainerSpec<'_> {
         ContainerSpec {
             image: &self.config.image,
             runtime: &self.config.runtime,
-            uid: self.config.uid,
-            gid: self.config.gid,
+            uid,
             cpus: self.config.cpus,
             instance: &self.config.instance,
+            cgroup_parent: self.cgroup_parent.as_deref(),
         }
     }
 
-    /// Creates and starts a container for `limits`; its init waits for a job.
+    /// Creates and starts a container for `limits`, with a uid of its own;
+    /// its init waits for a job.
     async fn create_started(self: &Arc<Self>, limits: &Limits) -> Result<Container, SandboxError> {
-        let body = settings::container_body(&self.spec(), limits);
-        let created = self
+        let uid = self.uids.lease().await;
+        let body = settings::container_body(&self.spec(uid), limits);
+        let created = match self
             .docker
             .create_container(None::<CreateContainerOptions>, body)
             .await
-            .map_err(engine("create a job container"))?;
+        {
+            Ok(created) => created,
+            Err(e) => {
+                self.uids.give_back(uid);
+                return Err(engine("create a job container")(e));
+            }
+        };
         let container = Container {
             id: created.id,
+            uid,
             inner: self.clone(),
             pool: None,
         };
         self.docker
             .start_container(&container.id, None)
             .await
-            .map_err(engine(format!("start job container {}", container.id)))?;
+            .map_err(|e| {
+                tracing::warn!(container = %container.id, error = %e, "cannot start a job container");
+                engine("start a job container")(e)
+            })?;
         Ok(container)
     }
 
@@ -434,9 +491,10 @@ impl Inner {
     /// is gone if the engine restarted meanwhile.
     async fn acquire(self: &Arc<Self>, limits: &Limits) -> Result<Container, SandboxError> {
         if let Some(pool) = self.pools.iter().find(|p| p.profile.serves(limits)) {
-            while let Some((id, started)) = pool.take() {
+            while let Some((id, uid, started)) = pool.take() {
                 let container = Container {
                     id,
+                    uid,
                     inner: self.clone(),
                     pool: Some(pool.clone()),
                 };
@@ -473,7 +531,8 @@ impl Inner {
                     if self.closed.load(Ordering::SeqCst) {
                         return; // dropped: removed
                     }
-                    pool.put(std::mem::take(&mut container.id));
+                    // The pool holds it (and its uid) now.
+                    pool.put(std::mem::take(&mut container.id), container.uid);
                 }
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "cannot make a pooled job container; retrying");
@@ -487,8 +546,10 @@ impl Inner {
         }
     }
 
-    /// Removes a container in the background; `close` waits for it.
-    fn remove_later(self: &Arc<Self>, id: String) {
+    /// Removes a container in the background, then gives its uid back;
+    /// `close` waits for it. An empty id: nothing to remove (the uid is held
+    /// elsewhere, e.g. by the pool).
+    fn remove_later(self: &Arc<Self>, id: String, uid: u32) {
         if id.is_empty() {
             return;
         }
@@ -499,28 +560,41 @@ impl Inner {
         self.removing.fetch_add(1, Ordering::SeqCst);
         let inner = self.clone();
         runtime.spawn(async move {
-            inner.remove_now(&id).await;
+            if inner.remove_now(&id).await {
+                inner.uids.give_back(uid);
+            } else {
+                // Processes of the container may still run as the uid:
+                // it is not handed out again.
+                tracing::warn!(container = %id, uid, "job uid retired: its container's removal failed");
+            }
             if inner.removing.fetch_sub(1, Ordering::SeqCst) == 1 {
                 inner.removed.notify_waiters();
             }
         });
     }
 
-    async fn remove_now(&self, id: &str) {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: true,
-            link: false,
-        };
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => {}
-            // 409: a removal of it is already under way.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => {}
-            Err(e) => tracing::warn!(container = %id, error = %e, "cannot remove a job container"),
+    /// Removes a container (and its `/work` volume); true once it is gone.
+    async fn remove_now(&self, id: &str) -> bool {
+        for attempt in 0..20 {
+            let options = RemoveContainerOptions {
+                force: true,
+                v: true,
+                link: false,
+            };
+            match self.docker.remove_container(id, Some(options)).await {
+                Ok(()) => return true,
+                Err(e) if is_not_found(&e) => return true,
+                // 409: a removal of it is already under way; gone soon.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409, ..
+                }) if attempt < 19 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "cannot remove a job container");
+                    return false;
+                }
+            }
         }
+        false
     }
 
     async fn wait_for_removals(&self) {
@@ -551,6 +625,7 @@ impl Inner {
             .await
             .map_err(engine("list job containers"))?;
         let mut swept = 0;
+        let mut sharing = Vec::new();
         for container in containers {
             let (Some(id), Some(labels)) = (container.id, container.labels) else {
                 continue;
@@ -563,7 +638,22 @@ impl Inner {
             if ours || orphaned {
                 self.remove_now(&id).await;
                 swept += 1;
+            } else if labels
+                .get(LABEL_UID)
+                .and_then(|u| u.parse::<u32>().ok())
+                .is_some_and(|u| self.uids.in_range(u))
+                && !sharing.iter().any(|s| s == owner)
+            {
+                sharing.push(owner.to_owned());
             }
+        }
+        if !sharing.is_empty() {
+            tracing::warn!(
+                instances = ?sharing,
+                "other workers on this engine run jobs with uids of this worker's range: \
+                 their jobs and this worker's share per-uid kernel quotas; give each worker \
+                 its own first uid"
+            );
         }
         let mut volume_filters = filters;
         volume_filters.insert("dangling".into(), vec!["true".into()]);
@@ -596,15 +686,15 @@ impl Inner {
         );
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(engine(format!("copy /work out of job container {id}")))?;
+            let chunk = chunk.map_err(|e| {
+                tracing::warn!(container = %id, error = %e, "cannot copy /work out of a job container");
+                engine("copy the compile step's output")(e)
+            })?;
             archive.extend_from_slice(&chunk);
             if archive.len() as u64 > max_bytes {
-                return Err(SandboxError::setup(format!(
-                    "copy /work out of job container {id}"
-                ))(std::io::Error::new(
-                    std::io::ErrorKind::FileTooLarge,
-                    "archive too large",
-                )));
+                return Err(SandboxError::setup("copy the compile step's output")(
+                    std::io::Error::new(std::io::ErrorKind::FileTooLarge, "archive too large"),
+                ));
             }
         }
         Ok(archive)
@@ -638,7 +728,10 @@ impl Inner {
                 }),
             )
             .await
-            .map_err(engine(format!("attach to job container {}", container.id)))?;
+            .map_err(|e| {
+                tracing::warn!(container = %container.id, error = %e, "cannot attach to a job container");
+                engine("attach to a job container")(e)
+            })?;
 
         let nonce = launch::nonce();
         let rlimits = settings::rlimits(limits, &self.config.runtime);
@@ -817,8 +910,6 @@ fn classify(
             signal,
             cpu_time,
             oom_kills: status.oom_kills.unwrap_or(0),
-            stderr: &collected.stderr,
-            memory_marker: step.memory_marker,
         },
         limits.cpu_time,
     );
@@ -882,7 +973,6 @@ impl Sandbox for DockerSandbox {
                 argv,
                 limits: &program.compile_limits,
                 stdin: Vec::new(),
-                memory_marker: None,
                 keep_work: true,
             };
             let (report, output) = inner.run_step(step, &work).await?;
@@ -903,7 +993,6 @@ impl Sandbox for DockerSandbox {
             argv,
             limits: &program.run_limits,
             stdin: program.stdin,
-            memory_marker: language.memory_error_marker.as_deref(),
             keep_work: false,
         };
         let (run, _) = inner.run_step(step, &work).await?;

@@ -37,8 +37,9 @@ impl Profile {
     }
 }
 
-/// A ready container: its id, and when it was started.
-pub(crate) type Ready = (String, Instant);
+/// A ready container: its id, its uid (see [`super::uids`]), and when it
+/// was started.
+pub(crate) type Ready = (String, u32, Instant);
 
 /// Ready containers of one profile, oldest first.
 #[derive(Debug)]
@@ -68,17 +69,20 @@ impl Pool {
         ready
     }
 
-    pub(crate) fn put(&self, id: String) {
-        self.lock().push_back((id, Instant::now()));
+    pub(crate) fn put(&self, id: String, uid: u32) {
+        self.lock().push_back((id, uid, Instant::now()));
     }
 
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
-    /// Every ready container, for removal when the sandbox closes.
-    pub(crate) fn drain(&self) -> Vec<String> {
-        self.lock().drain(..).map(|(id, _)| id).collect()
+    /// Every ready container (id, uid), for removal when the sandbox closes.
+    pub(crate) fn drain(&self) -> Vec<(String, u32)> {
+        self.lock()
+            .drain(..)
+            .map(|(id, uid, _)| (id, uid))
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Ready>> {
@@ -110,8 +114,8 @@ mod tests {
     #[test]
     fn each_container_is_taken_once() {
         let pool = Pool::new(Profile(Limits::RUN_DEFAULT));
-        pool.put("a".into());
-        pool.put("b".into());
+        pool.put("a".into(), 1);
+        pool.put("b".into(), 2);
         assert_eq!(pool.take().unwrap().0, "a");
         assert_eq!(pool.take().unwrap().0, "b");
         assert!(pool.take().is_none());

@@ -22,6 +22,8 @@ pub(crate) const WORK_DIR: &str = "/work";
 pub(crate) const LABEL_SANDBOX: &str = "code-runner.sandbox";
 /// Label naming the worker instance that owns the container.
 pub(crate) const LABEL_INSTANCE: &str = "code-runner.instance";
+/// Label with the uid the container runs as (see [`super::uids`]).
+pub(crate) const LABEL_UID: &str = "code-runner.uid";
 
 /// Files and directories a job may create in `/work` and in `/tmp` each: enough
 /// for a compiler's temporaries and a program's own, few enough that an
@@ -41,12 +43,15 @@ pub(crate) const PROGRAM_ENV: [&str; 4] = [
 pub(crate) struct ContainerSpec<'a> {
     pub image: &'a str,
     pub runtime: &'a str,
-    /// `uid:gid` the job runs as; never 0.
+    /// The uid (and group) the job runs as: never 0, and no other live
+    /// container of the sandbox has it.
     pub uid: u32,
-    pub gid: u32,
     /// CPU quota in cores.
     pub cpus: f64,
     pub instance: &'a str,
+    /// The cgroup the container's own cgroup is made under (see
+    /// [`super::cgroup`]); `None`: the engine's default.
+    pub cgroup_parent: Option<&'a str>,
 }
 
 /// The container of one step: the settings that must hold for every job.
@@ -60,8 +65,10 @@ pub(crate) struct ContainerSpec<'a> {
 ///   empty read-only tmpfs; `/dev/shm` is as large as the scratch directory;
 /// - every capability dropped, `no-new-privileges`, the engine's default
 ///   seccomp profile (the init adds the native backend's filter on top);
-/// - a non-root user; ulimits on open files, file size, core dumps and CPU
-///   time (the init lowers them to the job's values);
+/// - a non-root uid of its own (no other live container has it, so the
+///   kernel's per-uid quotas are the job's own); ulimits on open files, file
+///   size, core dumps and CPU time (the init lowers them to the job's values);
+/// - under the configured parent cgroup, whose limits bound all the jobs;
 /// - no log driver (output is read through attach, under the output cap, and
 ///   never stored by the engine); labelled for the start-up sweep.
 ///
@@ -70,15 +77,16 @@ pub(crate) struct ContainerSpec<'a> {
 /// copies a compile step's output out) from the host side, where a `--tmpfs`
 /// mount is not seen; it is removed with the container (`v=true`).
 ///
-/// `RLIMIT_NPROC` is not set under runc, because it counts every process of
-/// the uid on the whole host and every job container runs as the same uid;
-/// the pids limit bounds the processes of each container instead. Under
+/// `RLIMIT_NPROC` is not set under runc: it counts every process of the uid
+/// on the whole host, and although no two containers of a sandbox share a
+/// uid, two workers on one host with overlapping uid ranges would; the pids
+/// limit bounds the processes of each container instead. Under
 /// gVisor (`runsc`) the engine's cgroup also holds gVisor's own kernel and its
 /// threads, so the pids limit gets headroom for them and the job's own limit
 /// is `RLIMIT_NPROC`, which gVisor counts per sandbox.
 pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> ContainerCreateBody {
     let scratch = limits.scratch_bytes;
-    let owner = format!("uid={},gid={}", spec.uid, spec.gid);
+    let owner = format!("uid={},gid={}", spec.uid, spec.uid);
     let work_volume = Mount {
         target: Some(WORK_DIR.into()),
         typ: Some(MountType::VOLUME),
@@ -96,7 +104,7 @@ pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> Conta
                     ),
                 ])),
             }),
-            labels: Some(labels(spec.instance)),
+            labels: Some(labels(spec.instance, spec.uid)),
             ..Default::default()
         }),
         ..Default::default()
@@ -119,6 +127,7 @@ pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> Conta
     let cpu = limits.cpu_seconds();
     let host_config = HostConfig {
         runtime: Some(spec.runtime.into()),
+        cgroup_parent: spec.cgroup_parent.map(str::to_owned),
         network_mode: Some("none".into()),
         ipc_mode: Some("private".into()),
         memory: Some(clamp(limits.memory_bytes)),
@@ -157,7 +166,7 @@ pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> Conta
         entrypoint: Some(vec![INIT.into()]),
         cmd: Some(Vec::new()),
         env: Some(Vec::new()),
-        user: Some(format!("{}:{}", spec.uid, spec.gid)),
+        user: Some(format!("{}:{}", spec.uid, spec.uid)),
         working_dir: Some(WORK_DIR.into()),
         hostname: Some("sandbox".into()),
         network_disabled: Some(true),
@@ -169,7 +178,7 @@ pub(crate) fn container_body(spec: &ContainerSpec<'_>, limits: &Limits) -> Conta
         attach_stderr: Some(true),
         tty: Some(false),
         stop_signal: Some("SIGKILL".into()),
-        labels: Some(labels(spec.instance)),
+        labels: Some(labels(spec.instance, spec.uid)),
         host_config: Some(host_config),
         ..Default::default()
     }
@@ -213,10 +222,11 @@ fn runtime_pids_headroom(runtime: &str) -> i64 {
 }
 
 /// The labels of every container (and volume) of this backend.
-pub(crate) fn labels(instance: &str) -> HashMap<String, String> {
+pub(crate) fn labels(instance: &str, uid: u32) -> HashMap<String, String> {
     HashMap::from([
         (LABEL_SANDBOX.into(), "docker".into()),
         (LABEL_INSTANCE.into(), instance.into()),
+        (LABEL_UID.into(), uid.to_string()),
     ])
 }
 
@@ -232,10 +242,10 @@ mod tests {
         ContainerSpec {
             image: "img",
             runtime: "runc",
-            uid: 60000,
-            gid: 60000,
+            uid: 60007,
             cpus: 1.0,
             instance: "test",
+            cgroup_parent: None,
         }
     }
 
@@ -259,7 +269,9 @@ mod tests {
             .contains(&"no-new-privileges".to_string()));
         assert_eq!(host.privileged, Some(false));
         assert_eq!(host.runtime.as_deref(), Some("runc"));
-        assert_eq!(body.user.as_deref(), Some("60000:60000"));
+        assert_eq!(body.user.as_deref(), Some("60007:60007"));
+        assert_eq!(body.labels.as_ref().unwrap()[LABEL_UID], "60007");
+        assert_eq!(host.cgroup_parent, None, "the engine's default");
         assert!(host.binds.is_none(), "never a host bind mount");
         let tmp = &host.tmpfs.as_ref().unwrap()["/tmp"];
         assert!(
@@ -281,5 +293,25 @@ mod tests {
             .collect();
         assert_eq!(names, ["nofile", "fsize", "core", "cpu"]);
         assert_eq!(body.labels.as_ref().unwrap()[LABEL_INSTANCE], "test");
+        let work_options = work.volume_options.as_ref().unwrap();
+        let o = &work_options
+            .driver_config
+            .as_ref()
+            .unwrap()
+            .options
+            .as_ref()
+            .unwrap()["o"];
+        assert!(o.contains("uid=60007,gid=60007"), "{o}");
+    }
+
+    #[test]
+    fn under_the_configured_parent() {
+        let spec = ContainerSpec {
+            cgroup_parent: Some("/code-runner-jobs"),
+            ..spec()
+        };
+        let body = container_body(&spec, &Limits::RUN_DEFAULT);
+        let host = body.host_config.unwrap();
+        assert_eq!(host.cgroup_parent.as_deref(), Some("/code-runner-jobs"));
     }
 }

@@ -155,6 +155,18 @@ impl ApiArgs {
     }
 }
 
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    let cpus: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of cores"))?;
+    if (0.01..=1024.0).contains(&cpus) {
+        Ok(cpus)
+    } else {
+        Err(format!("{cpus} cores is outside 0.01..=1024"))
+    }
+}
+
 fn parse_api_keys(text: &str) -> Result<code_runner_api::ApiKeys, String> {
     code_runner_api::ApiKeys::parse(text)
 }
@@ -219,6 +231,13 @@ pub struct WorkerArgs {
           value_parser = clap::value_parser!(u32).range(1000..=4_000_000_000))]
     pub first_uid: u32,
 
+    /// CPU quota of each sandbox slot, in cores (native sandbox: CFS quota
+    /// on cgroup v1, `cpu.max` on v2), so that one job's threads cannot
+    /// starve the other slots.
+    #[arg(long, env = "CODE_RUNNER_CPUS_PER_SLOT", default_value_t = 1.0,
+          value_parser = parse_cpus)]
+    pub cpus_per_slot: f64,
+
     /// The bubblewrap binary.
     #[arg(long, env = "CODE_RUNNER_BWRAP", default_value = "/usr/bin/bwrap")]
     pub bwrap: PathBuf,
@@ -249,7 +268,7 @@ pub struct WorkerArgs {
     pub docker_pool_size: u32,
 
     /// CPU quota of each job container, in cores (docker sandbox).
-    #[arg(long, env = "CODE_RUNNER_DOCKER_CPUS", default_value_t = 1.0)]
+    #[arg(long, env = "CODE_RUNNER_DOCKER_CPUS", default_value_t = 1.0, value_parser = parse_cpus)]
     pub docker_cpus: f64,
 
     /// This worker's name in its containers' labels (docker sandbox); it
@@ -344,6 +363,7 @@ impl WorkerArgs {
             },
             first_uid: self.first_uid,
             slots,
+            cpus_per_slot: self.cpus_per_slot,
             ..NativeConfig::default()
         }
     }

@@ -11,7 +11,8 @@ use std::time::Duration;
 pub struct Limits {
     /// Wall-clock time; the whole process tree is killed when it runs out.
     pub wall_time: Duration,
-    /// CPU time of each process (RLIMIT_CPU, whole seconds, rounded up).
+    /// CPU time of the whole process tree, every process and thread together
+    /// (read from the cgroup by the supervisor; RLIMIT_CPU per process too).
     pub cpu_time: Duration,
     /// Memory of the whole tree, page cache and tmpfs included (memory cgroup).
     pub memory_bytes: u64,

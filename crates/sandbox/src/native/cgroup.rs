@@ -1,5 +1,5 @@
-//! Control groups: the kernel's limits on a step's memory and process count,
-//! and its accounting of CPU time, peak memory and OOM kills.
+//! Control groups: the kernel's limits on a step's memory, process count and
+//! CPU share, and its accounting of CPU time, peak memory and OOM kills.
 //!
 //! Two layouts are supported. Hosts with the v1/v2 hybrid (the development
 //! machines) keep the controllers in v1 hierarchies, one per controller;
@@ -9,6 +9,11 @@
 //! the step (a slot runs one step at a time). Moving processes between
 //! cgroups, and creating and removing cgroups, happen once per slot instead
 //! of once per step: on v1 they wait for RCU grace periods, milliseconds each.
+//!
+//! Besides limits, a slot's cgroup is how the worker knows a slot is clean:
+//! after a job its process count and its `shmem` (memory nothing but a file
+//! or an in-flight descriptor can hold) must be back where they were when
+//! the slot was fresh, or the slot is rebuilt (see `SlotCgroup::residue`).
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -19,17 +24,21 @@ use std::time::Duration;
 use crate::limits::Limits;
 use crate::SandboxError;
 
-const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpuacct"];
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpuacct", "cpu"];
+/// The CFS period the per-slot CPU quota is expressed in (the kernel default).
+const CPU_PERIOD_US: u64 = 100_000;
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Where this worker's slot cgroups live.
 #[derive(Debug, Clone)]
 pub(crate) enum CgroupLayout {
-    /// One directory per v1 controller: memory, pids and cpuacct.
+    /// One directory per v1 controller: memory, pids, cpuacct and cpu (the
+    /// last two may be one hierarchy, `cpu,cpuacct`).
     V1 {
         memory: PathBuf,
         pids: PathBuf,
         cpuacct: PathBuf,
+        cpu: PathBuf,
     },
     /// One v2 directory whose children get memory, pids and cpu.
     V2 { base: PathBuf },
@@ -71,17 +80,22 @@ impl CgroupLayout {
                         "no cgroup v1 `{controller}` controller and no cgroup v2 hierarchy"
                     ))
                 })?;
-            let parent = root.join(controller).join(relative);
+            // `cpu` and `cpuacct` are often one hierarchy: one real directory.
+            let mount = root.join(controller);
+            let mount = fs::canonicalize(&mount).unwrap_or(mount);
+            let parent = mount.join(relative);
             remove_stale(&parent);
             let dir = parent.join(&tag);
             create_dir(&dir)?;
             dirs.push(dir);
         }
-        let [memory, pids, cpuacct] = <[PathBuf; 3]>::try_from(dirs).expect("three controllers");
+        let [memory, pids, cpuacct, cpu] =
+            <[PathBuf; 4]>::try_from(dirs).expect("four controllers");
         Ok(CgroupLayout::V1 {
             memory,
             pids,
             cpuacct,
+            cpu,
         })
     }
 
@@ -95,7 +109,7 @@ impl CgroupLayout {
             .trim_start_matches('/');
         let own_dir = Path::new(CGROUP_ROOT).join(relative);
         let available = fs::read_to_string(own_dir.join("cgroup.controllers")).unwrap_or_default();
-        for needed in ["memory", "pids"] {
+        for needed in ["memory", "pids", "cpu"] {
             if !available.split_whitespace().any(|c| c == needed) {
                 return Err(SandboxError::Unavailable(format!(
                     "cgroup v2 controller `{needed}` is not delegated to {}",
@@ -123,34 +137,57 @@ impl CgroupLayout {
         Ok(CgroupLayout::V2 { base })
     }
 
-    /// Creates the cgroup(s) of one slot. Its limits are set per step.
-    pub(crate) fn create_slot(&self, name: &str) -> Result<SlotCgroup, SandboxError> {
-        let (dirs, version) = match self {
+    /// Creates the cgroup(s) of one slot, with its CPU quota (`cpus` cores:
+    /// CFS quota on v1, `cpu.max` on v2). Memory and process limits are set
+    /// per step.
+    pub(crate) fn create_slot(&self, name: &str, cpus: f64) -> Result<SlotCgroup, SandboxError> {
+        let (roles, version) = match self {
             CgroupLayout::V1 {
                 memory,
                 pids,
                 cpuacct,
+                cpu,
             } => (
-                vec![memory.join(name), pids.join(name), cpuacct.join(name)],
+                [
+                    memory.join(name),
+                    pids.join(name),
+                    cpuacct.join(name),
+                    cpu.join(name),
+                ],
                 1,
             ),
-            CgroupLayout::V2 { base } => (vec![base.join(name)], 2),
+            CgroupLayout::V2 { base } => {
+                let dir = base.join(name);
+                ([dir.clone(), dir.clone(), dir.clone(), dir], 2)
+            }
         };
         // Pushed one by one so that a failure removes what was made.
+        let [memory, pids, cpuacct, cpu] = roles;
         let mut slot = SlotCgroup {
             dirs: Vec::new(),
+            memory,
+            pids,
+            cpuacct,
             version,
             memsw: false,
             last_limits: None,
+            idle: None,
             detached: false,
         };
-        for dir in &dirs {
-            create_dir(dir)?;
-            slot.dirs.push(dir.clone());
+        for dir in [&slot.memory, &slot.pids, &slot.cpuacct, &cpu] {
+            if !slot.dirs.contains(dir) {
+                create_dir(dir)?;
+                slot.dirs.push(dir.clone());
+            }
         }
-        slot.memsw = version == 1 && dirs[0].join("memory.memsw.limit_in_bytes").exists();
-        if version == 2 {
-            let swap = dirs[0].join("memory.swap.max");
+        slot.memsw = version == 1 && slot.memory.join("memory.memsw.limit_in_bytes").exists();
+        let quota = ((cpus * CPU_PERIOD_US as f64).round() as u64).max(1_000);
+        if version == 1 {
+            write(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+            write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        } else {
+            write(&cpu.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+            let swap = slot.memory.join("memory.swap.max");
             if swap.exists() {
                 write(&swap, "0")?;
             }
@@ -163,16 +200,36 @@ impl CgroupLayout {
 /// processes. Dropping it kills whatever is left in it and removes it.
 #[derive(Debug)]
 pub(crate) struct SlotCgroup {
+    /// Every distinct directory of the slot (one per v1 hierarchy).
     dirs: Vec<PathBuf>,
+    memory: PathBuf,
+    pids: PathBuf,
+    /// Where CPU time is counted (v1 `cpuacct`).
+    cpuacct: PathBuf,
     version: u8,
     /// v1: whether swap is accounted (`memory.memsw.*` exists).
     memsw: bool,
     /// `(pids.max, memory limit)` as last written.
     last_limits: Option<(u64, u64)>,
+    /// What the slot held when fresh and idle (see `record_idle`).
+    idle: Option<Held>,
     /// Set on the copy `Drop` hands to the runtime, so that copy, if itself
     /// dropped unfinished, does not hand itself on again.
     detached: bool,
 }
+
+/// What a slot holds that only its processes, files or in-flight
+/// descriptors can hold: compared between a fresh slot and one a job left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub processes: u64,
+    pub shmem_bytes: u64,
+}
+
+/// How far a slot's `shmem` may drift from its fresh value before the slot
+/// counts as holding something of a job (the keeper's own tmpfs root and
+/// `/dev` hold a few pages).
+const SHMEM_SLACK: u64 = 256 << 10;
 
 /// What a slot's cgroup held just before a step, to tell the step's share.
 #[derive(Debug)]
@@ -206,6 +263,60 @@ impl SlotCgroup {
             .collect()
     }
 
+    /// What the slot holds now.
+    pub(crate) fn held(&self) -> Held {
+        Held {
+            processes: read_number(&self.pids, "pids.current"),
+            shmem_bytes: keyed(&read(&self.memory, "memory.stat"), "shmem"),
+        }
+    }
+
+    /// Remembers what the fresh, idle slot holds (its keeper and
+    /// bubblewrap's init), the baseline every later job must return it to.
+    pub(crate) fn record_idle(&mut self) {
+        self.idle = Some(self.held());
+    }
+
+    /// What a finished job left in the slot beyond its fresh baseline: a
+    /// process, or memory held by a file or by a descriptor in flight (a
+    /// memfd sent over a socket that only the kernel's garbage collector
+    /// will free) — `None` when the slot is clean.
+    pub(crate) fn residue(&self) -> Option<String> {
+        let idle = self.idle?;
+        let now = self.held();
+        if now.processes > idle.processes {
+            return Some(format!(
+                "{} processes left (fresh: {})",
+                now.processes, idle.processes
+            ));
+        }
+        if now.shmem_bytes > idle.shmem_bytes + SHMEM_SLACK {
+            return Some(format!(
+                "{} KiB of shared memory held (fresh: {} KiB)",
+                now.shmem_bytes >> 10,
+                idle.shmem_bytes >> 10
+            ));
+        }
+        None
+    }
+
+    /// A meter of the CPU time the slot's processes used since now.
+    pub(crate) fn cpu_meter(&self) -> CpuMeter {
+        let file = if self.version == 1 {
+            "cpuacct.usage"
+        } else {
+            "cpu.stat"
+        };
+        let file = fs::File::open(self.cpuacct.join(file)).ok();
+        let mut meter = CpuMeter {
+            file,
+            version: self.version,
+            start: Duration::ZERO,
+        };
+        meter.start = meter.total();
+        meter
+    }
+
     /// Applies a step's limits on top of what the slot already holds and
     /// cannot give back (the keeper, and the job's `/work`: the sources and
     /// what a compile step left), and starts counting.
@@ -214,11 +325,12 @@ impl SlotCgroup {
         limits: &Limits,
         first_of_job: bool,
     ) -> Result<StepBaseline, SandboxError> {
-        let memory_dir = &self.dirs[0];
-        let (pids_dir, cpu_dir, usage_file) = if self.version == 1 {
-            (&self.dirs[1], &self.dirs[2], "memory.usage_in_bytes")
+        let memory_dir = &self.memory;
+        let (pids_dir, cpu_dir) = (&self.pids, &self.cpuacct);
+        let usage_file = if self.version == 1 {
+            "memory.usage_in_bytes"
         } else {
-            (&self.dirs[0], &self.dirs[0], "memory.current")
+            "memory.current"
         };
         let usage_bytes = read_number(memory_dir, usage_file);
         // The keeper and bubblewrap's init stay; the step's init is one more.
@@ -277,12 +389,12 @@ impl SlotCgroup {
 
     /// What the kernel counted for the step since `begin_step`.
     pub(crate) fn end_step(&self, baseline: StepBaseline) -> CgroupStats {
-        let memory_dir = &self.dirs[0];
+        let memory_dir = &self.memory;
         let (peak, oom_kills, cpu_dir) = if self.version == 1 {
             (
                 Some(read_number(memory_dir, "memory.max_usage_in_bytes")),
                 keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
-                &self.dirs[2],
+                &self.cpuacct,
             )
         } else {
             let peak = baseline.peak_file.and_then(|mut file| {
@@ -293,7 +405,7 @@ impl SlotCgroup {
                 text.trim().parse().ok()
             });
             let oom_kills = keyed(&read(memory_dir, "memory.events"), "oom_kill");
-            (peak, oom_kills, &self.dirs[0])
+            (peak, oom_kills, &self.cpuacct)
         };
         CgroupStats {
             memory_peak_bytes: peak.map(|peak: u64| peak.saturating_sub(baseline.usage_bytes)),
@@ -348,9 +460,13 @@ impl Drop for SlotCgroup {
         }
         let mut rest = SlotCgroup {
             dirs: std::mem::take(&mut self.dirs),
+            memory: self.memory.clone(),
+            pids: self.pids.clone(),
+            cpuacct: self.cpuacct.clone(),
             version: self.version,
             memsw: self.memsw,
             last_limits: None,
+            idle: None,
             detached: true,
         };
         rest.kill_all();
@@ -363,6 +479,37 @@ impl Drop for SlotCgroup {
                     let _ = fs::remove_dir(dir);
                 }
             }
+        }
+    }
+}
+
+/// Reads the CPU time a slot's processes used since the meter was made,
+/// through a descriptor kept open (one `pread` a reading).
+#[derive(Debug)]
+pub(crate) struct CpuMeter {
+    file: Option<fs::File>,
+    version: u8,
+    start: Duration,
+}
+
+impl CpuMeter {
+    /// CPU time used since the meter was made.
+    pub(crate) fn used(&mut self) -> Duration {
+        self.total().saturating_sub(self.start)
+    }
+
+    fn total(&mut self) -> Duration {
+        use std::os::unix::fs::FileExt;
+        let Some(file) = &self.file else {
+            return Duration::ZERO;
+        };
+        let mut buf = [0u8; 512];
+        let n = file.read_at(&mut buf, 0).unwrap_or(0);
+        let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        if self.version == 1 {
+            Duration::from_nanos(text.trim().parse().unwrap_or(0))
+        } else {
+            Duration::from_micros(keyed(text, "usage_usec"))
         }
     }
 }

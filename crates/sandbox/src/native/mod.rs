@@ -67,6 +67,9 @@ pub struct NativeConfig {
     pub uid_lock_dir: PathBuf,
     /// How many jobs may run at once.
     pub slots: u32,
+    /// CPU quota of each slot, in cores (CFS quota on cgroup v1, `cpu.max`
+    /// on v2): one job's threads cannot take the CPUs of the others.
+    pub cpus_per_slot: f64,
 }
 
 impl Default for NativeConfig {
@@ -77,6 +80,7 @@ impl Default for NativeConfig {
             first_uid: 200_000,
             uid_lock_dir: PathBuf::from("/run/code-runner-uids"),
             slots: 50,
+            cpus_per_slot: 1.0,
         }
     }
 }
@@ -127,6 +131,12 @@ impl NativeSandbox {
         if config.slots == 0 {
             return Err(SandboxError::Unavailable("slots must be at least 1".into()));
         }
+        if !(0.01..=1024.0).contains(&config.cpus_per_slot) {
+            return Err(SandboxError::Unavailable(format!(
+                "cpus per slot must be between 0.01 and 1024, got {}",
+                config.cpus_per_slot
+            )));
+        }
         let cgroups = CgroupLayout::detect()?;
         let uids = UidLeases::acquire(&config.uid_lock_dir, config.first_uid, config.slots)?;
         // Compiled here too (the keeper compiles its own copy) so that a
@@ -159,9 +169,10 @@ impl NativeSandbox {
         }
     }
 
-    /// The slot's idle sandbox when it can run a job needing `mounts`, else a
-    /// new one (with every mount the old one had, so that slots settle on
-    /// the union of what the languages need).
+    /// The slot's idle sandbox when it can run a job needing `mounts` and
+    /// its last job left nothing behind, else a new one (with every mount the
+    /// old one had, so that slots settle on the union of what the languages
+    /// need).
     async fn sandbox_for(
         &self,
         slot: u32,
@@ -172,11 +183,25 @@ impl NativeSandbox {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         let mut wanted = mounts.to_vec();
-        if let Some(process) = idle {
-            if process.usable_for(mounts) {
-                return Ok(process);
-            }
+        if let Some(mut process) = idle {
             wanted.extend(process.mounts().iter().cloned());
+            // The last job's /work is gone and the keeper is in a fresh
+            // network namespace once this answer is in; then the slot must
+            // be back at what it held when fresh: no process, no memory held
+            // by a file or a descriptor in flight (a socket cycle that only
+            // the kernel's garbage collector will free, with a memfd in it).
+            match process.finish_clear().await {
+                Err(e) => {
+                    tracing::warn!(slot, error = %e, "slot keeper failed to clear; rebuilding the slot")
+                }
+                Ok(()) => match process.cgroup().residue() {
+                    Some(residue) => {
+                        tracing::info!(slot, %residue, "a job left something in its slot; rebuilding the slot")
+                    }
+                    None if process.usable_for(mounts) => return Ok(process),
+                    None => {}
+                },
+            }
         }
         wanted.sort();
         wanted.dedup();
@@ -189,7 +214,7 @@ impl NativeSandbox {
             keeper: &self.config.keeper,
             uid: self.uids.uid(slot),
             mounts: wanted,
-            cgroup: self.cgroups.create_slot(&name)?,
+            cgroup: self.cgroups.create_slot(&name, self.config.cpus_per_slot)?,
         })
         .await
     }
@@ -243,7 +268,7 @@ impl NativeSandbox {
             let succeeded = report.succeeded();
             compile = Some(report);
             if !succeeded {
-                process.clear().await?;
+                process.begin_clear().await;
                 return Ok(Execution { compile, run: None });
             }
         }
@@ -265,13 +290,25 @@ impl NativeSandbox {
             run: Some(run),
         })
     }
+
+    /// The most CPU time a step can use per second: its slot's quota, or
+    /// every core of the machine when the quota is larger.
+    fn cpu_rate(&self) -> f64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.config.cpus_per_slot.min(cores as f64)
+    }
 }
 
-async fn run_step(process: &mut SlotProcess, step: Step<'_>) -> Result<StepReport, SandboxError> {
+async fn run_step(
+    process: &mut SlotProcess,
+    step: Step<'_>,
+    cpu_rate: f64,
+) -> Result<StepReport, SandboxError> {
     let limits = step.limits;
     // A job's first step finds an empty slot; a later one, the job's /work.
     let first = step.workspace.is_some();
     let baseline = process.cgroup().begin_step(limits, first)?;
+    let cpu_meter = process.cgroup().cpu_meter();
     let spec = StepSpec {
         workspace: step.workspace,
         argv: step.argv,
@@ -281,7 +318,17 @@ async fn run_step(process: &mut SlotProcess, step: Step<'_>) -> Result<StepRepor
         tmp_inodes: INODES,
     };
     let outcome = process
-        .run(spec, step.stdin, limits.wall_time, limits.output_bytes)
+        .run(
+            spec,
+            step.stdin,
+            supervise::StepLimits {
+                wall_limit: limits.wall_time,
+                output_cap: limits.output_bytes,
+                cpu_limit: limits.cpu_time,
+                cpu_rate,
+                cpu_meter,
+            },
+        )
         .await;
     let stats = process.cgroup().end_step(baseline);
     let (seen, end) = match outcome {

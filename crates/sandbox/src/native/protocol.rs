@@ -19,7 +19,8 @@ pub(crate) enum Request {
     Run(StepSpec),
     /// Kill the running step (the answer is still its `Exited`).
     Kill,
-    /// Detach `/work`, freeing whatever the job left there.
+    /// End the job: detach `/work`, freeing whatever the job left there, and
+    /// move to a fresh network namespace for the next one.
     Clear,
 }
 
@@ -52,7 +53,7 @@ pub(crate) struct StepSpec {
 pub(crate) enum Reply {
     /// Set up and waiting for requests.
     Ready,
-    /// `/work` is cleared.
+    /// `/work` is cleared (and the network namespace renewed).
     Done,
     /// The step is over and every one of its processes is gone.
     Exited(StepEnd),

@@ -79,6 +79,8 @@ pub(crate) struct SlotProcess {
     cgroup: SlotCgroup,
     /// Set when the keeper was lost; such a sandbox is never reused.
     broken: bool,
+    /// A `Clear` was sent whose answer has not been read yet.
+    clearing: bool,
 }
 
 impl SlotProcess {
@@ -133,9 +135,13 @@ impl SlotProcess {
             mounts: spawn.mounts,
             cgroup: spawn.cgroup,
             broken: false,
+            clearing: false,
         };
         match slot.answer().await? {
-            Reply::Ready => Ok(slot),
+            Reply::Ready => {
+                slot.cgroup.record_idle();
+                Ok(slot)
+            }
             other => Err(keeper_error(format!("expected Ready, got {other:?}"))),
         }
     }
@@ -162,12 +168,32 @@ impl SlotProcess {
         &mut self.cgroup
     }
 
-    pub(crate) async fn clear(&mut self) -> Result<(), SandboxError> {
-        if self.broken {
-            // Dropping the sandbox frees its /work.
+    /// Asks the keeper to end the job: detach its `/work` and move to a
+    /// fresh network namespace. The answer is read by `finish_clear`, when
+    /// the slot is next taken, so that this work is off the finished job's
+    /// path; a keeper that cannot be asked breaks the slot.
+    pub(crate) async fn begin_clear(&mut self) {
+        if self.broken || self.clearing {
+            return;
+        }
+        match send(&mut self.requests, &Request::Clear, &[]).await {
+            Ok(()) => self.clearing = true,
+            Err(_) => self.broken = true,
+        }
+    }
+
+    /// Waits for the answer to `begin_clear`, if one is due.
+    pub(crate) async fn finish_clear(&mut self) -> Result<(), SandboxError> {
+        if !self.clearing {
             return Ok(());
         }
-        self.request(&Request::Clear).await
+        self.clearing = false;
+        match self.answer().await {
+            Ok(Reply::Done) => Ok(()),
+            Ok(Reply::Failed(what)) => Err(keeper_error(what)),
+            Ok(other) => Err(keeper_error(format!("unexpected {other:?}"))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs one step under the wall clock and output cap.
@@ -175,8 +201,7 @@ impl SlotProcess {
         &mut self,
         spec: StepSpec,
         stdin: Vec<u8>,
-        wall_limit: Duration,
-        output_cap: u64,
+        limits: supervise::StepLimits,
     ) -> Result<(Supervised, StepEnd), SandboxError> {
         let (stdin_read, stdin_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
         let (stdout_read, stdout_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
@@ -196,23 +221,15 @@ impl SlotProcess {
         let pipes =
             supervise::Pipes::new(stdin_write.into(), stdout_read.into(), stderr_read.into())
                 .map_err(SandboxError::setup("step pipes"))?;
-        let limits = supervise::OutputLimits {
-            wall_limit,
-            output_cap,
+        supervise::supervise(
+            &mut self.requests,
+            &mut self.replies,
+            pipes,
+            stdin,
+            limits,
             started,
-        };
-        supervise::supervise(&mut self.requests, &mut self.replies, pipes, stdin, limits).await
-    }
-
-    async fn request(&mut self, request: &Request) -> Result<(), SandboxError> {
-        send(&mut self.requests, request, &[])
-            .await
-            .map_err(keeper_io)?;
-        match self.answer().await? {
-            Reply::Done => Ok(()),
-            Reply::Failed(what) => Err(keeper_error(what)),
-            other => Err(keeper_error(format!("unexpected {other:?}"))),
-        }
+        )
+        .await
     }
 
     async fn answer(&mut self) -> Result<Reply, SandboxError> {

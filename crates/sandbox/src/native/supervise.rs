@@ -1,6 +1,7 @@
 //! Watches one running step: feeds its stdin, collects stdout and stderr
 //! through pipes under the output cap, and has the keeper kill the step when
-//! the wall clock or the cap runs out.
+//! the wall clock, the CPU time of its whole process tree (read from the
+//! slot's cgroup) or the cap runs out.
 
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
@@ -9,12 +10,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::cgroup::CpuMeter;
 use super::protocol::{Reply, Request, StepEnd};
 use super::slot::{keeper_error, read_reply, send};
 use crate::SandboxError;
 
 /// How long a keeper may take to report a step it was told to kill.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The shortest wait between two readings of a step's CPU time: bounds how
+/// far past its CPU limit a step can run (this times the slot's cores).
+const CPU_CHECK_MIN: Duration = Duration::from_millis(10);
 
 /// What the supervisor saw of one step.
 #[derive(Debug)]
@@ -43,10 +49,17 @@ impl Pipes {
     }
 }
 
-pub(crate) struct OutputLimits {
+/// What the supervisor enforces on one step.
+pub(crate) struct StepLimits {
     pub wall_limit: Duration,
     pub output_cap: u64,
-    pub started: Instant,
+    /// CPU time of the whole tree, every process and thread together.
+    pub cpu_limit: Duration,
+    /// The most CPU time the step can use per second of wall time (its
+    /// slot's CPU quota): readings are spaced so none can be missed by more
+    /// than `CPU_CHECK_MIN` worth.
+    pub cpu_rate: f64,
+    pub cpu_meter: CpuMeter,
 }
 
 /// Drives a started step to its end: the keeper's `Exited` and the end of
@@ -56,7 +69,8 @@ pub(crate) async fn supervise(
     replies: &mut OwnedReadHalf,
     pipes: Pipes,
     stdin: Vec<u8>,
-    limits: OutputLimits,
+    mut limits: StepLimits,
+    started: Instant,
 ) -> Result<(Supervised, StepEnd), SandboxError> {
     let Pipes {
         stdin: mut stdin_pipe,
@@ -82,8 +96,15 @@ pub(crate) async fn supervise(
     let mut end: Option<StepEnd> = None;
     let mut killed = false;
     let (mut out_buf, mut err_buf) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
-    let deadline = tokio::time::sleep_until((limits.started + limits.wall_limit).into());
+    let deadline = tokio::time::sleep_until((started + limits.wall_limit).into());
     tokio::pin!(deadline);
+    // No tree can use its CPU limit faster than its quota allows.
+    let cpu_check = tokio::time::sleep(next_cpu_check(
+        limits.cpu_limit,
+        Duration::ZERO,
+        limits.cpu_rate,
+    ));
+    tokio::pin!(cpu_check);
     let reply = read_reply(replies);
     tokio::pin!(reply);
     loop {
@@ -101,7 +122,7 @@ pub(crate) async fn supervise(
                 None => err_pipe = None,
             },
             answer = &mut reply, if end.is_none() => {
-                seen.wall_time = limits.started.elapsed();
+                seen.wall_time = started.elapsed();
                 match answer {
                     Ok(Reply::Exited(step_end)) => end = Some(step_end),
                     Ok(Reply::Failed(what)) => return Err(keeper_error(what)),
@@ -121,6 +142,19 @@ pub(crate) async fn supervise(
                 }
                 deadline.as_mut().reset((Instant::now() + KILL_GRACE).into());
             }
+            () = &mut cpu_check, if !killed && end.is_none() => {
+                let used = limits.cpu_meter.used();
+                if used >= limits.cpu_limit {
+                    seen.timed_out = true;
+                    killed = true;
+                    send(requests, &Request::Kill, &[]).await
+                        .map_err(|e| keeper_error(format!("send kill: {e}")))?;
+                    deadline.as_mut().reset((Instant::now() + KILL_GRACE).into());
+                } else {
+                    let wait = next_cpu_check(limits.cpu_limit, used, limits.cpu_rate);
+                    cpu_check.as_mut().reset((Instant::now() + wait).into());
+                }
+            }
         }
         if over_cap {
             // Stop reading; what is left in the pipes goes with them.
@@ -139,6 +173,13 @@ pub(crate) async fn supervise(
     }
     let end = end.expect("the loop ends only after Exited");
     Ok((seen, end))
+}
+
+/// When to read the CPU time next: not before the tree could have used what
+/// is left of its limit at full speed.
+fn next_cpu_check(limit: Duration, used: Duration, rate: f64) -> Duration {
+    let left = limit.saturating_sub(used).as_secs_f64();
+    Duration::from_secs_f64(left / rate.max(0.01)).max(CPU_CHECK_MIN)
 }
 
 impl Supervised {

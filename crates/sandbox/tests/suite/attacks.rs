@@ -32,7 +32,12 @@ fn quick(language: &str, source: &str) -> Program {
 
 /// Runs a python probe that prints one line per check that did NOT hold.
 async fn probe(sandbox: &dyn Sandbox, source: &str) -> Execution {
-    let execution = run(sandbox, quick("python", source)).await;
+    probe_program(sandbox, quick("python", source)).await
+}
+
+/// `probe`, with the program's limits as given.
+async fn probe_program(sandbox: &dyn Sandbox, program: Program) -> Execution {
+    let execution = run(sandbox, program).await;
     let report = ran(&execution);
     assert_eq!(report.termination, Termination::Exited, "{execution:?}");
     assert_eq!(
@@ -556,6 +561,114 @@ for place in ['/tmp', '/work', '/dev/shm']:
 "#
     );
     probe(sandbox.as_ref(), &check).await;
+}
+
+/// What a job leaves behind in the kernel reaches no later job of its slot.
+/// Free slots are reused last-in first-out and nextest runs each test in a
+/// process of its own, so each next job below runs in the same slot, at once.
+///
+/// 1. Sockets and IPC objects: a job leaves an abstract socket name on a
+///    socket that only the kernel's garbage collector can free (it holds its
+///    own descriptor in flight: it outlives its process for 0.5-2.5 s), 20
+///    loopback connections in `TIME_WAIT`, and System V IPC objects; the next
+///    job sees none of them (a network namespace per job, an IPC namespace
+///    per step).
+/// 2. Memory: a job leaves a 64 MiB memfd in flight in such a socket cycle,
+///    still charged to the slot's memory cgroup; the next job still gets its
+///    whole memory limit (the slot is checked against its fresh baseline and
+///    rebuilt).
+pub async fn no_socket_ipc_object_or_memory_reaches_the_next_job(sandbox: Arc<dyn Sandbox>) {
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000;
+    let token = format!("residue-{}-{unique}", std::process::id());
+    // A socket cycle: the socket's own descriptor (with `extra` ones) in
+    // flight to itself; once closed, only the garbage collector frees it.
+    let cycle = |extra: &str| {
+        format!(
+            r#"
+import array, os, socket
+name = b'\0{token}'
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(name)
+fds = [s.fileno()] + {extra}
+s.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))], 0, name)
+for fd in fds[1:]:
+    os.close(fd)
+s.close()
+"#
+        )
+    };
+    let sockets_and_ipc = format!(
+        r#"{}
+import ctypes
+# Loopback connections closed by the client: TIME_WAIT on its side.
+server = socket.socket()
+server.bind(('127.0.0.1', 0))
+server.listen(64)
+pairs = []
+for _ in range(20):
+    client = socket.create_connection(server.getsockname())
+    pairs.append((client, server.accept()[0]))
+for client, accepted in pairs:
+    client.close()
+    accepted.close()
+# System V IPC objects, which outlive their creator.
+libc = ctypes.CDLL(None, use_errno=True)
+IPC_CREAT = 0o1000
+print(libc.shmget(0, 4096, IPC_CREAT | 0o600) >= 0,
+      libc.msgget(0, IPC_CREAT | 0o600) >= 0,
+      libc.semget(0, 1, IPC_CREAT | 0o600) >= 0)
+"#,
+        cycle("[]")
+    );
+    let execution = run(sandbox.as_ref(), quick("python", &sockets_and_ipc)).await;
+    assert_eq!(stdout(&execution).trim(), "True True True", "{execution:?}");
+    let looker = format!(
+        r#"
+def entries(path):
+    try:
+        return open(path).read().splitlines()[1:]
+    except OSError:
+        return []
+named = [l for l in entries('/proc/net/unix') if '{token}' in l]
+if named:
+    print('abstract names of the last job:', named)
+for table in ['tcp', 'tcp6']:
+    if entries('/proc/net/' + table):
+        print(len(entries('/proc/net/' + table)), 'sockets in /proc/net/' + table)
+for kind in ['shm', 'msg', 'sem']:
+    if entries('/proc/sysvipc/' + kind):
+        print('IPC objects:', kind, entries('/proc/sysvipc/' + kind))
+"#
+    );
+    probe(sandbox.as_ref(), &looker).await;
+
+    let memfd = format!(
+        r#"
+import os
+memfd = os.memfd_create('residue')
+chunk = b'r' * (1 << 20)
+for _ in range(64):
+    os.write(memfd, chunk)
+{}
+print('left')
+"#,
+        cycle("[memfd]").replace("import array, os, socket", "import array, socket")
+    );
+    let memfd = memfd.replace("fds = [s.fileno()] + [memfd]", "fds = [s.fileno(), memfd]");
+    let execution = run(sandbox.as_ref(), quick("python", &memfd)).await;
+    assert_eq!(stdout(&execution).trim(), "left", "{execution:?}");
+    // The whole memory limit (128 MiB) is this job's: 96 MiB fit.
+    let mut next = quick(
+        "python",
+        "block = bytearray(96 << 20)\nfor i in range(0, len(block), 4096):\n    block[i] = 1\n",
+    );
+    next.run_limits.memory_bytes = 128 << 20;
+    probe_program(sandbox.as_ref(), next).await;
+    still_serves(sandbox.as_ref()).await;
 }
 
 pub async fn concurrent_jobs_see_nothing_of_each_other(sandbox: Arc<dyn Sandbox>) {

@@ -15,6 +15,8 @@ macro_rules! every_suite_test {
             compile_error_is_reported,
             wall_time_limit_kills_the_tree,
             cpu_time_limit,
+            cpu_time_limit_counts_the_whole_tree,
+            a_job_gets_at_most_its_cpu_share,
             memory_limit_kills,
             java_and_node_work_under_the_memory_limit,
             output_is_capped,
@@ -41,6 +43,7 @@ macro_rules! every_attack_test {
             disk_and_inode_fills_stop_at_their_limits,
             output_floods_and_silent_programs_end_with_a_reason,
             nothing_outlives_a_job_or_leaks_to_the_next,
+            no_socket_ipc_object_or_memory_reaches_the_next_job,
             concurrent_jobs_see_nothing_of_each_other,
             compiler_cannot_read_host_files,
         );
@@ -170,17 +173,112 @@ pub async fn wall_time_limit_kills_the_tree(sandbox: Arc<dyn Sandbox>) {
     );
 }
 
+/// A busy loop under a 1 s CPU limit and a 10 s wall limit ends at the CPU
+/// limit: the wall clock (which would also say `TimeLimit`) is far away.
 pub async fn cpu_time_limit(sandbox: Arc<dyn Sandbox>) {
     let mut p = program(
         "c",
         "int main(void){ volatile unsigned long x = 0; for(;;) x++; }",
     );
     p.run_limits.cpu_time = Duration::from_secs(1);
+    p.run_limits.wall_time = Duration::from_secs(10);
     let execution = run(sandbox.as_ref(), p).await;
-    assert_eq!(
-        ran(&execution).termination,
-        Termination::TimeLimit,
+    let report = ran(&execution);
+    assert_eq!(report.termination, Termination::TimeLimit, "{execution:?}");
+    assert!(
+        report.wall_time < Duration::from_secs(5),
+        "ended by the wall clock, not the CPU limit: {execution:?}"
+    );
+    assert!(
+        report.cpu_time >= Duration::from_millis(500),
         "{execution:?}"
+    );
+}
+
+/// Eight processes that each stay under the CPU limit but together use
+/// 6.4 s of CPU end as `TimeLimit`, long before the wall clock: the limit is
+/// the whole tree's (the cgroup's count), not each process's `RLIMIT_CPU`.
+pub async fn cpu_time_limit_counts_the_whole_tree(sandbox: Arc<dyn Sandbox>) {
+    let source = r#"
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+static double cpu(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+int main(void) {
+    for (int i = 0; i < 8; i++) {
+        if (fork() == 0) {
+            volatile unsigned long x = 0;
+            while (cpu() < 0.8) x++;
+            _exit(0);
+        }
+    }
+    int status;
+    while (wait(&status) > 0) {}
+    puts("all done");
+    return 0;
+}
+"#;
+    let mut p = program("c", source);
+    p.run_limits.cpu_time = Duration::from_secs(1);
+    p.run_limits.wall_time = Duration::from_secs(10);
+    let execution = run(sandbox.as_ref(), p).await;
+    let report = ran(&execution);
+    assert_eq!(report.termination, Termination::TimeLimit, "{execution:?}");
+    assert!(!stdout(&execution).contains("all done"), "{execution:?}");
+    assert!(
+        report.wall_time < Duration::from_secs(5),
+        "ended by the wall clock: {execution:?}"
+    );
+}
+
+/// Four threads spinning for 1.5 s of wall time get one core's worth of CPU
+/// time (the per-job CPU quota), not every core of the machine: measured by
+/// the kernel (the cgroup's CPU time), not by the program.
+pub async fn a_job_gets_at_most_its_cpu_share(sandbox: Arc<dyn Sandbox>) {
+    let source = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+static double start;
+static void *spin(void *arg) {
+    volatile unsigned long x = 0;
+    while (now() - start < 1.5) x++;
+    return arg;
+}
+int main(void) {
+    pthread_t threads[4];
+    start = now();
+    for (int i = 0; i < 4; i++) pthread_create(&threads[i], 0, spin, 0);
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], 0);
+    puts("done");
+    return 0;
+}
+"#;
+    let mut p = program("c", source);
+    p.run_limits.cpu_time = Duration::from_secs(20);
+    let execution = run(sandbox.as_ref(), p).await;
+    let report = ran(&execution);
+    assert!(report.succeeded(), "{execution:?}");
+    assert!(
+        report.wall_time >= Duration::from_millis(1400),
+        "{execution:?}"
+    );
+    let share = report.cpu_time.as_secs_f64() / report.wall_time.as_secs_f64();
+    assert!(
+        share <= 1.3,
+        "4 spinning threads used {share:.2} cores (cpu {:?} over wall {:?})",
+        report.cpu_time,
+        report.wall_time
     );
 }
 

@@ -55,7 +55,7 @@ fn run() -> io::Result<()> {
     sys::set_cloexec(control_fd)?;
     // Nothing else inherited is the keeper's business (bubblewrap passed the
     // descriptor of this very executable, for one).
-    sys::close_from(control_fd + 1);
+    sys::close_from(control_fd + 1)?;
     for fd in 3..control_fd {
         let _ = sys::inherited_fd(fd).map(drop);
     }
@@ -90,9 +90,9 @@ struct Keeper {
 impl Keeper {
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> io::Result<()> {
         let reply = match request {
-            Request::Clear => match self.clear() {
+            Request::Clear => match self.end_job() {
                 Ok(()) => Reply::Done,
-                Err(e) => Reply::Failed(format!("clear /work: {e}")),
+                Err(e) => Reply::Failed(e.to_string()),
             },
             Request::Run(spec) => {
                 let Ok(stdio) = <[OwnedFd; 3]>::try_from(fds) else {
@@ -147,6 +147,17 @@ impl Keeper {
             file.write_all(contents.as_bytes())?;
         }
         Ok(())
+    }
+
+    /// Ends a job: its `/work` goes, and the next job gets a network
+    /// namespace of its own, so nothing of this job's sockets (abstract
+    /// names, connections in `TIME_WAIT`, a socket cycle waiting for the
+    /// kernel's garbage collector) nor its interface counters reach it.
+    fn end_job(&mut self) -> io::Result<()> {
+        self.clear()
+            .map_err(|e| io::Error::new(e.kind(), format!("clear /work: {e}")))?;
+        sys::new_network_namespace()
+            .map_err(|e| io::Error::new(e.kind(), format!("new network namespace: {e}")))
     }
 
     fn clear(&mut self) -> io::Result<()> {
@@ -324,7 +335,9 @@ fn step_init(step: &PreparedStep<'_>, stdio: [OwnedFd; 3], status: OwnedFd) -> !
         sys::exit_now(1);
     }
     std::mem::forget(status);
-    sys::close_from(STATUS_FD + 1);
+    if sys::close_from(STATUS_FD + 1).is_err() {
+        sys::exit_now(1);
+    }
     for fd in 0..STATUS_FD {
         let _ = sys::inherited_fd(fd).map(drop);
     }
@@ -380,7 +393,7 @@ fn exec_program(step: &PreparedStep<'_>, stdio: &[OwnedFd; 3]) -> ! {
         for (target, fd) in stdio.iter().enumerate() {
             sys::dup_to(fd, target as RawFd)?;
         }
-        sys::close_from(3);
+        sys::close_from(3)?;
         sys::chdir(WORK)?;
         for &(resource, soft, hard) in step.rlimits {
             sys::setrlimit(resource, soft, hard)?;

@@ -165,11 +165,39 @@ pub(super) fn dup_to(fd: &OwnedFd, target: RawFd) -> io::Result<()> {
     check(unsafe { libc::dup2(fd.as_raw_fd(), target) }.into()).map(drop)
 }
 
-/// Closes every descriptor from `first` up.
-pub(super) fn close_from(first: RawFd) {
+/// Closes every descriptor from `first` up: with `close_range` where the
+/// kernel has it (Linux 5.9 and later), else one `close` per descriptor
+/// number the process may hold. An error means some may still be open, and
+/// the caller must not go on to run a program.
+pub(super) fn close_from(first: RawFd) -> io::Result<()> {
     // SAFETY: closing descriptors this process no longer uses; callers own
     // nothing at or above `first` that they touch afterwards.
-    unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, u32::MAX, 0) };
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, u32::MAX, 0) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EPERM) => close_each_from(first),
+        _ => Err(error),
+    }
+}
+
+/// `close_from` without `close_range`: every number below the descriptor
+/// limit (the hard one: a soft limit lowered later leaves higher ones open).
+fn close_each_from(first: RawFd) -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-pointer.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }.into())?;
+    let end = limit.rlim_max.max(limit.rlim_cur).min(1 << 20) as RawFd;
+    for fd in first.max(0)..end {
+        // SAFETY: as above; EBADF for numbers not open is expected.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
 
 pub(super) fn set_cloexec(fd: RawFd) -> io::Result<()> {
@@ -299,6 +327,46 @@ pub(super) fn inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Moves the keeper into a new network namespace of its own user namespace,
+/// with its loopback up, leaving the old one (and every socket, name and
+/// connection in it) to the kernel once no process of it is left.
+pub(super) fn new_network_namespace() -> io::Result<()> {
+    // SAFETY: unshare has no memory preconditions.
+    check(unsafe { libc::unshare(libc::CLONE_NEWNET) }.into())?;
+    loopback_up()
+}
+
+/// Brings `lo` up in this process's network namespace (what bubblewrap does
+/// for the namespace it makes), through the `SIOCSIFFLAGS` ioctl.
+fn loopback_up() -> io::Result<()> {
+    #[repr(C)]
+    struct IfreqFlags {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        /// The rest of `struct ifreq`'s union (24 bytes on 64-bit Linux).
+        _pad: [u8; 22],
+    }
+    // SAFETY: socket has no memory preconditions.
+    let fd = check(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }.into(),
+    )?;
+    // SAFETY: a new descriptor owned by no one else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let mut request = IfreqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    request.name[..2].copy_from_slice(b"lo");
+    // SAFETY: `request` is a valid, large enough `struct ifreq` for both calls.
+    unsafe {
+        check(libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request).into())?;
+        request.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request).into())?;
+    }
+    Ok(())
+}
+
 /// Moves the keeper into a mount namespace of its own user namespace.
 pub(super) fn unshare_mounts() -> io::Result<()> {
     // SAFETY: unshare has no memory preconditions.
@@ -327,4 +395,77 @@ pub(super) fn reset_signals() {
 pub(super) fn not_dumpable() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }.into()).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With `close_range` refused (as on kernels before 5.9), descriptors
+    /// above the first are still closed: in a child whose seccomp filter
+    /// answers `close_range` with ENOSYS.
+    #[test]
+    fn close_from_closes_without_close_range() {
+        // Built before the fork: the child only makes system calls.
+        let filter = [
+            // A = seccomp_data.nr
+            libc::sock_filter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            // nr == close_range ? errno(ENOSYS) : allow
+            libc::sock_filter {
+                code: 0x15,
+                jt: 0,
+                jf: 1,
+                k: libc::SYS_close_range as u32,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x0005_0000 | libc::ENOSYS as u32,
+            },
+            libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff_0000,
+            },
+        ];
+        let (read, write) = pipe().unwrap();
+        // SAFETY: the child makes raw system calls only and ends in _exit.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let code = (|| -> io::Result<i32> {
+                dup_to(&read, 700)?;
+                dup_to(&write, 701)?;
+                // SAFETY: prctl with integer arguments only.
+                check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
+                install_filter(&filter)?;
+                // SAFETY: close_range on numbers this child owns.
+                let refused = unsafe { libc::syscall(libc::SYS_close_range, 700u32, u32::MAX, 0) };
+                if refused == 0 {
+                    return Ok(2);
+                }
+                close_from(700)?;
+                // SAFETY: F_GETFD only queries.
+                let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+                Ok(if open(700) || open(701) { 1 } else { 0 })
+            })()
+            .unwrap_or(3);
+            exit_now(code);
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(libc::WIFEXITED(status), "status {status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "1: left open, 2: close_range not refused, 3: set-up failed"
+        );
+    }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use code_runner_queue::{Job, Queue, RedisQueue, RedisQueueConfig, SourceFile, TaskId};
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, Options, TestApp, BIN};
@@ -114,6 +115,81 @@ async fn requests_carry_stdin_args_files_and_limits() {
         body["detail"][0]["loc"],
         json!(["body", "files", 0, "name"])
     );
+}
+
+/// An extra file named like the program's own source (Java: after its
+/// public class), or a name given twice, is refused at the door with a 422
+/// naming the file. A job with such files queued by something that does not
+/// check them (another API version; straight into Redis here) ends as a
+/// `compile_error` naming the file, and the worker's one sandbox slot is not
+/// torn down: the next job on it runs.
+#[tokio::test]
+async fn extra_files_that_clash_with_the_source_or_each_other_are_refused() {
+    let app = spawn_app(Options {
+        worker_flags: [limited(), vec!["--concurrency".into(), "1".into()]].concat(),
+        ..limited_app()
+    })
+    .await;
+    let java = "public class Foo { public static void main(String[] a) { System.out.println(Helper.X); } }";
+    let helper = json!({"name": "Helper.java", "content": "class Helper { static int X = 42; }"});
+    let foo = json!({"name": "Foo.java", "content": "public class Foo {}"});
+    let (status, body) = post(
+        &app,
+        "",
+        json!({"language": "java", "code": java, "files": [helper, foo]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let issue = &body["detail"][0];
+    assert_eq!(issue["loc"], json!(["body", "files", 1, "name"]), "{body}");
+    assert_eq!(issue["input"], "Foo.java", "{body}");
+    assert!(
+        issue["msg"].as_str().unwrap().contains("'Foo.java'"),
+        "{body}"
+    );
+    let header = json!({"name": "a.h", "content": ""});
+    let (status, body) = post(
+        &app,
+        "",
+        json!({"language": "c", "code": "int main(void) {}", "files": [header, header]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["body", "files", 1, "name"]),
+        "{body}"
+    );
+
+    let queue = RedisQueue::connect(RedisQueueConfig {
+        key_prefix: app.prefix.clone(),
+        ..RedisQueueConfig::new(app.redis.as_ref().unwrap().url())
+    })
+    .await
+    .unwrap();
+    let mut job = Job::new(TaskId::new(), "java", java, 0);
+    job.files = [
+        ("Helper.java", "class Helper { static int X = 42; }"),
+        ("Foo.java", ""),
+    ]
+    .map(|(name, content)| SourceFile {
+        name: name.into(),
+        content: content.into(),
+    })
+    .to_vec();
+    queue.submit(&job).await.unwrap();
+    let body = app.wait_result(&job.id.to_string()).await;
+    assert_eq!(body["verdict"], "compile_error", "{body}");
+    let message = body["result"].as_str().unwrap();
+    assert!(message.contains("'Foo.java'"), "{message}");
+    assert!(!message.contains("sandbox"), "{message}");
+
+    job.id = TaskId::new();
+    job.files.truncate(1);
+    queue.submit(&job).await.unwrap();
+    let body = app.wait_result(&job.id.to_string()).await;
+    assert_eq!(body["status"], "SUCCESS", "{body}");
+    assert_eq!(body["stdout"], "42\n", "{body}");
 }
 
 #[tokio::test]

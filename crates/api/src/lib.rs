@@ -20,7 +20,8 @@
 //!   alias table built from them once at start-up;
 //! - `routes`: the router and one handler per route;
 //! - `request`: the `POST /run-code` body parser, with FastAPI/pydantic-shaped
-//!   validation errors;
+//!   validation errors; `main_file`: the name a program's own source is saved
+//!   under, which no extra file may take;
 //! - `response`: the success bodies;
 //! - `error`: the one error type, turning every failure into a stable status
 //!   and `{"detail": ...}` body;
@@ -35,6 +36,7 @@
 mod access;
 mod assets;
 mod error;
+mod main_file;
 mod openapi;
 mod request;
 mod response;

@@ -83,7 +83,8 @@ struct RunCodeRequest {
     #[schema(max_items = 64, value_type = Option<Vec<String>>)]
     args: Option<Vec<String>>,
     /// Extra source files written next to the program (headers, modules,
-    /// other classes). Their total size counts towards the code limit.
+    /// other classes), each under a name of its own. Their total size counts
+    /// towards the code limit.
     #[schema(max_items = 32)]
     files: Option<Vec<SourceFileDoc>>,
     /// Wall-clock (and CPU) limit of the run, in milliseconds; at most the
@@ -100,9 +101,11 @@ struct RunCodeRequest {
 #[derive(ToSchema)]
 #[schema(as = SourceFile)]
 struct SourceFileDoc {
-    /// A plain file name: no directories, not hidden, and not a name the
-    /// languages save programs under (`main.py`, `Main.java`, ...). A name
-    /// given twice: the last file wins.
+    /// A plain file name: no directories, not hidden, not a name the
+    /// languages save programs under (`main.py`, `Main.java`, ...), not the
+    /// name this program is saved under (Java: its public class's, e.g.
+    /// `Foo.java` for `public class Foo`), and not the name of another file
+    /// of the request.
     #[schema(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")]
     name: String,
     content: String,

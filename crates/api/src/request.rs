@@ -8,7 +8,7 @@
 //!     # added by this implementation:
 //!     stdin: str | None = None
 //!     args: list[str] | None = None           # <= 64, each <= 1024 chars, no NUL
-//!     files: list[SourceFile] | None = None   # <= 32; plain, unreserved names
+//!     files: list[SourceFile] | None = None   # <= 32; plain, unreserved, distinct names
 //!     time_limit_ms: int | None = None        # 1 ..= the server's limit
 //!     memory_limit_mb: int | None = None      # 16 ..= the server's limit
 //! ```
@@ -41,7 +41,7 @@ use axum::http::{header, HeaderMap};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use code_runner_queue::SourceFile;
+use code_runner_queue::{NameClash, SourceFile};
 
 use crate::error::{ApiError, LocPart, ValidationIssue};
 use crate::state::{ApiConfig, Languages};
@@ -133,7 +133,12 @@ pub(crate) fn parse_run_request(
                     content: f.content,
                 })
                 .collect();
-            check_files(&files, languages, &mut issues);
+            // (Only with files: reading Java's class costs a pass over the code.)
+            let main_file = language
+                .as_deref()
+                .filter(|_| !files.is_empty())
+                .and_then(|language| languages.main_file_name(language, &fast.code));
+            check_files(&files, languages, main_file.as_deref(), &mut issues);
             let limits = [
                 (fast.time_limit_ms, "time_limit_ms"),
                 (fast.memory_limit_mb, "memory_limit_mb"),
@@ -158,18 +163,6 @@ pub(crate) fn parse_run_request(
         }
         None => validate_slowly(body, languages, config)?,
     };
-    let mut request = request;
-    // A repeated name: the last file wins, as for repeated JSON keys.
-    if request.files.len() > 1 {
-        let mut seen = std::collections::HashSet::new();
-        let mut files: Vec<SourceFile> = std::mem::take(&mut request.files)
-            .into_iter()
-            .rev()
-            .filter(|f| seen.insert(f.name.clone()))
-            .collect();
-        files.reverse();
-        request.files = files;
-    }
     // After validation, as FastAPI would only get here with a valid model.
     if request.code.len() > config.max_code_bytes {
         return Err(ApiError::CodeTooLarge {
@@ -285,7 +278,13 @@ fn validate_slowly(
         Some(value) => file_list(value, &mut issues),
     };
     if let Some(files) = &files {
-        check_files(files, languages, &mut issues);
+        let main_file = match (&language, &code) {
+            (Some(language), Some(code)) if !files.is_empty() => {
+                languages.main_file_name(language, code)
+            }
+            _ => None,
+        };
+        check_files(files, languages, main_file.as_deref(), &mut issues);
     }
     let time_limit_ms = integer_field("time_limit_ms", &object, config, &mut issues);
     let memory_limit_mb = integer_field("memory_limit_mb", &object, config, &mut issues);
@@ -544,12 +543,27 @@ fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
     }
 }
 
-fn check_files(files: &[SourceFile], languages: &Languages, issues: &mut Vec<ValidationIssue>) {
+/// The files' names: each a plain name, none a name programs are saved
+/// under, none the name this program is saved under (`main_file`, when the
+/// language and code are known), none given twice. One issue per bad name,
+/// in order; a repeat is reported at its second (and later) place.
+fn check_files(
+    files: &[SourceFile],
+    languages: &Languages,
+    main_file: Option<&str>,
+    issues: &mut Vec<ValidationIssue>,
+) {
     if files.len() > MAX_FILES {
         issues.push(too_long("files", files.len(), MAX_FILES));
         return;
     }
+    let mut clashes = SourceFile::name_clashes(main_file, files)
+        .into_iter()
+        .peekable();
     for (index, file) in files.iter().enumerate() {
+        let clash = clashes
+            .next_if(|(at, _)| *at == index)
+            .map(|(_, clash)| clash);
         let loc = vec![
             LocPart::Key("body"),
             LocPart::Key("files"),
@@ -567,12 +581,34 @@ fn check_files(files: &[SourceFile], languages: &Languages, issues: &mut Vec<Val
                 input,
                 ctx: Some(json!({ "pattern": FILE_NAME_PATTERN })),
             });
+        } else if clash == Some(NameClash::MainSource) {
+            issues.push(ValidationIssue {
+                kind: "value_error",
+                loc,
+                msg: Cow::Owned(format!(
+                    "Value error, '{}' is the name this program's own source is saved under; give the extra file another name",
+                    file.name
+                )),
+                input,
+                ctx: None,
+            });
         } else if languages.is_source_file_name(&file.name) {
             issues.push(ValidationIssue {
                 kind: "value_error",
                 loc,
                 msg: Cow::Owned(format!(
                     "Value error, '{}' is reserved for programs' own source; give the extra file another name",
+                    file.name
+                )),
+                input,
+                ctx: None,
+            });
+        } else if let Some(NameClash::Repeated { first }) = clash {
+            issues.push(ValidationIssue {
+                kind: "value_error",
+                loc,
+                msg: Cow::Owned(format!(
+                    "Value error, '{}' is given twice (files {first} and {index}); each extra file needs a name of its own",
                     file.name
                 )),
                 input,

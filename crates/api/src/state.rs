@@ -4,6 +4,7 @@
 //! lookup, the "Input should be ..." text of the unknown-language error, the
 //! body limit), so the handlers only read it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -196,6 +197,14 @@ impl Languages {
     /// for every language, so the OpenAPI schema can state it.)
     pub(crate) fn is_source_file_name(&self, name: &str) -> bool {
         self.entries.iter().any(|l| l.file_name == name)
+    }
+
+    /// The name the program `code` of `language` (a canonical name) is saved
+    /// under: its `file_name`, or for Java the code's public class's
+    /// (see `main_file`).
+    pub(crate) fn main_file_name<'a>(&'a self, language: &str, code: &str) -> Option<Cow<'a, str>> {
+        let entry = &self.entries[*self.lookup.get(language)?];
+        Some(crate::main_file::main_file_name(&entry.file_name, code))
     }
 
     /// The source file names of every language (see `is_source_file_name`).

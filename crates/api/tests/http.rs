@@ -21,20 +21,22 @@ use tower::ServiceExt;
 /// The message every unknown-language error carries for the seed's table.
 const EXPECTED: &str = "'python', 'javascript', 'java', 'cpp' or 'c'";
 
-/// The seed's five languages with the aliases of the shipped language table.
+/// The seed's five languages with the aliases and file names of the shipped
+/// language table, as the binary hands them to the API (Java's with the
+/// default class name, `Main`).
 fn seed_languages() -> Vec<SupportedLanguage> {
-    let language = |name: &str, aliases: &[&str]| SupportedLanguage {
+    let language = |name: &str, aliases: &[&str], file_name: &str| SupportedLanguage {
         name: name.to_owned(),
         version: "test".to_owned(),
         aliases: aliases.iter().map(|alias| alias.to_string()).collect(),
-        file_name: format!("main.{name}"),
+        file_name: file_name.to_owned(),
     };
     vec![
-        language("python", &["py", "python3"]),
-        language("javascript", &["js", "node", "nodejs"]),
-        language("java", &[]),
-        language("cpp", &["c++", "cxx"]),
-        language("c", &[]),
+        language("python", &["py", "python3"], "main.py"),
+        language("javascript", &["js", "node", "nodejs"], "main.js"),
+        language("java", &[], "Main.java"),
+        language("cpp", &["c++", "cxx"], "main.cpp"),
+        language("c", &[], "main.c"),
     ]
 }
 
@@ -511,6 +513,120 @@ async fn an_unknown_language_is_422_enum_listing_the_supported_ones() {
     let issue = single_issue(&response);
     assert_eq!(issue["type"], "enum");
     assert_eq!(issue["input"], Value::Null);
+}
+
+#[tokio::test]
+async fn an_extra_file_named_like_the_programs_own_source_is_422_naming_it() {
+    let app = spawn_app();
+    // Java saves the program under its first public class's name: an extra
+    // `Foo.java` next to `public class Foo` would take its place.
+    let java = "import java.util.*;\npublic class Foo { public static void main(String[] a) {} }";
+    let response = app
+        .post_run(
+            json!({
+                "language": "java",
+                "code": java,
+                "files": [
+                    {"name": "Helper.java", "content": "class Helper {}"},
+                    {"name": "Foo.java", "content": "public class Foo {}"},
+                ],
+            })
+            .to_string(),
+        )
+        .await;
+    let issue = single_issue(&response);
+    assert_eq!(issue["type"], "value_error", "{issue}");
+    assert_eq!(issue["loc"], json!(["body", "files", 1, "name"]));
+    assert_eq!(issue["input"], "Foo.java");
+    let msg = issue["msg"].as_str().unwrap();
+    assert!(msg.contains("'Foo.java'"), "{msg}");
+
+    // Every language's own name, whatever the language of the request, and
+    // Java's `Main.java` when the code has no public class.
+    for (language, code, name) in [
+        ("python", "print(1)", "main.py"),
+        ("c", "int main(void) {}", "main.py"),
+        ("javascript", "", "main.js"),
+        ("cpp", "", "main.cpp"),
+        ("c", "", "main.c"),
+        (
+            "java",
+            "class A { public static void main(String[] a) {} }",
+            "Main.java",
+        ),
+    ] {
+        let body = json!({"language": language, "code": code,
+                          "files": [{"name": name, "content": ""}]});
+        let response = app.post_run(body.to_string()).await;
+        let issue = single_issue(&response);
+        assert_eq!(issue["loc"], json!(["body", "files", 0, "name"]), "{body}");
+        assert_eq!(issue["input"], name, "{body}");
+    }
+    // The slow path (another field is wrong too) finds it as well.
+    let response = app
+        .post_run(
+            json!({"language": "java", "code": java, "stdin": 5,
+                   "files": [{"name": "Foo.java", "content": ""}]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let locs: Vec<&Value> = response.body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|issue| &issue["loc"])
+        .collect();
+    assert_eq!(
+        locs,
+        [
+            &json!(["body", "stdin"]),
+            &json!(["body", "files", 0, "name"])
+        ]
+    );
+
+    // Another Java class may have its own file.
+    let response = app
+        .post_run(
+            json!({"language": "java", "code": java,
+                   "files": [{"name": "Helper.java", "content": "class Helper {}"}]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    let job = app.reserve_one().await.job;
+    assert_eq!(job.files.len(), 1);
+}
+
+#[tokio::test]
+async fn an_extra_file_name_given_twice_is_422_naming_the_repeat() {
+    let app = spawn_app();
+    let response = app
+        .post_run(
+            json!({
+                "language": "c",
+                "code": "#include \"a.h\"\nint main(void) {}",
+                "files": [
+                    {"name": "a.h", "content": "#define A 1"},
+                    {"name": "b.h", "content": ""},
+                    {"name": "a.h", "content": "#define A 2"},
+                ],
+            })
+            .to_string(),
+        )
+        .await;
+    let issue = single_issue(&response);
+    assert_eq!(issue["type"], "value_error", "{issue}");
+    assert_eq!(issue["loc"], json!(["body", "files", 2, "name"]));
+    assert_eq!(issue["input"], "a.h");
+    let msg = issue["msg"].as_str().unwrap();
+    assert!(msg.contains("'a.h'") && msg.contains("twice"), "{msg}");
+    let queued = app
+        .queue
+        .reserve("test-worker", 10, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert!(queued.is_empty(), "nothing is queued");
 }
 
 #[tokio::test]

@@ -91,9 +91,43 @@ impl Job {
 /// An extra source file of a multi-file program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceFile {
-    /// A plain file name (no directories), checked by the API.
+    /// A plain file name (no directories), checked by the API; never the
+    /// name of the main source nor of another file of the job (see
+    /// [`SourceFile::name_clashes`]).
     pub name: String,
     pub content: String,
+}
+
+/// Why an extra file's name cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameClash {
+    /// It is the name the program's own source is saved under.
+    MainSource,
+    /// An earlier file of the job (at this index) has the same name.
+    Repeated { first: usize },
+}
+
+impl SourceFile {
+    /// The files of `files` whose names cannot be used, by index, in order:
+    /// each file is written next to the main source (saved as `main_file`,
+    /// when it is known) under its own name, so two files of one name would
+    /// silently keep one, and a file named like the main source would take
+    /// its place. The API refuses such a request; a worker refuses such a
+    /// job (queued by another API version) before it reaches the sandbox.
+    pub fn name_clashes(main_file: Option<&str>, files: &[SourceFile]) -> Vec<(usize, NameClash)> {
+        let mut first_of = std::collections::HashMap::with_capacity(files.len());
+        let mut clashes = Vec::new();
+        for (index, file) in files.iter().enumerate() {
+            if main_file == Some(file.name.as_str()) {
+                clashes.push((index, NameClash::MainSource));
+            } else if let Some(&first) = first_of.get(file.name.as_str()) {
+                clashes.push((index, NameClash::Repeated { first }));
+            } else {
+                first_of.insert(file.name.as_str(), index);
+            }
+        }
+        clashes
+    }
 }
 
 /// Where a task is: waiting or running, or finished with a result.
@@ -204,5 +238,34 @@ impl JobResult {
             language: String::new(),
             language_version: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_clashes_are_the_main_sources_name_and_every_repeat() {
+        let files: Vec<SourceFile> = ["a.h", "Foo.java", "b.h", "a.h", "a.h"]
+            .into_iter()
+            .map(|name| SourceFile {
+                name: name.into(),
+                content: String::new(),
+            })
+            .collect();
+        assert_eq!(
+            SourceFile::name_clashes(Some("Foo.java"), &files),
+            [
+                (1, NameClash::MainSource),
+                (3, NameClash::Repeated { first: 0 }),
+                (4, NameClash::Repeated { first: 0 }),
+            ]
+        );
+        assert_eq!(
+            SourceFile::name_clashes(None, &files[..2]),
+            [],
+            "no main source known: only repeats"
+        );
     }
 }

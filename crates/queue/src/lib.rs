@@ -45,7 +45,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use embedded::EmbeddedQueue;
-pub use job::{Job, JobResult, SourceFile, TaskId, TaskState, Verdict};
+pub use job::{Job, JobResult, NameClash, SourceFile, TaskId, TaskState, Verdict};
 pub use redis_queue::{RedisQueue, RedisQueueConfig, COMMAND_DEADLINE};
 
 /// A job handed to one worker, with what that worker needs to acknowledge it.

@@ -14,14 +14,15 @@
 
 mod leases;
 mod report;
+mod sources;
 mod verdict;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use code_runner_queue::{Delivery, JobResult, Queue, Redelivery};
-use code_runner_sandbox::{LanguageTable, Limits, Program, Sandbox};
+use code_runner_queue::{Delivery, Job, JobResult, Queue, Redelivery, Verdict};
+use code_runner_sandbox::{Language, LanguageTable, Limits, Program, Sandbox};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -331,32 +332,15 @@ impl Worker {
                     ),
                     Some(language) => {
                         let run_limits = job_limits(&delivery.job, run_limits);
-                        let program = Program {
-                            language: language.clone(),
-                            source: delivery.job.code.clone(),
-                            stdin: delivery.job.stdin.clone().into_bytes(),
-                            args: delivery.job.args.clone(),
-                            files: delivery
-                                .job
-                                .files
-                                .iter()
-                                .map(|f| (f.name.clone(), f.content.clone()))
-                                .collect(),
-                            compile_limits,
-                            run_limits,
-                        };
-                        let mut result = match sandbox.execute(program).await {
-                            Ok(execution) => {
-                                job_result(&execution, &run_limits, started_at_ms, now_ms())
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %error_chain(&e), "sandbox failed");
-                                JobResult::internal_error(
-                                    format!("sandbox failed: {e}"),
-                                    started_at_ms,
-                                )
-                            }
-                        };
+                        let limits = (run_limits, compile_limits);
+                        let mut result = execute(
+                            sandbox.as_ref(),
+                            language,
+                            &delivery.job,
+                            limits,
+                            started_at_ms,
+                        )
+                        .await;
                         result.language_version = language.version.clone();
                         result
                     }
@@ -378,6 +362,44 @@ impl Worker {
                 abort,
             },
         );
+    }
+}
+
+/// Runs the job's program in the sandbox (`limits`: run, compile) and turns
+/// what happened into its result; or, when its extra files cannot be set up
+/// next to its source, refuses it without reaching the sandbox (`sources`).
+async fn execute(
+    sandbox: &dyn Sandbox,
+    language: &Arc<Language>,
+    job: &Job,
+    (run_limits, compile_limits): (Limits, Limits),
+    started_at_ms: u64,
+) -> JobResult {
+    if let Some(message) = sources::refusal(language, job, &run_limits) {
+        tracing::info!(%message, "job refused: its extra files cannot be set up");
+        let mut result = JobResult::internal_error(message, started_at_ms);
+        result.verdict = Verdict::CompileError;
+        return result;
+    }
+    let program = Program {
+        language: language.clone(),
+        source: job.code.clone(),
+        stdin: job.stdin.clone().into_bytes(),
+        args: job.args.clone(),
+        files: job
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.content.clone()))
+            .collect(),
+        compile_limits,
+        run_limits,
+    };
+    match sandbox.execute(program).await {
+        Ok(execution) => job_result(&execution, &run_limits, started_at_ms, now_ms()),
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "sandbox failed");
+            JobResult::internal_error(format!("sandbox failed: {e}"), started_at_ms)
+        }
     }
 }
 

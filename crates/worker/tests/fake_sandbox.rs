@@ -1,0 +1,102 @@
+//! What the worker itself decides, with a fake sandbox standing in for a
+//! real one (no root needed): what a user is told when the sandbox fails,
+//! and the jobs it refuses before they reach the sandbox at all.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use code_runner_queue::{
+    EmbeddedQueue, Job, JobResult, Queue, SourceFile, TaskId, TaskState, Verdict,
+};
+use code_runner_sandbox::{Execution, LanguageTable, Program, Sandbox, SandboxError};
+use code_runner_worker::{Worker, WorkerConfig};
+
+/// A sandbox that fails every program the way the native one fails when a
+/// slot cannot be set up: with an error that names host paths.
+#[derive(Default)]
+struct FailingSandbox {
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Sandbox for FailingSandbox {
+    async fn execute(&self, _program: Program) -> Result<Execution, SandboxError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Err(SandboxError::Setup {
+            what: "slot keeper: prepare /work/slot-3/Foo.java under /sys/fs/cgroup/code-runner-42"
+                .into(),
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "File exists"),
+        })
+    }
+}
+
+/// Runs every queued job on a one-slot worker and returns its final result.
+async fn run_one(sandbox: Arc<FailingSandbox>, job: &Job) -> JobResult {
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(60)));
+    queue.submit(job).await.unwrap();
+    let config = WorkerConfig {
+        poll_wait: Duration::from_millis(100),
+        ..WorkerConfig::new(1)
+    };
+    let mut worker = Worker::new(
+        queue.clone(),
+        sandbox,
+        Arc::new(LanguageTable::builtin()),
+        config,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        worker.try_execute_jobs().await.unwrap();
+        worker.wait_idle().await;
+        if let Some(TaskState::Done(result)) = queue.state(&job.id).await.unwrap() {
+            return result;
+        }
+        assert!(Instant::now() < deadline, "task {} never finished", job.id);
+    }
+}
+
+/// A job with an extra file that would take the main source's place (or a
+/// name given twice, or not a plain name), as an API that does not refuse
+/// them could queue: the worker answers it itself, as the user's mistake,
+/// and the sandbox never sees it.
+#[tokio::test]
+async fn extra_files_that_clash_are_refused_before_the_sandbox() {
+    let file = |name: &str| SourceFile {
+        name: name.into(),
+        content: String::new(),
+    };
+    let java = "public class Foo { public static void main(String[] a) {} }";
+    let cases = [
+        (
+            "java",
+            java,
+            vec![file("Helper.java"), file("Foo.java")],
+            "Foo.java",
+        ),
+        ("java", "class A {}", vec![file("Main.java")], "Main.java"),
+        ("python", "print(1)", vec![file("main.py")], "main.py"),
+        ("c", "", vec![file("a.h"), file("a.h")], "a.h"),
+        ("c", "", vec![file("../a.h")], "../a.h"),
+    ];
+    for (language, code, files, culprit) in cases {
+        let sandbox = Arc::new(FailingSandbox::default());
+        let mut job = Job::new(TaskId::new(), language, code, 0);
+        job.files = files;
+        let result = run_one(sandbox.clone(), &job).await;
+        assert_eq!(
+            sandbox.calls.load(Ordering::SeqCst),
+            0,
+            "{culprit}: {result:?}"
+        );
+        assert_eq!(
+            result.verdict,
+            Verdict::CompileError,
+            "{culprit}: {result:?}"
+        );
+        let message = result.message.unwrap();
+        assert!(message.contains(&format!("'{culprit}'")), "{message}");
+    }
+}

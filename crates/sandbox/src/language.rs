@@ -60,9 +60,6 @@ pub struct Language {
     pub mounts: Vec<PathBuf>,
     #[serde(default)]
     pub main_from: MainFrom,
-    /// Text on stderr by which a managed runtime says it ran out of memory.
-    #[serde(default)]
-    pub memory_error_marker: Option<String>,
 }
 
 /// Values substituted into a language's templates for one job.
@@ -79,6 +76,7 @@ impl Substitutions {
             .replace("{main}", &self.main)
             .replace("{memory_mb}", &self.memory_mb.to_string())
             .replace("{heap_mb}", &heap_mb.to_string())
+            .replace("{runtime_heap_mb}", &(self.memory_mb * 2).to_string())
     }
 }
 
@@ -364,7 +362,9 @@ mod tests {
         };
         assert_eq!(java.source_file(&subs), "Solution.java");
         let run = java.run_command(&subs);
-        assert!(run.contains(&"-Xmx128m".to_string()));
+        // Above the limit: the kernel's cgroup, not the JVM, ends a program
+        // that uses too much.
+        assert!(run.contains(&"-Xmx512m".to_string()));
         assert_eq!(run.last().unwrap(), "Solution");
     }
 

@@ -9,7 +9,7 @@ pub enum Termination {
     Exited,
     /// The wall-clock or the CPU-time limit ran out.
     TimeLimit,
-    /// The memory cgroup killed a process, or the runtime reported running out.
+    /// The memory cgroup killed a process (the kernel's OOM count).
     MemoryLimit,
     /// Output went past the cap; the sandbox was killed.
     OutputLimit,
@@ -53,27 +53,23 @@ pub struct Execution {
 
 /// What a backend observed about a finished step, to classify it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Observed<'a> {
+pub(crate) struct Observed {
     pub output_exceeded: bool,
     pub timed_out: bool,
     pub signal: Option<i32>,
     pub cpu_time: Duration,
     pub oom_kills: u64,
-    pub stderr: &'a [u8],
-    /// Text on stderr by which the language's runtime says it ran out of memory.
-    pub memory_marker: Option<&'a str>,
 }
 
 impl Termination {
     /// Why a step ended. A limit the sandbox enforced outranks how the
     /// program then ended; memory before time, since running out of memory
     /// often leaves a program stuck until the clock runs out. Every backend
-    /// classifies with this one function.
-    pub(crate) fn classify(seen: &Observed<'_>, cpu_limit: Duration) -> Self {
-        let ran_out_of_memory = seen.oom_kills > 0
-            || seen
-                .memory_marker
-                .is_some_and(|marker| contains(seen.stderr, marker.as_bytes()));
+    /// classifies with this one function, and only from what the kernel and
+    /// the supervisor saw: the memory verdict is the memory cgroup's OOM
+    /// count, never text the program printed.
+    pub(crate) fn classify(seen: &Observed, cpu_limit: Duration) -> Self {
+        let ran_out_of_memory = seen.oom_kills > 0;
         if seen.output_exceeded {
             Termination::OutputLimit
         } else if ran_out_of_memory {
@@ -87,8 +83,4 @@ impl Termination {
             Termination::Exited
         }
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -261,10 +261,9 @@ impl NativeSandbox {
                 argv,
                 limits: &program.compile_limits,
                 stdin: Vec::new(),
-                memory_marker: None,
                 workspace: workspace.take(),
             };
-            let report = run_step(process, step).await?;
+            let report = run_step(process, step, self.cpu_rate()).await?;
             let succeeded = report.succeeded();
             compile = Some(report);
             if !succeeded {
@@ -280,11 +279,10 @@ impl NativeSandbox {
             },
             limits: &program.run_limits,
             stdin: program.stdin.clone(),
-            memory_marker: language.memory_error_marker.as_deref(),
             workspace: workspace.take(),
         };
-        let run = run_step(process, step).await?;
-        process.clear().await?;
+        let run = run_step(process, step, self.cpu_rate()).await?;
+        process.begin_clear().await;
         Ok(Execution {
             compile,
             run: Some(run),
@@ -365,8 +363,6 @@ async fn run_step(
             signal: end.signal,
             cpu_time,
             oom_kills: stats.oom_kills,
-            stderr: &seen.stderr,
-            memory_marker: step.memory_marker,
         },
         limits.cpu_time,
     );
@@ -428,7 +424,6 @@ struct Step<'a> {
     argv: Vec<String>,
     limits: &'a Limits,
     stdin: Vec<u8>,
-    memory_marker: Option<&'a str>,
     workspace: Option<Workspace>,
 }
 

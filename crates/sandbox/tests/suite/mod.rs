@@ -298,6 +298,10 @@ pub async fn memory_limit_kills(sandbox: Arc<dyn Sandbox>) {
     assert!(!stdout(&execution).contains("allocated"));
 }
 
+/// A JVM and Node that fill their memory are ended by the kernel's memory
+/// cgroup (their heaps may grow to the whole limit, so the cgroup is what
+/// stops them), and that alone makes the memory verdict: a program that
+/// merely prints the runtimes' out-of-memory messages is not `MemoryLimit`.
 pub async fn java_and_node_work_under_the_memory_limit(sandbox: Arc<dyn Sandbox>) {
     let java = "public class Main { public static void main(String[] a) { byte[][] keep = new byte[1000][]; \
                 for (int i = 0; i < 1000; i++) keep[i] = new byte[1024 * 1024]; System.out.println(keep.length); } }";
@@ -314,6 +318,25 @@ pub async fn java_and_node_work_under_the_memory_limit(sandbox: Arc<dyn Sandbox>
         Termination::MemoryLimit,
         "{execution:?}"
     );
+    let fakers = [
+        ("java", "public class Main { public static void main(String[] a) { \
+                  System.err.println(\"Exception in thread \\\"main\\\" java.lang.OutOfMemoryError: Java heap space\"); System.exit(1); } }"),
+        ("javascript", "console.error('FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory'); process.exit(134)"),
+        ("python", "import sys\nprint('MemoryError', file=sys.stderr)\nsys.exit(1)"),
+    ];
+    for (language, source) in fakers {
+        let execution = run(sandbox.as_ref(), program(language, source)).await;
+        let report = ran(&execution);
+        assert_eq!(
+            report.termination,
+            Termination::Exited,
+            "{language}: {execution:?}"
+        );
+        assert!(
+            report.exit_code.is_some_and(|code| code != 0),
+            "{language}: {execution:?}"
+        );
+    }
 }
 
 pub async fn output_is_capped(sandbox: Arc<dyn Sandbox>) {

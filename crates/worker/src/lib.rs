@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use code_runner_queue::{Delivery, Job, JobResult, Queue, Redelivery, Verdict};
+use code_runner_queue::{Delivery, Job, JobResult, Queue, Redelivery, TaskId, Verdict};
 use code_runner_sandbox::{Language, LanguageTable, Limits, Program, Sandbox};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -368,6 +368,11 @@ impl Worker {
 /// Runs the job's program in the sandbox (`limits`: run, compile) and turns
 /// what happened into its result; or, when its extra files cannot be set up
 /// next to its source, refuses it without reaching the sandbox (`sources`).
+///
+/// A failure of the sandbox itself is logged in full, with the task id, for
+/// the operator; the user is told only that it happened and the task id to
+/// quote: the error names host paths (cgroups, the slot's directories) and
+/// the sandbox's internals, which are none of a client's business.
 async fn execute(
     sandbox: &dyn Sandbox,
     language: &Arc<Language>,
@@ -397,10 +402,15 @@ async fn execute(
     match sandbox.execute(program).await {
         Ok(execution) => job_result(&execution, &run_limits, started_at_ms, now_ms()),
         Err(e) => {
-            tracing::error!(error = %error_chain(&e), "sandbox failed");
-            JobResult::internal_error(format!("sandbox failed: {e}"), started_at_ms)
+            tracing::error!(task_id = %job.id, error = %error_chain(&e), "sandbox failed");
+            JobResult::internal_error(sandbox_failure_message(&job.id), started_at_ms)
         }
     }
+}
+
+/// What the user reads when the sandbox failed running their task.
+pub fn sandbox_failure_message(id: &TaskId) -> String {
+    format!("Internal error: the sandbox failed (task {id}); the operator's logs have the details")
 }
 
 /// Stores a job's result, retrying with back-off while the queue is

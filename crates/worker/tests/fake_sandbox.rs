@@ -58,6 +58,23 @@ async fn run_one(sandbox: Arc<FailingSandbox>, job: &Job) -> JobResult {
     }
 }
 
+#[tokio::test]
+async fn a_sandbox_failure_tells_the_user_the_task_id_and_no_host_path() {
+    let sandbox = Arc::new(FailingSandbox::default());
+    let job = Job::new(TaskId::new(), "python", "print(1)", 0);
+    let result = run_one(sandbox.clone(), &job).await;
+    assert_eq!(sandbox.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(result.verdict, Verdict::InternalError);
+    let message = result.message.unwrap();
+    assert!(message.contains(&job.id.to_string()), "{message}");
+    assert!(
+        !message.contains('/'),
+        "a host path reached the user: {message}"
+    );
+    assert!(!message.contains("prepare"), "{message}");
+    assert_eq!(result.language, "python");
+}
+
 /// A job with an extra file that would take the main source's place (or a
 /// name given twice, or not a plain name), as an API that does not refuse
 /// them could queue: the worker answers it itself, as the user's mistake,

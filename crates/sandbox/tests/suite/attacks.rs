@@ -431,47 +431,50 @@ async fn ends_at_the_memory_limit(sandbox: &dyn Sandbox, program: Program) {
     still_serves(sandbox).await;
 }
 
+/// Filling `/tmp`, `/work` and `/dev/shm`, and their inodes, stops at the
+/// tmpfs limits: the scratch size (16 MiB here) is well below the file-size
+/// limit (64 MiB), so a fill that ends with `ENOSPC` near 16 MiB was ended
+/// by the tmpfs size and nothing else.
 pub async fn disk_and_inode_fills_stop_at_their_limits(sandbox: Arc<dyn Sandbox>) {
     let source = r#"
-import os
+import errno, os
 def fill(directory):
     total = 0
     chunk = b'x' * (1 << 20)
+    error = None
     try:
         with open(os.path.join(directory, 'fill'), 'wb') as f:
             while total < (1 << 31):
                 f.write(chunk); f.flush(); total += len(chunk)
-    except OSError:
-        pass
+    except OSError as e:
+        error = e.errno
     try: os.unlink(os.path.join(directory, 'fill'))
     except OSError: pass
-    return total >> 20
+    return total >> 20, error
 for d in ['/tmp', '/work', '/dev/shm']:
-    mib = fill(d)
-    if mib > 100:
-        print('filled', d, mib, 'MiB')
+    mib, error = fill(d)
+    if not (8 <= mib <= 16) or error != errno.ENOSPC:
+        print('filled', d, mib, 'MiB, then', errno.errorcode.get(error, error))
 n = 0
+error = None
 try:
     while n < 1000000:
         open('/work/i%d' % n, 'w').close(); n += 1
-except OSError:
-    pass
-if n > 10000:
-    print('inodes', n)
+except OSError as e:
+    error = e.errno
+if not (1000 <= n <= 4096) or error != errno.ENOSPC:
+    print('inodes', n, errno.errorcode.get(error, error))
 "#;
     let mut p = quick("python", source);
     p.run_limits.wall_time = Duration::from_secs(10);
     p.run_limits.cpu_time = Duration::from_secs(10);
+    for limits in [&mut p.run_limits, &mut p.compile_limits] {
+        limits.scratch_bytes = 16 << 20;
+        limits.file_size_bytes = 64 << 20;
+    }
     let execution = run(sandbox.as_ref(), p).await;
     let report = ran(&execution);
-    // /dev/shm is memory: the memory limit may end the program first.
-    assert!(
-        matches!(
-            report.termination,
-            Termination::Exited | Termination::MemoryLimit
-        ),
-        "{execution:?}"
-    );
+    assert_eq!(report.termination, Termination::Exited, "{execution:?}");
     assert_eq!(stdout(&execution), "", "{execution:?}");
     still_serves(sandbox.as_ref()).await;
 }

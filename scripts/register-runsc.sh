@@ -1,37 +1,66 @@
 #!/usr/bin/env bash
-# Registers gVisor's runsc (Debian's `runsc` package) as an OCI runtime of
-# the local Docker engine, so that the docker backend's tests run a job under
-# a runtime other than the default one and inspect it there. Idempotent:
-# nothing happens when the engine already lists `runsc`.
+# Registers gVisor's runsc (Debian 12's `runsc` package, bookworm/main) as an
+# OCI runtime of the local Docker engine, so that the docker backend's tests
+# run a job under a runtime other than the default one and inspect it there
+# (crates/sandbox/tests/docker.rs, configured_runtime_reaches_the_container,
+# which fails when the runtime is not registered). Idempotent: nothing
+# happens when the engine already lists `runsc`.
 #
-# It adds {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}
+# It installs the package when /usr/bin/runsc is missing, adds
+# {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=none"]}}
 # to /etc/docker/daemon.json (a backup is kept next to it) and makes the
 # engine reload it with SIGHUP (runtimes reload without a restart, so running
 # containers are untouched). `--network=none`: job containers have no network,
 # and gVisor's own network stack then needs nothing from the host.
 #
-# Best effort: if anything fails, the file is restored and the script exits 0
-# (the tests then use runc). Needs root.
-set -uo pipefail
+# Fails (exit 1, saying why) when runsc cannot be installed or the engine does
+# not take it; daemon.json is then restored. Needs root.
+set -euo pipefail
 
-if docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
-  exit 0
-fi
 log() { printf '[register-runsc] %s\n' "$*" >&2; }
-if [ ! -x /usr/bin/runsc ]; then
-  log "installing Debian's runsc (gVisor)"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends runsc; } >/dev/null 2>&1 ||
-    { log "cannot install runsc; the tests use runc only"; exit 0; }
-fi
-config=/etc/docker/daemon.json
-pidfile=/var/run/docker.pid
-if [ ! -s "$pidfile" ]; then
-  log "no $pidfile: not registering runsc"
+fail() { log "FAILED: $*"; exit 1; }
+registered() { docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; }
+
+docker info >/dev/null 2>&1 || fail "no Docker engine answers (docker info)"
+if registered; then
   exit 0
 fi
+if [ ! -x /usr/bin/runsc ]; then
+  log "installing Debian's runsc package (gVisor)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -qq --no-install-recommends runsc >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    if ! apt-get install -y -qq --no-install-recommends runsc >/dev/null; then
+      candidate=$(apt-cache policy runsc 2>/dev/null | awk '/Candidate:/ { print $2; exit }' || true)
+      fail "cannot install Debian's runsc package (apt's candidate: ${candidate:-none})"
+    fi
+  fi
+fi
+/usr/bin/runsc --version >/dev/null 2>&1 || fail "/usr/bin/runsc does not run"
+
+# The engine's process, to reload its configuration.
+dockerd_pid=""
+if [ -s /var/run/docker.pid ]; then
+  dockerd_pid=$(cat /var/run/docker.pid)
+elif command -v pidof >/dev/null 2>&1; then
+  dockerd_pid=$(pidof dockerd || true)
+fi
+case "$dockerd_pid" in
+  '' | *' '*) fail "cannot find the one dockerd process to reload (no /var/run/docker.pid)" ;;
+esac
+
+config=/etc/docker/daemon.json
 backup=$config.code-runner-backup
-[ -f "$config" ] && cp "$config" "$backup"
+mkdir -p /etc/docker
+had_config=0
+if [ -f "$config" ]; then
+  cp "$config" "$backup"
+  had_config=1
+fi
+restore() {
+  if [ "$had_config" = 1 ]; then cp "$backup" "$config"; else rm -f "$config"; fi
+  kill -HUP "$dockerd_pid" 2>/dev/null || true
+}
 if ! /usr/bin/python3 - "$config" <<'EOF'
 import json, os, sys
 path = sys.argv[1]
@@ -45,15 +74,16 @@ with open(path + ".tmp", "w") as f:
 os.replace(path + ".tmp", path)
 EOF
 then
-  log "cannot update $config; the tests use runc only"
-  [ -f "$backup" ] && cp "$backup" "$config"
-  exit 0
+  restore
+  fail "cannot update $config"
 fi
-kill -HUP "$(cat "$pidfile")"
-for _ in $(seq 50); do
-  docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"' && { log "runsc registered"; exit 0; }
+kill -HUP "$dockerd_pid"
+for _ in $(seq 100); do
+  if registered; then
+    log "runsc registered with the engine"
+    exit 0
+  fi
   sleep 0.1
 done
-log "the engine did not take runsc; restoring $config"
-[ -f "$backup" ] && cp "$backup" "$config" && kill -HUP "$(cat "$pidfile")"
-exit 0
+restore
+fail "the engine did not take runsc after a reload; $config restored"

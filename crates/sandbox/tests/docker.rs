@@ -161,20 +161,33 @@ mod attacks {
     every_attack_test!(attack_tests);
 }
 
-/// The configured runtime is the one the engine starts the job containers
-/// with: a registered runtime other than the engine's default when there is
-/// one (kata or runsc where installed), so the setting is seen to apply.
+/// The runtime this test runs a job under: `CODE_RUNNER_DOCKER_OTHER_RUNTIME`,
+/// by default gVisor's `runsc` (`scripts/register-runsc.sh` installs and
+/// registers it).
+fn other_runtime() -> String {
+    std::env::var("CODE_RUNNER_DOCKER_OTHER_RUNTIME").unwrap_or_else(|_| "runsc".into())
+}
+
+/// A configured runtime other than the engine's default reaches the job
+/// containers, and a job runs under it. The runtime must be registered with
+/// the engine: the test fails (never falls back to runc) when it is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_runtime_reaches_the_container() {
     let docker = engine().await;
     let info = docker.info().await.unwrap();
     let default = info.default_runtime.clone().unwrap_or_default();
-    let registered: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
-    let chosen = ["kata", "runsc", "io.containerd.runc.v2", "runc"]
-        .into_iter()
-        .find(|r| registered.iter().any(|x| x == r) && (*r != default || *r == "runc"))
-        .unwrap_or("runc")
-        .to_string();
+    let mut registered: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+    registered.sort();
+    let chosen = other_runtime();
+    assert!(
+        registered.contains(&chosen),
+        "runtime {chosen:?} is not registered with the engine (it has {registered:?}): \
+         run scripts/register-runsc.sh, or name a registered one in CODE_RUNNER_DOCKER_OTHER_RUNTIME"
+    );
+    assert_ne!(
+        chosen, default,
+        "{chosen:?} is the engine's default runtime: the test would not show the setting applies"
+    );
     let config = DockerConfig {
         runtime: chosen.clone(),
         pool_size: 1,

@@ -4,7 +4,8 @@ by Selenium through Debian's chromedriver (no driver download).
 Usage: python playground.py http://127.0.0.1:PORT
 Loads the page, picks Python, types a program (through the keyboard, so the
 textarea's Tab handling is exercised), gives it stdin, clicks Run and waits
-for its output, verdict, time and memory; then runs a failing C program.
+for its output, verdict, time and memory (and shows an unknown peak memory,
+`null`, as unknown); then runs a failing C program.
 """
 
 import sys
@@ -47,6 +48,14 @@ try:
     assert "ms wall" in driver.find_element(By.ID, "time").text
     assert "MiB" in driver.find_element(By.ID, "memory").text
     assert driver.find_element(By.ID, "status").text.startswith("Finished")
+
+    # A peak the sandbox could not measure is null in the answer: the page
+    # says it is unknown rather than showing 0.0 MiB.
+    driver.execute_script(
+        "showResult({status: 'SUCCESS', result: {output: 'x'}, verdict: 'ok', stdout: 'x',"
+        " stderr: '', wall_time_ms: 5, cpu_time_ms: 3, memory_peak_kib: null, exit_code: 0})")
+    memory = driver.find_element(By.ID, "memory").text
+    assert "MiB" not in memory and "unknown" in memory, repr(memory)
 
     # A C program that fails: stderr, verdict and exit code are shown.
     Select(driver.find_element(By.ID, "language")).select_by_value("c")

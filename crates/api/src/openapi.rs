@@ -200,7 +200,8 @@ struct TaskStatusDoc {
     wall_time_ms: Option<u64>,
     #[schema(required = false)]
     cpu_time_ms: Option<u64>,
-    /// Peak memory of the program's process tree.
+    /// Peak memory of the program's process tree, in KiB; `null` when the
+    /// sandbox could not measure it (never a made-up 0).
     #[schema(required = false)]
     memory_peak_kib: Option<u64>,
     /// When the task was submitted (ms since the Unix epoch).
@@ -583,6 +584,23 @@ mod tests {
             }
         }
         assert_eq!(properties.len(), 19, "a documented field no answer has?");
+    }
+
+    /// A peak the sandbox could not measure is `null` in answers, so the
+    /// schema must allow it (OpenAPI 3.1: `type: [integer, null]`).
+    #[test]
+    fn unknown_peak_memory_is_nullable_in_the_schema() {
+        let doc = doc();
+        let field = &doc["components"]["schemas"]["TaskStatus"]["properties"]["memory_peak_kib"];
+        let types = field["type"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{field}"));
+        assert!(types.contains(&json!("integer")), "{field}");
+        assert!(types.contains(&json!("null")), "{field}");
+        assert!(
+            field["description"].as_str().unwrap().contains("`null`"),
+            "{field}"
+        );
     }
 
     #[test]

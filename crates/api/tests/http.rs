@@ -302,6 +302,23 @@ async fn a_successful_task_answers_the_seed_shape_plus_details() {
 }
 
 #[tokio::test]
+async fn an_unknown_peak_memory_answers_null_not_zero() {
+    let app = spawn_app();
+    let task_id = app.submit("python", "print(1)").await;
+    let delivery = app.reserve_one().await;
+    let result = JobResult {
+        memory_peak_kib: None,
+        ..finished(Verdict::Ok)
+    };
+    app.queue.complete(&delivery, &result).await.unwrap();
+
+    let response = app.get(&format!("/results/{task_id}")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let body = response.body.as_object().unwrap();
+    assert_eq!(body.get("memory_peak_kib"), Some(&Value::Null), "{body:?}");
+}
+
+#[tokio::test]
 async fn a_failed_task_answers_its_message_as_the_seed_result() {
     let app = spawn_app();
     let task_id = app.submit("cpp", "int main( {").await;

@@ -159,8 +159,11 @@ function showResult(body) {
   if (body.wall_time_ms !== undefined) {
     ui.time.textContent = `${body.wall_time_ms} ms wall, ${body.cpu_time_ms} ms cpu`;
   }
-  if (body.memory_peak_kib !== undefined) {
+  // `null` when the sandbox could not measure it: not a peak of 0.
+  if (typeof body.memory_peak_kib === "number") {
     ui.memory.textContent = `· ${(body.memory_peak_kib / 1024).toFixed(1)} MiB`;
+  } else if (body.memory_peak_kib === null) {
+    ui.memory.textContent = "· memory unknown";
   }
   if (body.exit_code !== null && body.exit_code !== undefined) {
     ui.exit.textContent = `· exit ${body.exit_code}`;

@@ -4,6 +4,11 @@
 # the answers, and brings it all down again (on failure too, with the logs).
 # Then checks that the worker left no job container behind.
 #
+# Before the jobs it checks the worker's job containers (the pooled ones):
+# each runs as a uid of its own, and, on an engine that nests containers in
+# a container (cgroupfs driver, cgroup v1), its cgroup is under the worker's,
+# so the service's cpus and memory limits bound the jobs too.
+#
 # Uses `docker compose` (v2) when present, else `docker-compose` (v1). Adds
 # docker-compose.small-host.yml when the host has fewer than 16 cores: the
 # engine refuses a CPU limit above the host's count.
@@ -74,6 +79,39 @@ worker_instance=$(docker inspect --format '{{.Config.Hostname}}' "$worker_id")
 nano_cpus=$(docker inspect --format '{{.HostConfig.NanoCpus}}' "$worker_id")
 memory=$(docker inspect --format '{{.HostConfig.Memory}}' "$worker_id")
 log "worker $worker_instance: cpus $((nano_cpus / 1000000000)), memory $((memory / 1024 / 1024)) MiB"
+
+# The worker's pooled job containers (it fills its pools at start-up).
+job_ids=""
+for _ in $(seq 120); do
+  job_ids=$(docker ps -q --filter "label=code-runner.instance=$worker_instance")
+  [ "$(printf '%s\n' $job_ids | grep -c .)" -ge 2 ] && break
+  sleep 0.5
+done
+[ -n "$job_ids" ] || { echo "scripts/compose-smoke.sh: the worker started no job container" >&2; exit 1; }
+uids=$(for id in $job_ids; do docker inspect --format '{{index .Config.Labels "code-runner.uid"}} {{.Config.User}}' "$id"; done)
+if [ "$(printf '%s\n' "$uids" | awk '{print $1}' | sort | uniq -d)" != "" ] ||
+  printf '%s\n' "$uids" | awk '{ split($2, u, ":"); if (u[1] != $1 || $1 < 1000) bad = 1 } END { exit !bad }'; then
+  echo "scripts/compose-smoke.sh: job containers share a uid or run as a system uid: $uids" >&2
+  exit 1
+fi
+log "job containers run as uids $(printf '%s\n' "$uids" | awk '{print $1}' | sort -n | tr '\n' ' ')"
+engine_cgroups=$(docker info --format '{{.CgroupDriver}} {{.CgroupVersion}}')
+if [ "$engine_cgroups" = "cgroupfs 1" ]; then
+  worker_pid=$(docker inspect --format '{{.State.Pid}}' "$worker_id")
+  worker_cgroup=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$worker_pid/cgroup")
+  for id in $job_ids; do
+    parent=$(docker inspect --format '{{.HostConfig.CgroupParent}}' "$id")
+    pid=$(docker inspect --format '{{.State.Pid}}' "$id")
+    cgroup=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' "/proc/$pid/cgroup" 2>/dev/null || true)
+    if [ "$parent" != "$worker_cgroup" ] || [ "${cgroup%/*}" != "$worker_cgroup" ]; then
+      echo "scripts/compose-smoke.sh: job container $id (cgroup $cgroup, parent '$parent') is not under the worker's cgroup $worker_cgroup" >&2
+      exit 1
+    fi
+  done
+  log "job containers are under the worker's cgroup $worker_cgroup (its limits bound them)"
+else
+  log "engine cgroups '$engine_cgroups': the jobs are bounded only by a configured parent (docs/docker.md); not checked"
+fi
 
 # The API answers once it and Redis are up (60 s at most).
 python3 - "$server" <<'EOF'

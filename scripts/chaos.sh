@@ -2,9 +2,12 @@
 # The full chaos test of issue 4, with real processes: 1,000 python jobs
 # across 3 worker processes while a random worker is SIGKILLed (and replaced)
 # every second and Redis (AOF on, appendfsync always) is crashed and
-# restarted once. Checks that every job ends in exactly one final state and
-# prints the figures: jobs, kills, redeliveries, wall time and the enqueue
-# rate while workers are being killed.
+# restarted once. Checks that every job ends in exactly one final state, that
+# at least 90% of the jobs succeeded with their own output (a job fails only
+# when its worker was killed during each of its 3 deliveries; the reasoning is
+# at MIN_SUCCEEDED_PERCENT in tests/e2e/chaos.rs), and prints the figures:
+# jobs, kills, redeliveries, wall time and the enqueue rate while workers are
+# being killed.
 #
 # Usage: scripts/chaos.sh            (release build; needs root, like the tests)
 #        CHAOS_JOBS=5000 scripts/chaos.sh

@@ -2,7 +2,9 @@
 //! random worker every second (and starts a fresh one in its place), and
 //! crashes and restarts Redis (AOF on) once. Afterwards every job must have
 //! exactly one final state: none lost, none with two different results, and
-//! every success printing its own token.
+//! every success printing its own token; and at least 90% of them must have
+//! succeeded (see [`MIN_SUCCEEDED_PERCENT`]), which a deployment whose
+//! workers finish nothing would otherwise pass.
 //!
 //! `chaos_short` runs in the normal suite (150 jobs, about 15 s).
 //! `chaos_full` is the issue's figure (1,000 jobs, a kill every second for
@@ -22,6 +24,24 @@ use tokio::task::JoinSet;
 use crate::helpers::{spawn_app, Options, TestApp};
 
 const WORKERS: usize = 3;
+
+/// The least share of jobs, in percent, that must end `ok` with their own
+/// output. "Every job has one final state" alone is also met by a worker
+/// that never finishes anything: each job would end, after
+/// `--max-deliveries` (3) deliveries, as "failed after too many
+/// deliveries". A healthy deployment only fails a job whose worker was
+/// killed during each of its three deliveries: a job runs for well under a
+/// second on one of three workers, and one worker is killed per second, so a
+/// delivery is cut short with a probability around 1/10 and all three about
+/// 1/1000 (the two 1,000-job runs in the README: 4 and 5 failed, 0.5%; the
+/// 150-job runs: 0 to 2). 90% leaves a wide margin for a loaded machine and
+/// still fails a worker that loses jobs, crashes on them or cannot run them.
+const MIN_SUCCEEDED_PERCENT: usize = 90;
+
+/// Whether enough of the run's jobs succeeded (see [`MIN_SUCCEEDED_PERCENT`]).
+fn enough_succeeded(figures: &Figures) -> bool {
+    figures.succeeded * 100 >= figures.jobs * MIN_SUCCEEDED_PERCENT
+}
 
 struct Plan {
     jobs: usize,
@@ -299,8 +319,12 @@ async fn run(plan: Plan) -> Figures {
     figures.kills = kills;
 
     // Every job ended once, with its own token or as given up after too many
-    // deliveries; nothing else.
+    // deliveries; nothing else. (One final state per task: each task id
+    // answered final exactly once above, and the re-read below shows the
+    // final state never changes.)
     assert_eq!(finals.len(), plan.jobs);
+    let ids: std::collections::HashSet<&str> = finals.values().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), plan.jobs, "two jobs share a task id");
     for (token, (id, body)) in &finals {
         match (body["status"].as_str(), body["verdict"].as_str()) {
             (Some("SUCCESS"), Some("ok")) => {
@@ -367,7 +391,27 @@ async fn run(plan: Plan) -> Figures {
         rates.get(rates.len() / 2).copied().unwrap_or(0.0),
         rates.last().copied().unwrap_or(0.0),
     );
+    assert!(
+        enough_succeeded(&figures),
+        "fewer than {MIN_SUCCEEDED_PERCENT}% of the jobs succeeded: {figures:?}"
+    );
     figures
+}
+
+/// The minimum tells a healthy run from one whose workers finish nothing.
+#[test]
+fn a_run_whose_jobs_all_ran_out_of_deliveries_has_too_few_successes() {
+    let run = |succeeded, exhausted| Figures {
+        jobs: 150,
+        succeeded,
+        exhausted,
+        ..Figures::default()
+    };
+    assert!(enough_succeeded(&run(150, 0)));
+    assert!(enough_succeeded(&run(148, 2)));
+    assert!(enough_succeeded(&run(135, 15)));
+    assert!(!enough_succeeded(&run(134, 16)));
+    assert!(!enough_succeeded(&run(0, 150)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

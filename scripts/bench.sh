@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks code-runner on this machine and prints one report: each figure,
-# its target and its ratio to the bare program, all measured in this run.
+# its target and its ratio to the bare program, all measured in this run. The
+# report also quotes figures of the original design (the seed's FastAPI +
+# Celery + Docker deployment) and ratios to them: those are fixed reference
+# numbers written into the benchmark (crates/bench/src/report.rs), not
+# measured by this script, and marked "[fixed ref]" wherever they appear.
 #
 # It builds the release binaries, starts a private redis-server and the API
 # on free loopback ports, measures POST /run-code with no worker running (so

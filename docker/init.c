@@ -11,7 +11,12 @@
  *      user, never following a link and never replacing a file;
  *   2. forks the program with the header's environment, rlimits and seccomp
  *      filters; the program's standard input is the rest of the stream;
- *   3. reaps every process (it is the PID namespace's init);
+ *   3. reaps every process (it is the PID namespace's init), and every 20 ms
+ *      reads the container's CPU time (its cgroup's; under gVisor, which has
+ *      no cgroup files inside, every 100 ms from /proc): when the whole tree has used the
+ *      header's CPU limit (RLIMIT_CPU alone counts each process apart), or
+ *      when the worker asks (SIGUSR1 from outside the container: its wall
+ *      clock ran out), it kills every process of the program;
  *   4. when the program exits, kills every process left in the container,
  *      reaps them, reads the container's cgroup statistics and writes one
  *      status record on standard output and on standard error -- the last
@@ -32,8 +37,9 @@
  * trace it (the seccomp filters refuse ptrace too).
  *
  * Header, integers little-endian, strings as u32 length + bytes:
- *   "CRI1"
+ *   "CRI2" ("CRI1": the same without the CPU-time limit)
  *   u32 flags: 1 = linger
+ *   u64 CPU-time limit of the whole tree in microseconds (0: none)
  *   string nonce (at most 64 bytes, no ':')
  *   u32 n, then n seccomp filters: string of the kernel's struct sock_filter
  *       array (installed in order)
@@ -44,15 +50,20 @@
  *       string relative path (plain components), and for a file its contents
  *       as a string (streamed to the file)
  *
- * The worker enforces the wall clock and the output cap from outside (it kills
- * the container); the kernel enforces memory, processes (cgroups), CPU time and
- * file sizes (rlimits). Nothing here is trusted for a limit.
+ * The worker enforces the wall clock and the output cap from outside (it asks
+ * this process for the record, then kills the container); the kernel enforces
+ * memory, processes (cgroups), CPU time and file sizes (rlimits), and this
+ * process the CPU time of the whole tree, which the kernel counts (the
+ * cgroup). A program that stops this process (it runs as the same user:
+ * SIGSTOP, or starving it of CPU) escapes only the tree's CPU limit, not the
+ * wall clock, the CFS quota or any cgroup limit.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,6 +73,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_ITEMS 65536u
@@ -215,6 +227,54 @@ static long long read_stat(const char *path, const char *key) {
 
 static long long first_of(long long a, long long b) { return a >= 0 ? a : b; }
 
+/* The CPU time of the container's cgroup in microseconds (v2, then v1), -1
+ * when neither is readable. */
+static long long cgroup_cpu_us(void) {
+    long long v2 = read_stat("/sys/fs/cgroup/cpu.stat", "usage_usec");
+    if (v2 >= 0) return v2;
+    long long v1_ns = read_stat("/sys/fs/cgroup/cpuacct/cpuacct.usage", NULL);
+    return v1_ns >= 0 ? v1_ns / 1000 : -1;
+}
+
+/* The CPU time of the program's processes, from /proc, in microseconds, for
+ * a runtime without cgroup files inside (gVisor): each process's own time and
+ * its waited-for children's (utime, stime, cutime, cstime), which counts
+ * every process once, the dead ones in whoever waited for them; this
+ * process's own time left out. */
+static long long proc_cpu_us(void) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return -1;
+    long long ticks = 0;
+    struct dirent *entry;
+    while ((entry = readdir(proc))) {
+        char *end;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0') continue;
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')'); /* after the command name, which may hold anything */
+        if (!p) continue;
+        /* Fields 3.. follow; utime, stime, cutime, cstime are 14 to 17. */
+        long long times[4] = {0, 0, 0, 0};
+        int field = 2;
+        for (char *tok = strtok(p + 1, " "); tok && field < 17; tok = strtok(NULL, " ")) {
+            field++;
+            if (field >= 14) times[field - 14] = strtoll(tok, NULL, 10);
+        }
+        /* This process's own time (the polling) is not the program's. */
+        ticks += (pid == 1 ? 0 : times[0] + times[1]) + times[2] + times[3];
+    }
+    closedir(proc);
+    long hz = sysconf(_SC_CLK_TCK);
+    return hz > 0 ? ticks * (1000000 / hz) : -1;
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     /* Start again with an empty environment: the engine gives PID 1 its own
@@ -230,8 +290,11 @@ int main(int argc, char **argv) {
 
     char magic[4];
     read_exact(magic, sizeof magic);
-    if (memcmp(magic, "CRI1", 4) != 0) die(125, "bad header");
+    /* CRI1: the same without the CPU limit (a worker built before it). */
+    int v1_header = memcmp(magic, "CRI1", 4) == 0;
+    if (!v1_header && memcmp(magic, "CRI2", 4) != 0) die(125, "bad header");
     uint32_t flags = read_u32();
+    uint64_t cpu_limit_us = v1_header ? 0 : read_u64();
     char *nonce = read_string(64);
     if (strchr(nonce, ':')) die(125, "bad nonce");
 
@@ -266,9 +329,24 @@ int main(int argc, char **argv) {
     umask(022);
     write_entries(read_count());
 
+    /* The program's signals to this process do nothing: the kernel drops
+     * them for a PID namespace's init, and they are ignored here too for a
+     * runtime that does not (gVisor). The program gets default dispositions. */
+    static const int ignored[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR2, SIGALRM, SIGVTALRM,
+                                  SIGPROF, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE, SIGIO, SIGXCPU, SIGXFSZ};
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) signal(ignored[i], SIG_IGN);
+    /* SIGCHLD and the worker's SIGUSR1 are taken with sigtimedwait, between
+     * CPU checks; blocked before the fork so that none is lost. */
+    sigset_t waited;
+    sigemptyset(&waited);
+    sigaddset(&waited, SIGCHLD);
+    sigaddset(&waited, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &waited, NULL) != 0) die(125, "sigprocmask failed");
+
     pid_t child = fork();
     if (child < 0) die(125, "fork failed");
     if (child == 0) {
+        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL); /* KILL and STOP fail: fine */
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -283,23 +361,45 @@ int main(int argc, char **argv) {
         _exit(127);
     }
     close(0);
-    signal(SIGPIPE, SIG_IGN);
 
-    int status = 0, main_done = 0;
+    int status = 0, main_done = 0, stopping = 0;
+    /* Every 20 ms from the cgroup; every 100 ms from /proc, which costs more
+     * (and counts against the container's CPU quota). */
+    int from_cgroup = cgroup_cpu_us() >= 0;
     for (;;) {
-        int st;
-        pid_t w = waitpid(-1, &st, 0);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            break; /* ECHILD: nothing left */
+        int st, left = 1;
+        for (;;) {
+            pid_t w = waitpid(-1, &st, WNOHANG);
+            if (w == 0) break;
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                left = 0; /* ECHILD: nothing left */
+                break;
+            }
+            if (w == child && !main_done) {
+                status = st;
+                main_done = 1;
+            }
         }
-        if (w == child && !main_done) {
-            status = st;
-            main_done = 1;
+        if (!left) break;
+        /* The program is over (or must stop): whatever it left behind dies
+         * with it. Again after every reap, for a process forked while the
+         * first kill ran. */
+        if (main_done || stopping) {
+            kill(-1, SIGKILL);
+        } else if (cpu_limit_us > 0) {
+            long long used = from_cgroup ? cgroup_cpu_us() : proc_cpu_us();
+            if (used >= 0 && (uint64_t)used >= cpu_limit_us) {
+                stopping = 1;
+                kill(-1, SIGKILL);
+            }
         }
-        /* The program is over: whatever it left behind dies with it. Again
-         * after every reap, for a process forked while the first kill ran. */
-        if (main_done) kill(-1, SIGKILL);
+        struct timespec tick = {0, (from_cgroup ? 20 : 100) * 1000 * 1000};
+        siginfo_t info;
+        int sig = sigtimedwait(&waited, &info, &tick);
+        /* SIGUSR1 counts only from outside the container (the engine, for
+         * the worker: si_pid 0 here); the program's own is dropped. */
+        if (sig == SIGUSR1 && info.si_pid == 0) stopping = 1;
     }
 
     int exit_code = -1, sig = -1;

@@ -665,3 +665,49 @@ async fn cgroup_parents_that_cannot_hold_are_refused_at_construction() {
     }
     assert_nothing_left(&instance("refused-parent")).await;
 }
+
+/// At the wall clock the worker asks the init to stop the program, and the
+/// init still reports what the kernel counted: the CPU time and the peak
+/// memory of a step that the clock ended (the memory verdict too, from the
+/// cgroup's OOM count, for a program stuck after running out of memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_ended_by_the_wall_clock_still_reports_what_it_used() {
+    with_sandbox("wall-clock-report", |sandbox| async move {
+        let mut p = suite::program("python", "x = bytearray(32 << 20)\nwhile True: x[0] = 1");
+        p.run_limits.wall_time = Duration::from_secs(2);
+        let execution = suite::run(sandbox.as_ref(), p).await;
+        let report = suite::ran(&execution);
+        assert_eq!(
+            report.termination,
+            code_runner_sandbox::Termination::TimeLimit,
+            "{execution:?}"
+        );
+        assert!(
+            report.cpu_time >= Duration::from_millis(200),
+            "the CPU time of a step the clock ended: {execution:?}"
+        );
+        assert!(
+            report
+                .memory_peak_bytes
+                .is_some_and(|peak| peak >= 32 << 20),
+            "the peak memory of a step the clock ended: {execution:?}"
+        );
+    })
+    .await;
+}
+
+/// The signal by which the worker asks the init to stop counts only from
+/// outside the container: the program (the same user) sending it to PID 1
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_program_cannot_stop_its_init() {
+    with_sandbox("init-signal", |sandbox| async move {
+        let source = "import os, signal, time\n\
+                      for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n    os.kill(1, s)\n\
+                      time.sleep(0.5)\nprint('alive')";
+        let execution = suite::run(sandbox.as_ref(), suite::program("python", source)).await;
+        assert_eq!(suite::stdout(&execution), "alive\n", "{execution:?}");
+        assert!(suite::ran(&execution).succeeded(), "{execution:?}");
+    })
+    .await;
+}

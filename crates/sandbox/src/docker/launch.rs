@@ -16,7 +16,7 @@ pub(crate) struct Status {
     pub oom_kills: Option<u64>,
 }
 
-const MAGIC: &[u8; 4] = b"CRI1";
+const MAGIC: &[u8; 4] = b"CRI2";
 const RECORD_PREFIX: &[u8] = b"\0code-runner-init:";
 /// Longest status record the init writes (its buffer).
 pub(crate) const RECORD_MAX: usize = 256;
@@ -26,6 +26,9 @@ pub(crate) struct Header<'a> {
     /// Wait after the record instead of exiting (a compile step, whose
     /// output is copied out of the running container afterwards).
     pub linger: bool,
+    /// CPU time of the whole tree (the container's cgroup) after which the
+    /// init kills the program; per-process `RLIMIT_CPU` is in `rlimits`.
+    pub cpu_limit: std::time::Duration,
     /// Echoed in the record, so a record the program printed is not taken
     /// for the init's.
     pub nonce: &'a str,
@@ -47,6 +50,8 @@ impl Header<'_> {
         let mut out = Vec::with_capacity(4096);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&u32::from(self.linger).to_le_bytes());
+        let cpu_limit_us = u64::try_from(self.cpu_limit.as_micros()).unwrap_or(u64::MAX);
+        out.extend_from_slice(&cpu_limit_us.to_le_bytes());
         bytes(&mut out, self.nonce.as_bytes());
         out.extend_from_slice(&(self.filters.len() as u32).to_le_bytes());
         for filter in self.filters {
@@ -267,6 +272,7 @@ mod tests {
         let argv = vec!["/usr/bin/python3".to_string(), "main.py".to_string()];
         let header = Header {
             linger: true,
+            cpu_limit: std::time::Duration::from_millis(1500),
             nonce: "ab",
             filters: &[&[1, 2, 3, 4, 5, 6, 7, 8]],
             rlimits: &[(0, 1, 2)],
@@ -275,9 +281,10 @@ mod tests {
             files: &[Entry::file("main.py", b"print(1)")],
         }
         .encode();
-        assert_eq!(&header[..4], b"CRI1");
+        assert_eq!(&header[..4], b"CRI2");
         assert_eq!(&header[4..8], &1u32.to_le_bytes());
-        assert_eq!(&header[8..14], &[2, 0, 0, 0, b'a', b'b']);
+        assert_eq!(&header[8..16], &1_500_000u64.to_le_bytes());
+        assert_eq!(&header[16..22], &[2, 0, 0, 0, b'a', b'b']);
         let tail: Vec<u8> = [
             &1u32.to_le_bytes()[..],
             &0u32.to_le_bytes(),

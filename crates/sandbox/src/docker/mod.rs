@@ -81,6 +81,9 @@ use uids::Uids;
 /// engine (which costs a round trip).
 const POOLED_UNCHECKED: Duration = Duration::from_secs(60);
 
+/// How long the init has to report once asked to stop at the wall clock.
+const STOP_REPORT_WAIT: Duration = Duration::from_secs(1);
+
 /// The OCI runtimes this backend is documented for; any runtime the engine
 /// has registered is accepted.
 pub const KNOWN_RUNTIMES: [&str; 3] = ["runc", "kata", "runsc"];
@@ -737,6 +740,7 @@ impl Inner {
         let rlimits = settings::rlimits(limits, &self.config.runtime);
         let header = Header {
             linger: step.keep_work,
+            cpu_limit: limits.cpu_time,
             nonce: &nonce,
             filters: &self.seccomp.programs(),
             rlimits: &rlimits,
@@ -758,48 +762,40 @@ impl Inner {
         });
 
         let mut output = Output::new(limits.output_bytes);
-        let (mut timed_out, mut exceeded) = (false, false);
-        let deadline = tokio::time::sleep_until((started + limits.wall_time).into());
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                item = stream.next() => match item {
-                    Some(Ok(LogOutput::StdOut { message })) => {
-                        if !output.push(true, &message) {
-                            exceeded = true;
-                            break;
-                        }
-                        // The init writes its record on both streams once
-                        // every process of the step is dead: the step is over.
-                        if output.is_complete(&nonce) {
-                            break;
-                        }
-                    }
-                    Some(Ok(LogOutput::StdErr { message })) => {
-                        if !output.push(false, &message) {
-                            exceeded = true;
-                            break;
-                        }
-                        if output.is_complete(&nonce) {
-                            break;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        tracing::debug!(container = %container.id, error = %e, "attach stream ended with an error");
-                        break;
-                    }
-                    None => break,
-                },
-                () = &mut deadline => {
-                    timed_out = true;
-                    break;
+        let deadline = started + limits.wall_time;
+        let mut end = read_step_output(&mut stream, &mut output, &nonce, deadline).await;
+        let timed_out = end == StreamEnd::Deadline;
+        let wall_time = started.elapsed();
+        if timed_out {
+            // The wall clock ran out: the init, asked from outside, kills the
+            // program and still reports, with the cgroup's OOM count (running
+            // out of memory often leaves a program stuck until the clock runs
+            // out). When it does not answer promptly, `docker kill` below.
+            let ask = self.docker.kill_container(
+                &container.id,
+                Some(KillContainerOptions {
+                    signal: "SIGUSR1".into(),
+                }),
+            );
+            match ask.await {
+                Ok(()) => {
+                    end = read_step_output(
+                        &mut stream,
+                        &mut output,
+                        &nonce,
+                        Instant::now() + STOP_REPORT_WAIT,
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    tracing::debug!(container = %container.id, error = %e, "cannot ask the init to stop")
                 }
             }
         }
+        let exceeded = end == StreamEnd::Exceeded;
         let seen = Seen {
             timed_out,
-            wall_time: started.elapsed(),
+            wall_time,
         };
         tracing::debug!(
             container = %container.id,
@@ -816,10 +812,10 @@ impl Inner {
             Some(status) => Some(status),
             // The init did not report: what the engine saw.
             None if seen.timed_out => {
-                // The wall clock ran out: the container dies now. Whether the
-                // memory limit was hit on the way (which often leaves a
-                // program stuck until the clock runs out) is in the engine's
-                // record, if it comes promptly (gVisor stops slowly).
+                // The wall clock ran out and the init did not report: the
+                // container dies now. Whether the memory limit was hit on the
+                // way is in the engine's record, if it comes promptly (gVisor
+                // stops slowly).
                 let kill_and_look = async {
                     if let Err(e) = self
                         .docker
@@ -877,6 +873,55 @@ impl Inner {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         None
+    }
+}
+
+/// Why reading a step's output stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamEnd {
+    /// The init's records are in: the step is over.
+    Complete,
+    /// More output than the cap allows.
+    Exceeded,
+    /// The stream ended (the container is gone) or failed.
+    Ended,
+    Deadline,
+}
+
+/// Reads the attach stream into `output` until the init's records are in,
+/// the cap is passed, the stream ends or `deadline` comes.
+async fn read_step_output(
+    stream: &mut (impl futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin),
+    output: &mut Output,
+    nonce: &str,
+    deadline: Instant,
+) -> StreamEnd {
+    let deadline = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            item = stream.next() => {
+                let (is_stdout, message) = match item {
+                    Some(Ok(LogOutput::StdOut { message })) => (true, message),
+                    Some(Ok(LogOutput::StdErr { message })) => (false, message),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "attach stream ended with an error");
+                        return StreamEnd::Ended;
+                    }
+                    None => return StreamEnd::Ended,
+                };
+                if !output.push(is_stdout, &message) {
+                    return StreamEnd::Exceeded;
+                }
+                // The init writes its record on both streams once every
+                // process of the step is dead: the step is over.
+                if output.is_complete(nonce) {
+                    return StreamEnd::Complete;
+                }
+            }
+            () = &mut deadline => return StreamEnd::Deadline,
+        }
     }
 }
 

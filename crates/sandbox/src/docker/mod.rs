@@ -365,8 +365,13 @@ impl DockerSandbox {
         self.inner.closed.store(true, Ordering::SeqCst);
         let fillers: Vec<_> =
             std::mem::take(&mut *self.fillers.lock().unwrap_or_else(|p| p.into_inner()));
+        // The pools' containers go first: a filler waiting for a free uid
+        // gets one back from their removal.
         for pool in &self.inner.pools {
             pool.wake.notify_one();
+            for (id, uid) in pool.drain() {
+                self.inner.remove_later(id, uid);
+            }
         }
         for filler in fillers {
             let _ = filler.await;

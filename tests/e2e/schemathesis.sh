@@ -4,6 +4,9 @@
 # Usage: PYTHON=target/py-venv/bin/python tests/e2e/schemathesis.sh URL/openapi.json [schemathesis options]
 set -euo pipefail
 python="$(realpath -s "${PYTHON:-target/py-venv/bin/python}")"
+# Rules of a request JSON Schema cannot state (distinct file names); see the file.
+export SCHEMATHESIS_HOOKS
+SCHEMATHESIS_HOOKS="$(cd "$(dirname "$0")" && pwd)/schemathesis_hooks.py"
 # schemathesis keeps a cache and reports in its working directory: use a
 # throw-away one, not the repository.
 work="$(mktemp -d)"

@@ -277,6 +277,18 @@ pub struct WorkerArgs {
     #[arg(long, env = "CODE_RUNNER_DOCKER_INSTANCE")]
     pub docker_instance: Option<String>,
 
+    /// Parent cgroup of every job container (docker sandbox): auto (the
+    /// worker's own container where the engine can nest there), worker,
+    /// none, a cgroup path (cgroupfs driver) or a slice (systemd driver).
+    #[arg(long, env = "CODE_RUNNER_DOCKER_CGROUP_PARENT", default_value = "auto")]
+    pub docker_cgroup_parent: String,
+
+    /// First uid of the job containers (docker sandbox); each live container
+    /// has its own from here up. Workers sharing a host need their own ranges.
+    #[arg(long, env = "CODE_RUNNER_DOCKER_FIRST_UID", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u32).range(1000..=4_000_000_000))]
+    pub docker_first_uid: u32,
+
     /// How long a job may stay with a worker without a result before it is
     /// presumed lost (worker killed) and handed to another, in seconds.
     /// Default: the compile and run time limits plus 30 s (70 s by default).
@@ -349,6 +361,12 @@ impl WorkerArgs {
             pool_profiles: vec![self.run_limits()?, self.compile_limits()?],
             cpus: self.docker_cpus,
             slots: self.concurrency,
+            cgroup_parent: self
+                .docker_cgroup_parent
+                .parse()
+                .map_err(anyhow::Error::msg)
+                .context("--docker-cgroup-parent")?,
+            first_uid: self.docker_first_uid,
             ..defaults
         })
     }

@@ -1,6 +1,11 @@
 //! The success bodies, shaped so a client written against the seed sees
 //! exactly the fields it knows (`task_id`; `status` + `result`) and can ignore
 //! the ones this implementation adds.
+//!
+//! Some text appears twice in an answer, never in the store: a success's
+//! `result.output` is its `stdout`, and a compile error's `result` quotes its
+//! `compile_output`. Both are borrowed from the one stored result while the
+//! answer is written.
 
 use std::borrow::Cow;
 
@@ -120,15 +125,19 @@ impl<'a> TaskStatus<'a> {
 }
 
 /// The seed promises a human-readable string for every failure. Workers set
-/// `message`; should one not, say at least what kind of failure it was
-/// rather than hand seed clients a `null` they do not expect.
+/// `message`, except for a compile error, whose diagnostics they store once,
+/// in `compile_output`: its message is made here. Should a worker leave out
+/// another message, say at least what kind of failure it was rather than
+/// hand seed clients a `null` they do not expect.
 fn failure_message(result: &JobResult) -> Cow<'_, str> {
     if let Some(message) = &result.message {
         return Cow::Borrowed(message);
     }
     match result.verdict {
         Verdict::CompileError => match result.compile_output.as_deref() {
-            Some(diagnostics) if !diagnostics.is_empty() => Cow::Borrowed(diagnostics),
+            Some(diagnostics) if !diagnostics.is_empty() => {
+                Cow::Owned(format!("Compilation failed:\n{diagnostics}"))
+            }
             _ => Cow::Borrowed("Compilation failed"),
         },
         Verdict::RuntimeError => match (result.exit_code, result.signal) {
@@ -175,6 +184,9 @@ mod tests {
         assert_eq!(failure_message(&result), "Killed by signal 9");
         result.verdict = Verdict::CompileError;
         result.compile_output = Some("main.c:1: error".into());
-        assert_eq!(failure_message(&result), "main.c:1: error");
+        assert_eq!(
+            failure_message(&result),
+            "Compilation failed:\nmain.c:1: error"
+        );
     }
 }

@@ -187,7 +187,10 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
     pub verdict: Verdict,
-    /// Human-readable reason for any verdict but `ok` (the seed's FAILURE text).
+    /// Human-readable reason for any verdict but `ok` (the seed's FAILURE
+    /// text). `None` for a compile error whose diagnostics are in
+    /// `compile_output`: they are stored once, and the API's answer quotes
+    /// them after "Compilation failed:".
     pub message: Option<String>,
     /// The program's standard output (UTF-8, invalid bytes replaced).
     pub stdout: String,

@@ -26,15 +26,14 @@ pub fn job_result(
         }
         (Some(compile), None) => {
             let message = match compile.termination {
-                Termination::TimeLimit => "Compilation time limit exceeded".to_owned(),
-                Termination::MemoryLimit => "Compilation memory limit exceeded".to_owned(),
-                Termination::OutputLimit => "Compilation output limit exceeded".to_owned(),
-                Termination::Exited => format!(
-                    "Compilation failed:\n{}",
-                    compile_output.as_deref().unwrap_or_default()
-                ),
+                Termination::TimeLimit => Some("Compilation time limit exceeded".to_owned()),
+                Termination::MemoryLimit => Some("Compilation memory limit exceeded".to_owned()),
+                Termination::OutputLimit => Some("Compilation output limit exceeded".to_owned()),
+                // The diagnostics are stored once, in `compile_output`; the
+                // API puts them in the failure message it answers with.
+                Termination::Exited => None,
             };
-            (Verdict::CompileError, Some(message), None)
+            (Verdict::CompileError, message, None)
         }
         (None, None) => (
             Verdict::InternalError,

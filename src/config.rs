@@ -45,6 +45,14 @@ pub struct CommonArgs {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub max_queue_length: u64,
 
+    /// Memory budget of the in-process queue (`serve` without a Redis URL),
+    /// in bytes: unfinished jobs and stored results together. Past it the
+    /// oldest finished results are evicted (then GET answers 404), and when
+    /// unfinished jobs alone fill it, `POST /run-code` answers 503.
+    #[arg(long, env = "CODE_RUNNER_MAX_STORE_BYTES", default_value_t = 256 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024 * 1024..=1024 * 1024 * 1024 * 1024))]
+    pub max_store_bytes: u64,
+
     /// On SIGTERM, how long running jobs (worker) and requests in flight (API)
     /// get to finish, in seconds; then the worker stops its jobs and hands
     /// them back to the queue, and the API closes its connections.
@@ -84,6 +92,18 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
     pub max_code_bytes: u64,
 
+    /// Largest accepted `stdin`, in bytes (413 above it).
+    #[arg(long, env = "CODE_RUNNER_MAX_STDIN_BYTES", default_value_t = 256 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    pub max_stdin_bytes: u64,
+
+    /// Most jobs one client (API key, or client address without keys: an
+    /// IPv4 address or an IPv6 /64) may have queued or running at once;
+    /// beyond it `POST /run-code` answers 429 with `Retry-After`.
+    #[arg(long, env = "CODE_RUNNER_MAX_UNFINISHED_PER_CLIENT", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub max_unfinished_per_client: u64,
+
     /// Longest a request may wait for its result (`POST /run-code?wait=true`,
     /// `GET /results/{id}?wait=N`), in seconds.
     #[arg(long, env = "CODE_RUNNER_MAX_WAIT_SECS", default_value_t = 60,
@@ -105,6 +125,14 @@ pub struct ApiArgs {
     #[arg(long, env = "CODE_RUNNER_RATE_LIMIT_BURST",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rate_limit_burst: Option<u32>,
+
+    /// `GET /results/{id}?wait=N` and `DELETE /results/{id}` allowed per
+    /// minute per client, in a bucket of their own (burst: the same number).
+    /// Default: four times --rate-limit-per-minute when that is set, else
+    /// no limit.
+    #[arg(long, env = "CODE_RUNNER_RATE_LIMIT_WAIT_PER_MINUTE",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_wait_per_minute: Option<u32>,
 
     /// Origins allowed to call the API from a browser (CORS), comma-separated,
     /// or `*` for any. Unset: no CORS headers (same-origin only).
@@ -141,14 +169,24 @@ impl ApiArgs {
         {
             anyhow::bail!("CORS origin {bad:?} must be `*` or start with http:// or https://");
         }
+        let wait_rate_limit = self
+            .rate_limit_wait_per_minute
+            .or_else(|| rate_limit.map(|limit| limit.per_minute.saturating_mul(4)))
+            .map(|per_minute| code_runner_api::RateLimit {
+                per_minute,
+                burst: per_minute,
+            });
         Ok(code_runner_api::ApiConfig {
             max_code_bytes: self.max_code_bytes as usize,
+            max_stdin_bytes: self.max_stdin_bytes as usize,
             max_time_limit_ms: limits.time_limit_ms,
             max_memory_limit_mb: limits.memory_limit_mb,
             max_wait_secs: self.max_wait_secs,
             access: code_runner_api::AccessConfig {
                 api_keys: self.api_keys.clone().unwrap_or_default(),
                 rate_limit,
+                wait_rate_limit,
+                max_unfinished_per_client: Some(self.max_unfinished_per_client),
                 cors_origins,
             },
         })

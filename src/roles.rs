@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use code_runner_api::{ApiConfig, AppState, SupportedLanguage};
-use code_runner_queue::{EmbeddedQueue, Queue, RedisQueue, RedisQueueConfig, COMMAND_DEADLINE};
+use code_runner_queue::{
+    EmbeddedConfig, EmbeddedQueue, Queue, RedisQueue, RedisQueueConfig, COMMAND_DEADLINE,
+};
 use code_runner_sandbox::language::Substitutions;
 use code_runner_sandbox::{DockerSandbox, LanguageTable, NativeSandbox, Sandbox};
 use code_runner_worker::{Worker, WorkerConfig};
@@ -28,10 +30,11 @@ pub async fn serve(common: CommonArgs, api: ApiArgs, worker: WorkerArgs) -> anyh
         },
         None => {
             tracing::info!("no Redis URL: using the in-process queue");
-            Arc::new(EmbeddedQueue::with_max_queue_length(
-                common.result_ttl(),
-                Some(common.max_queue_length),
-            )) as Arc<dyn Queue>
+            Arc::new(EmbeddedQueue::with_config(EmbeddedConfig {
+                result_ttl: common.result_ttl(),
+                max_queue_length: Some(common.max_queue_length),
+                max_bytes: Some(common.max_store_bytes),
+            })) as Arc<dyn Queue>
         }
     };
     let worker_args = worker;
@@ -203,6 +206,9 @@ async fn run_api(
             }),
         })
         .collect();
+    if let Some(warning) = config.exposure_warning(args.bind) {
+        tracing::warn!("{warning}");
+    }
     let state = AppState::new(queue, supported, config);
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await

@@ -30,6 +30,9 @@ pub(crate) enum ApiError {
     #[error("code and files are {size} bytes together; the limit is {limit} bytes")]
     SourcesTooLarge { size: usize, limit: usize },
 
+    #[error("stdin is {size} bytes; the limit is {limit} bytes")]
+    StdinTooLarge { size: usize, limit: usize },
+
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
 
@@ -76,12 +79,22 @@ pub(crate) enum ApiError {
     InvalidApiKey,
 
     #[error(
-        "Rate limit exceeded: at most {per_minute} submissions per minute; retry in {retry_after_secs} s"
+        "Rate limit exceeded: at most {per_minute} {what} per minute; retry in {retry_after_secs} s"
     )]
     RateLimited {
         per_minute: u32,
+        /// What the limit counts: "submissions", "waits and cancels".
+        what: &'static str,
         retry_after_secs: u64,
     },
+
+    /// Fair share: this client (API key, or address without keys) already
+    /// has its maximum of jobs queued or running.
+    #[error(
+        "Too many unfinished jobs: this client already has {limit} unfinished jobs (queued or \
+         running); retry when one has finished"
+    )]
+    TooManyUnfinished { limit: u64 },
 
     /// A query parameter (`?wait=`) is not valid (FastAPI's `422`).
     #[error("query validation failed")]
@@ -93,9 +106,12 @@ impl ApiError {
         match self {
             Self::Validation(_) | Self::QueryValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManyUnfinished { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::CodeTooLarge { .. }
             | Self::SourcesTooLarge { .. }
+            | Self::StdinTooLarge { .. }
             | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
@@ -111,6 +127,7 @@ impl ApiError {
     pub(crate) fn queue(error: QueueError) -> Self {
         match error {
             QueueError::Full { limit } => Self::QueueFull { limit },
+            QueueError::ClientFull { limit } => Self::TooManyUnfinished { limit },
             other => Self::QueueUnavailable(other),
         }
     }
@@ -120,6 +137,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let full = matches!(self, Self::QueueFull { .. });
+        // How long until one of the client's jobs has likely finished.
+        let unfinished = matches!(self, Self::TooManyUnfinished { .. });
         if let Self::QueueUnavailable(cause) = &self {
             tracing::error!(error = %Chain(cause), "queue unavailable; answering 503");
         }
@@ -152,6 +171,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, retry_after);
+        }
+        if unfinished {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }

@@ -73,9 +73,10 @@ pub async fn serve(
             tracing::debug!("failed to set TCP_NODELAY on an accepted connection: {err}");
         }
     });
-    if state.config().access.rate_limit.is_some() {
-        // The rate limit counts per client IP (without API keys), so it
-        // needs the peer address; without a limit, requests skip that cost.
+    if state.needs_peer_address() {
+        // The rate limits and the cap of unfinished jobs count per client
+        // IP (without API keys), so they need the peer address; without
+        // them, requests skip that cost.
         let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
         return axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)

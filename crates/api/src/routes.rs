@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use code_runner_queue::{Cancelled, Job, TaskId, TaskState};
 
+use crate::access::Caller;
 use crate::error::ApiError;
 use crate::request::{ensure_json_content_type, parse_run_request, wait_flag, wait_seconds};
 use crate::response::{TaskCreated, TaskStatus};
@@ -29,7 +30,10 @@ pub fn router(state: AppState) -> Router {
     // The routes API keys protect (when configured; see `access`).
     let jobs = Router::new()
         .route("/run-code", access::limit_rate(post(run_code), &state))
-        .route("/results/{task_id}", get(task_result).delete(cancel_task))
+        .route(
+            "/results/{task_id}",
+            access::limit_waits(get(task_result).delete(cancel_task), &state),
+        )
         .route("/stats", get(service::stats));
     let router = Router::new()
         .merge(access::require_keys(jobs, &state))
@@ -53,13 +57,18 @@ pub fn router(state: AppState) -> Router {
 ///
 /// Takes the raw request rather than a `Json<T>` extractor so the body is
 /// parsed exactly once, by our own parser, which gives FastAPI's error shapes.
-async fn run_code(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+async fn run_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Request,
+) -> Result<Response, ApiError> {
     let wait = wait_flag(request.uri().query())?;
     ensure_json_content_type(request.headers())?;
     let body = Bytes::from_request(request, &())
         .await
         .map_err(|rejection| body_error(&rejection, &state))?;
     let run = parse_run_request(&body, state.languages(), state.config())?;
+    service::check_sizes(&run, state.config())?;
     let job = Job {
         id: TaskId::new(),
         language: run.language,
@@ -70,15 +79,21 @@ async fn run_code(State(state): State<AppState>, request: Request) -> Result<Res
         files: run.files,
         time_limit_ms: run.time_limit_ms,
         memory_limit_mb: run.memory_limit_mb,
+        owner: caller.owner().map(str::to_owned),
     };
-    state.queue().submit(&job).await.map_err(ApiError::queue)?;
+    let quota = caller.quota(&state.config().access);
+    state
+        .queue()
+        .submit_for(&job, quota)
+        .await
+        .map_err(ApiError::queue)?;
     if !wait {
         return Ok(Json(TaskCreated { task_id: job.id }).into_response());
     }
     let timeout = Duration::from_secs(state.config().max_wait_secs);
     let task = state
         .queue()
-        .wait_for_result(&job.id, timeout)
+        .wait_for_result_for(&job.id, caller.owner(), timeout)
         .await
         .map_err(ApiError::QueueUnavailable)?;
     task_status(&state, job.id, task).await
@@ -95,12 +110,14 @@ fn body_error(rejection: &BytesRejection, state: &AppState) -> ApiError {
 }
 
 /// `GET /results/{task_id}`: the task's state, or `404` when there is no
-/// such task. A path that is not even a task id is just another unknown task.
+/// such task. A path that is not even a task id is just another unknown task,
+/// and so is another API key's task.
 ///
 /// With `?wait=N`, a pending task is waited for up to N seconds (woken when
 /// its result is stored, not by polling).
 async fn task_result(
     State(state): State<AppState>,
+    caller: Caller,
     task_id: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -109,12 +126,13 @@ async fn task_result(
     };
     let id: TaskId = task_id.parse().map_err(|_| ApiError::TaskNotFound)?;
     let wait = wait_seconds(query.as_deref(), state.config().max_wait_secs)?;
+    let owner = caller.owner();
     let task = if wait == 0 {
-        state.queue().state(&id).await
+        state.queue().state_for(&id, owner).await
     } else {
         state
             .queue()
-            .wait_for_result(&id, Duration::from_secs(wait))
+            .wait_for_result_for(&id, owner, Duration::from_secs(wait))
             .await
     }
     .map_err(ApiError::QueueUnavailable)?;
@@ -125,9 +143,10 @@ async fn task_result(
 /// runs; a running one is stopped by its worker within a second. Answers the
 /// task's new status (`FAILURE`, `verdict: "cancelled"`), `409` when the task
 /// had already finished (its result is unchanged), `404` when there is no
-/// such task.
+/// such task (or it is another API key's, which is left alone).
 async fn cancel_task(
     State(state): State<AppState>,
+    caller: Caller,
     task_id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Ok(Path(task_id)) = task_id else {
@@ -136,7 +155,7 @@ async fn cancel_task(
     let id: TaskId = task_id.parse().map_err(|_| ApiError::TaskNotFound)?;
     match state
         .queue()
-        .cancel(&id, now_ms())
+        .cancel_for(&id, caller.owner(), now_ms())
         .await
         .map_err(ApiError::queue)?
     {

@@ -1,5 +1,6 @@
 //! The service endpoints: `GET /languages`, `GET /ready`, `GET /stats` (JSON)
-//! and `GET /metrics` (Prometheus text format 0.0.4).
+//! and `GET /metrics` (Prometheus text format 0.0.4); and the checks of a
+//! run request against the service's memory budget ([`check_sizes`]).
 //!
 //! Statistics come from [`Queue::stats`](code_runner_queue::Queue::stats):
 //! one Redis round trip per call, whatever the job rate, because workers
@@ -21,7 +22,21 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::state::{AppState, SupportedLanguage};
+use crate::request::RunRequest;
+use crate::state::{ApiConfig, AppState, SupportedLanguage};
+
+/// Refuses a valid run request whose `stdin` is over its own limit (`413`
+/// naming the field), before anything is queued: with the code limit, this
+/// is what bounds the memory (and the Redis space) one queued job takes.
+pub(crate) fn check_sizes(run: &RunRequest, config: &ApiConfig) -> Result<(), ApiError> {
+    if run.stdin.len() > config.max_stdin_bytes {
+        return Err(ApiError::StdinTooLarge {
+            size: run.stdin.len(),
+            limit: config.max_stdin_bytes,
+        });
+    }
+    Ok(())
+}
 
 #[derive(Serialize)]
 struct LanguageBody<'a> {

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -37,6 +38,10 @@ pub struct ApiConfig {
     /// code is refused with `413` before anything is queued. Extra `files`
     /// count towards it too.
     pub max_code_bytes: usize,
+    /// Largest accepted `stdin`, in UTF-8 bytes of the decoded string;
+    /// larger is refused with `413` naming the field. With the code limit
+    /// it bounds what one job holds in memory and in Redis.
+    pub max_stdin_bytes: usize,
     /// Largest `time_limit_ms` a request may ask for: the workers' own limit.
     pub max_time_limit_ms: u64,
     /// Largest `memory_limit_mb` a request may ask for: the workers' own limit.
@@ -48,17 +53,35 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
-    /// Room for JSON framing, `language` and a modest `stdin` on top of the
-    /// code itself.
+    /// Room for JSON framing, `language`, `args` and the other small fields
+    /// on top of the code and stdin themselves.
     const BODY_OVERHEAD: usize = 64 * 1024;
 
-    /// The largest request body read at all. Twice the code limit because
-    /// JSON escapes inflate source code (every `"`, `\` and newline takes two
-    /// bytes), so code just under the limit must still fit in its body.
+    /// The largest request body read at all. Twice the code and stdin
+    /// limits because JSON escapes inflate text (every `"`, `\` and newline
+    /// takes two bytes), so code and stdin just under their limits must
+    /// still fit in their body.
     pub fn max_body_bytes(&self) -> usize {
         self.max_code_bytes
+            .saturating_add(self.max_stdin_bytes)
             .saturating_mul(2)
             .saturating_add(Self::BODY_OVERHEAD)
+    }
+
+    /// A warning to log when the API listens on `address`, beyond loopback,
+    /// with neither API keys nor a rate limit: anyone who reaches it may run
+    /// code as fast as the workers go.
+    pub fn exposure_warning(&self, address: SocketAddr) -> Option<String> {
+        let access = &self.access;
+        if address.ip().is_loopback() || !access.api_keys.is_empty() || access.rate_limit.is_some()
+        {
+            return None;
+        }
+        Some(format!(
+            "the API listens beyond loopback ({address}) with neither API keys nor a rate \
+             limit: anyone who can reach it may run code and fill the queue; set \
+             CODE_RUNNER_API_KEYS or CODE_RUNNER_RATE_LIMIT_PER_MINUTE (or bind 127.0.0.1)"
+        ))
     }
 }
 
@@ -66,6 +89,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_code_bytes: 1024 * 1024,
+            max_stdin_bytes: 256 * 1024,
             max_time_limit_ms: 10_000,
             max_memory_limit_mb: 256,
             max_wait_secs: 60,
@@ -87,6 +111,9 @@ struct Inner {
     config: ApiConfig,
     /// The rate limiter of `POST /run-code`, when one is configured.
     submissions: Option<Submissions>,
+    /// The rate limiter of `?wait=` and `DELETE /results/{id}`, when one is
+    /// configured.
+    waits: Option<Submissions>,
     /// `GET /openapi.json`, generated once from the code and this configuration.
     openapi: Bytes,
 }
@@ -108,7 +135,14 @@ impl AppState {
             inner: Arc::new(Inner {
                 queue,
                 languages,
-                submissions: config.access.rate_limit.map(Submissions::new),
+                submissions: config
+                    .access
+                    .rate_limit
+                    .map(|limit| Submissions::new(limit, "submissions")),
+                waits: config
+                    .access
+                    .wait_rate_limit
+                    .map(|limit| Submissions::new(limit, "waits and cancels")),
                 config,
                 openapi,
             }),
@@ -117,6 +151,16 @@ impl AppState {
 
     pub(crate) fn submissions(&self) -> Option<&Submissions> {
         self.inner.submissions.as_ref()
+    }
+
+    pub(crate) fn waits(&self) -> Option<&Submissions> {
+        self.inner.waits.as_ref()
+    }
+
+    /// Whether requests need their peer address (see `access`): the server
+    /// then puts it in each request's extensions.
+    pub fn needs_peer_address(&self) -> bool {
+        self.inner.config.access.needs_peer_address()
     }
 
     pub(crate) fn openapi(&self) -> &Bytes {
@@ -271,5 +315,33 @@ mod tests {
         assert_eq!(table.resolve("python"), Some("python"));
         assert_eq!(table.resolve("Python"), None);
         assert_eq!(table.expected(), "'python' or 'pyret'");
+    }
+
+    #[test]
+    fn only_an_open_listener_beyond_loopback_is_warned_of() {
+        let address = |text: &str| text.parse::<SocketAddr>().unwrap();
+        let config = ApiConfig::default();
+        assert!(config.exposure_warning(address("0.0.0.0:8000")).is_some());
+        assert!(config.exposure_warning(address("[::]:8000")).is_some());
+        assert!(config.exposure_warning(address("127.0.0.1:8000")).is_none());
+        assert!(config.exposure_warning(address("[::1]:8000")).is_none());
+        let mut limited = ApiConfig::default();
+        limited.access.rate_limit = Some(crate::RateLimit {
+            per_minute: 10,
+            burst: 10,
+        });
+        assert!(limited.exposure_warning(address("0.0.0.0:8000")).is_none());
+        let mut keyed = ApiConfig::default();
+        keyed.access.api_keys = crate::ApiKeys::parse("some-key-0001").unwrap();
+        assert!(keyed.exposure_warning(address("0.0.0.0:8000")).is_none());
+    }
+
+    #[test]
+    fn the_body_limit_has_room_for_escaped_code_and_stdin() {
+        let config = ApiConfig::default();
+        assert_eq!(
+            config.max_body_bytes(),
+            2 * (1024 * 1024 + 256 * 1024) + 64 * 1024
+        );
     }
 }

@@ -10,6 +10,20 @@
 //! what has expired in amortised O(1) instead of scanning the map. Locks are
 //! `std` mutexes held for a few pointer moves and never across an `.await`;
 //! when both are needed, `states` is taken before `jobs`.
+//!
+//! Memory has a budget ([`EmbeddedConfig::max_bytes`]): the unfinished jobs
+//! and the stored states are counted in bytes (their strings plus
+//! [`RECORD_OVERHEAD_BYTES`] each). A write that would go over it first
+//! evicts finished results, oldest finished first, from a third FIFO kept in
+//! the order they finished; an evicted task is unknown from then on (the API
+//! answers `404`). Only when the unfinished jobs alone fill the budget is a
+//! submit refused ([`QueueError::Full`]); a result is always stored, so the
+//! budget can be overrun by at most the results of the jobs running at that
+//! moment, until the next write evicts.
+//!
+//! Fair share: a pending task remembers the client it counts against, and a
+//! map holds each such client's number of pending tasks, decremented when the
+//! task gets its final state or expires.
 
 mod observe;
 
@@ -23,8 +37,21 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use crate::{
-    Cancelled, Delivery, Job, JobResult, Queue, QueueError, Redelivery, TaskId, TaskState,
+    may_see, Cancelled, ClientQuota, Delivery, Job, JobResult, Queue, QueueError, Redelivery,
+    TaskId, TaskState, RECORD_OVERHEAD_BYTES,
 };
+
+/// How an [`EmbeddedQueue`] is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedConfig {
+    /// How long a state (pending or final) is kept after its last write.
+    pub result_ttl: Duration,
+    /// Most unfinished jobs (queued + in flight); `None`: no limit.
+    pub max_queue_length: Option<u64>,
+    /// Most bytes of unfinished jobs and stored states together (see the
+    /// module documentation); `None`: no limit.
+    pub max_bytes: Option<u64>,
+}
 
 /// An in-process queue and state store. Cloning is cheap and every clone
 /// shares the same queue.
@@ -39,6 +66,8 @@ struct Inner {
     result_ttl: Duration,
     /// Most unfinished jobs (queued + in flight); `None`: no limit.
     max_queue_length: Option<u64>,
+    /// See [`EmbeddedConfig::max_bytes`].
+    max_bytes: Option<u64>,
     jobs: Mutex<Jobs>,
     /// Woken on every submit, so a waiting `reserve` does not poll.
     job_added: Notify,
@@ -55,6 +84,15 @@ struct Jobs {
     queued: VecDeque<Delivery>,
     /// By receipt number, i.e. in submission order, like a pending list.
     in_flight: BTreeMap<u64, InFlight>,
+    /// [`Job::size_bytes`] of every job in `queued` and `in_flight`.
+    bytes: u64,
+}
+
+impl Jobs {
+    /// Forgets a job that left `queued` or `in_flight` for good.
+    fn dropped(&mut self, job: &Job) {
+        self.bytes = self.bytes.saturating_sub(job.size_bytes());
+    }
 }
 
 #[derive(Debug)]
@@ -71,12 +109,46 @@ struct States {
     /// stale when the task was written again later, which `purge` detects by
     /// comparing with the map's expiry.
     expiries: VecDeque<(Instant, TaskId)>,
+    /// Final states in the order they were written, for eviction; an entry
+    /// is stale when its task is gone or was written again (another `seq`).
+    finished: VecDeque<(u64, TaskId)>,
+    /// Numbers every write, so stale `finished` entries can be told apart.
+    next_seq: u64,
+    /// The bytes of every state in `by_id` (see [`Stored::bytes`]).
+    bytes: u64,
+    /// Pending tasks per client, for the clients that have a quota.
+    unfinished: HashMap<String, u64>,
 }
 
 #[derive(Debug)]
 struct Stored {
     state: TaskState,
     expires_at: Instant,
+    /// See [`Job::owner`].
+    owner: Option<String>,
+    /// The client a pending task counts against; `None` once final.
+    client: Option<String>,
+    /// What the state costs in the budget.
+    bytes: u64,
+    seq: u64,
+}
+
+impl Stored {
+    fn new(state: TaskState, expires_at: Instant, owner: Option<String>) -> Self {
+        let result = match &state {
+            TaskState::Pending => RECORD_OVERHEAD_BYTES,
+            TaskState::Done(result) => result.size_bytes(),
+        };
+        let bytes = result + owner.as_ref().map_or(0, |o| o.len() as u64);
+        Self {
+            state,
+            expires_at,
+            owner,
+            client: None,
+            bytes,
+            seq: 0,
+        }
+    }
 }
 
 impl EmbeddedQueue {
@@ -89,10 +161,20 @@ impl EmbeddedQueue {
     /// Like [`EmbeddedQueue::new`]; a submit beyond `max_queue_length`
     /// unfinished jobs fails with [`QueueError::Full`].
     pub fn with_max_queue_length(result_ttl: Duration, max_queue_length: Option<u64>) -> Self {
+        Self::with_config(EmbeddedConfig {
+            result_ttl,
+            max_queue_length,
+            max_bytes: None,
+        })
+    }
+
+    /// A queue bounded as `config` says.
+    pub fn with_config(config: EmbeddedConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
-                result_ttl,
-                max_queue_length,
+                result_ttl: config.result_ttl,
+                max_queue_length: config.max_queue_length,
+                max_bytes: config.max_bytes,
                 jobs: Mutex::new(Jobs::default()),
                 job_added: Notify::new(),
                 states: Mutex::new(States::default()),
@@ -115,6 +197,7 @@ impl EmbeddedQueue {
             };
             if states.is_final(&delivery.job.id, now) {
                 tracing::debug!(task_id = %delivery.job.id, "task already final; not running it");
+                jobs.dropped(&delivery.job);
                 continue;
             }
             jobs.in_flight.insert(
@@ -168,48 +251,104 @@ impl States {
                 break;
             }
             self.expiries.pop_front();
-            if let Entry::Occupied(e) = self.by_id.entry(id) {
-                // Only when this expiry is the latest write's; otherwise the
-                // task was rewritten and a later queue entry covers it.
-                if e.get().expires_at <= now {
-                    e.remove();
+            // Only when this expiry is the latest write's; otherwise the
+            // task was rewritten and a later queue entry covers it.
+            if self.by_id.get(&id).is_some_and(|s| s.expires_at <= now) {
+                self.remove(&id);
+            }
+        }
+    }
+
+    /// Stores a state, replacing the task's earlier one.
+    fn put(&mut self, id: TaskId, mut stored: Stored) {
+        self.remove(&id);
+        self.next_seq += 1;
+        stored.seq = self.next_seq;
+        self.bytes += stored.bytes;
+        if let Some(client) = &stored.client {
+            *self.unfinished.entry(client.clone()).or_default() += 1;
+        }
+        if matches!(stored.state, TaskState::Done(_)) {
+            self.finished.push_back((stored.seq, id));
+        }
+        self.expiries.push_back((stored.expires_at, id));
+        self.by_id.insert(id, stored);
+    }
+
+    /// Forgets a task's state, and its client's count if it was pending.
+    fn remove(&mut self, id: &TaskId) {
+        let Some(stored) = self.by_id.remove(id) else {
+            return;
+        };
+        self.bytes = self.bytes.saturating_sub(stored.bytes);
+        if let Some(client) = stored.client {
+            if let Entry::Occupied(mut count) = self.unfinished.entry(client) {
+                *count.get_mut() -= 1;
+                if *count.get() == 0 {
+                    count.remove();
                 }
             }
         }
     }
 
-    fn put(&mut self, id: TaskId, state: TaskState, expires_at: Instant) {
-        self.by_id.insert(id, Stored { state, expires_at });
-        self.expiries.push_back((expires_at, id));
+    /// The live (unexpired) record of a task.
+    fn stored(&self, id: &TaskId, now: Instant) -> Option<&Stored> {
+        self.by_id.get(id).filter(|s| s.expires_at > now)
     }
 
-    /// The live (unexpired) state of a task.
-    fn get(&self, id: &TaskId, now: Instant) -> Option<&TaskState> {
-        self.by_id
-            .get(id)
-            .filter(|s| s.expires_at > now)
+    /// The live state of a task, if `owner` may see it.
+    fn get(&self, id: &TaskId, owner: Option<&str>, now: Instant) -> Option<&TaskState> {
+        self.stored(id, now)
+            .filter(|s| may_see(s.owner.as_deref(), owner))
             .map(|s| &s.state)
     }
 
     fn is_final(&self, id: &TaskId, now: Instant) -> bool {
-        matches!(self.get(id, now), Some(TaskState::Done(_)))
+        matches!(self.get(id, None, now), Some(TaskState::Done(_)))
     }
 
     /// Stores a final state unless the task has one: the first one wins.
-    /// Returns false when an earlier final state was kept.
+    /// Returns false when an earlier final state was kept. The owner stays
+    /// the pending state's (or, should that have expired, `owner`).
     fn finish(
         &mut self,
         id: TaskId,
         result: &JobResult,
+        owner: Option<&str>,
         now: Instant,
         expires_at: Instant,
     ) -> bool {
         if self.is_final(&id, now) {
             return false;
         }
+        let owner = self
+            .stored(&id, now)
+            .map_or(owner, |s| s.owner.as_deref())
+            .map(str::to_owned);
         // Written even when the pending state has expired: a late result is
         // still worth keeping for a client that asks again.
-        self.put(id, TaskState::Done(result.clone()), expires_at);
+        let stored = Stored::new(TaskState::Done(result.clone()), expires_at, owner);
+        self.put(id, stored);
+        true
+    }
+
+    /// Evicts finished states, oldest first, until `self.bytes + others`
+    /// fits in `budget`, sparing `keep` (the state just written). Returns
+    /// whether it fits.
+    fn evict(&mut self, budget: u64, others: u64, keep: Option<&TaskId>) -> bool {
+        while self.bytes + others > budget {
+            let Some(&(seq, id)) = self.finished.front() else {
+                return false;
+            };
+            if Some(&id) == keep {
+                return false;
+            }
+            self.finished.pop_front();
+            if self.by_id.get(&id).is_some_and(|s| s.seq == seq) {
+                tracing::debug!(task_id = %id, "result evicted: the store is at its byte budget");
+                self.remove(&id);
+            }
+        }
         true
     }
 }
@@ -221,11 +360,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+impl Inner {
+    /// After a final state was written: evicts older results while the
+    /// store is over its budget.
+    fn evict_after_write(&self, states: &mut States, jobs: &Jobs, written: &TaskId) {
+        if let Some(budget) = self.max_bytes {
+            states.evict(budget, jobs.bytes, Some(written));
+        }
+    }
+}
+
 #[async_trait]
 impl Queue for EmbeddedQueue {
     /// Like the Redis backend, a task id that is already known is not queued
     /// again, so a retried submit cannot run a job twice.
-    async fn submit(&self, job: &Job) -> Result<(), QueueError> {
+    async fn submit_for(
+        &self,
+        job: &Job,
+        quota: Option<ClientQuota<'_>>,
+    ) -> Result<(), QueueError> {
         let now = Instant::now();
         {
             let mut states = lock(&self.inner.states);
@@ -233,17 +386,44 @@ impl Queue for EmbeddedQueue {
             if states.by_id.contains_key(&job.id) {
                 return Ok(());
             }
+            if let Some(quota) = quota {
+                let unfinished = states.unfinished.get(quota.client).copied();
+                if unfinished.unwrap_or(0) >= quota.max_unfinished {
+                    return Err(QueueError::ClientFull {
+                        limit: quota.max_unfinished,
+                    });
+                }
+            }
             // The job is queued while the state lock is still held, so no
             // reader can see the pending state of a job that is not queued yet
             // and a concurrent submit of the same id cannot queue it twice.
             let mut jobs = lock(&self.inner.jobs);
+            let unfinished = (jobs.queued.len() + jobs.in_flight.len()) as u64;
             if let Some(limit) = self.inner.max_queue_length {
-                let unfinished = (jobs.queued.len() + jobs.in_flight.len()) as u64;
                 if unfinished >= limit {
                     return Err(QueueError::Full { limit });
                 }
             }
-            states.put(job.id, TaskState::Pending, self.inner.expires_at(now));
+            let mut pending = Stored::new(
+                TaskState::Pending,
+                self.inner.expires_at(now),
+                job.owner.clone(),
+            );
+            pending.client = quota.map(|q| q.client.to_owned());
+            let size = job.size_bytes();
+            if let Some(budget) = self.inner.max_bytes {
+                let others = jobs.bytes + size + pending.bytes;
+                if !states.evict(budget, others, None) {
+                    tracing::warn!(
+                        budget,
+                        unfinished,
+                        "the in-process queue's unfinished jobs fill its byte budget; refusing a job"
+                    );
+                    return Err(QueueError::Full { limit: unfinished });
+                }
+            }
+            states.put(job.id, pending);
+            jobs.bytes += size;
             let receipt = self
                 .inner
                 .next_receipt
@@ -259,11 +439,15 @@ impl Queue for EmbeddedQueue {
         Ok(())
     }
 
-    async fn state(&self, id: &TaskId) -> Result<Option<TaskState>, QueueError> {
+    async fn state_for(
+        &self,
+        id: &TaskId,
+        owner: Option<&str>,
+    ) -> Result<Option<TaskState>, QueueError> {
         let now = Instant::now();
         let states = lock(&self.inner.states);
         // Checked here rather than purged, so reads stay cheap; writes purge.
-        Ok(states.get(id, now).cloned())
+        Ok(states.get(id, owner, now).cloned())
     }
 
     async fn reserve(
@@ -334,7 +518,7 @@ impl Queue for EmbeddedQueue {
                 tracing::warn!(task_id = %id, deliveries, "job's workers died on every delivery; failing it instead of retrying");
                 let result = JobResult::delivery_exhausted(deliveries, now_ms());
                 let expires_at = self.inner.expires_at(now);
-                states.finish(id, &result, now, expires_at);
+                states.finish(id, &result, delivery.job.owner.as_deref(), now, expires_at);
                 self.inner.observe.finished(&id);
                 retired.push(number);
             } else {
@@ -343,7 +527,11 @@ impl Queue for EmbeddedQueue {
             }
         }
         for number in retired {
-            jobs.in_flight.remove(&number);
+            if let Some(in_flight) = jobs.in_flight.remove(&number) {
+                jobs.dropped(&in_flight.delivery.job);
+                self.inner
+                    .evict_after_write(&mut states, &jobs, &in_flight.delivery.job.id);
+            }
         }
         Ok(taken)
     }
@@ -354,13 +542,16 @@ impl Queue for EmbeddedQueue {
         states.purge(now);
         let id = delivery.job.id;
         let expires_at = self.inner.expires_at(now);
-        if !states.finish(id, result, now, expires_at) {
+        let owner = delivery.job.owner.as_deref();
+        if !states.finish(id, result, owner, now, expires_at) {
             tracing::debug!(task_id = %id, "task already has a final result; later one ignored");
         }
         self.inner.observe.finished(&id);
-        lock(&self.inner.jobs)
-            .in_flight
-            .remove(&receipt_number(&delivery.receipt));
+        let mut jobs = lock(&self.inner.jobs);
+        if let Some(in_flight) = jobs.in_flight.remove(&receipt_number(&delivery.receipt)) {
+            jobs.dropped(&in_flight.delivery.job);
+        }
+        self.inner.evict_after_write(&mut states, &jobs, &id);
         Ok(())
     }
 
@@ -373,18 +564,27 @@ impl Queue for EmbeddedQueue {
         Ok(())
     }
 
-    async fn cancel(&self, id: &TaskId, at_ms: u64) -> Result<Cancelled, QueueError> {
+    async fn cancel_for(
+        &self,
+        id: &TaskId,
+        owner: Option<&str>,
+        at_ms: u64,
+    ) -> Result<Cancelled, QueueError> {
         let now = Instant::now();
         let mut states = lock(&self.inner.states);
         states.purge(now);
-        match states.get(id, now) {
+        match states.get(id, owner, now) {
             None => Ok(Cancelled::NotFound),
             Some(TaskState::Done(result)) => Ok(Cancelled::AlreadyFinished(result.clone())),
             Some(TaskState::Pending) => {
                 let result = JobResult::cancelled(at_ms);
                 let expires_at = self.inner.expires_at(now);
-                states.put(*id, TaskState::Done(result.clone()), expires_at);
+                states.finish(*id, &result, None, now, expires_at);
                 self.inner.observe.finished(id);
+                // The job stays queued (and counted) until a worker would
+                // take it, which drops it; only the result is new here.
+                let jobs = lock(&self.inner.jobs);
+                self.inner.evict_after_write(&mut states, &jobs, id);
                 Ok(Cancelled::Now(result))
             }
         }
@@ -404,9 +604,10 @@ impl Queue for EmbeddedQueue {
         Ok(())
     }
 
-    async fn wait_for_result(
+    async fn wait_for_result_for(
         &self,
         id: &TaskId,
+        owner: Option<&str>,
         timeout: Duration,
     ) -> Result<Option<TaskState>, QueueError> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -417,12 +618,12 @@ impl Queue for EmbeddedQueue {
             let notified = watch.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let state = self.state(id).await?;
+            let state = self.state_for(id, owner).await?;
             if !matches!(state, Some(TaskState::Pending)) {
                 return Ok(state);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.state(id).await;
+                return self.state_for(id, owner).await;
             }
         }
     }
@@ -462,6 +663,7 @@ mod tests {
             files: Vec::new(),
             time_limit_ms: None,
             memory_limit_mb: None,
+            owner: None,
         }
     }
 
@@ -470,9 +672,13 @@ mod tests {
         let mut states = States::default();
         let id = TaskId::new();
         let t0 = Instant::now();
-        states.put(id, TaskState::Pending, t0 + Duration::from_secs(1));
+        let pending = Stored::new(TaskState::Pending, t0 + Duration::from_secs(1), None);
+        states.put(id, pending);
         let done = TaskState::Done(JobResult::internal_error("x", 0));
-        states.put(id, done.clone(), t0 + Duration::from_secs(3));
+        states.put(
+            id,
+            Stored::new(done.clone(), t0 + Duration::from_secs(3), None),
+        );
 
         states.purge(t0 + Duration::from_secs(2));
         assert_eq!(states.by_id.get(&id).map(|s| &s.state), Some(&done));
@@ -481,6 +687,31 @@ mod tests {
         states.purge(t0 + Duration::from_secs(3));
         assert!(states.by_id.is_empty());
         assert!(states.expiries.is_empty());
+        assert_eq!(states.bytes, 0);
+    }
+
+    #[test]
+    fn a_client_count_follows_its_pending_states() {
+        let mut states = States::default();
+        let t0 = Instant::now();
+        let ids = [TaskId::new(), TaskId::new()];
+        for (n, id) in ids.iter().enumerate() {
+            let mut pending = Stored::new(
+                TaskState::Pending,
+                t0 + Duration::from_secs(1 + n as u64),
+                None,
+            );
+            pending.client = Some("ip:192.0.2.1".into());
+            states.put(*id, pending);
+        }
+        assert_eq!(states.unfinished["ip:192.0.2.1"], 2);
+        let result = JobResult::internal_error("x", 0);
+        assert!(states.finish(ids[0], &result, None, t0, t0 + Duration::from_secs(9)));
+        assert_eq!(states.unfinished["ip:192.0.2.1"], 1);
+        // Expiry releases it too.
+        states.purge(t0 + Duration::from_secs(2));
+        assert!(states.unfinished.is_empty());
+        assert_eq!(states.by_id.len(), 1);
     }
 
     #[tokio::test]

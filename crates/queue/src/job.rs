@@ -63,9 +63,39 @@ pub struct Job {
     /// means the worker's configured limit. Never above it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_limit_mb: Option<u64>,
+    /// Whom the task belongs to: a tag derived from the API key that
+    /// submitted it (a hash, never the key itself), or `None` without keys.
+    /// Reads and cancels that name another owner find no such task (see
+    /// [`Queue::state_for`](crate::Queue::state_for)). ASCII letters, digits
+    /// and `-_.:/` only; the Redis backend hex-encodes anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
+/// What a stored record costs beyond its strings, in the in-process store's
+/// byte budget: a rough allowance for the map entry, the struct and the
+/// allocator, so that a flood of empty records is not free.
+pub const RECORD_OVERHEAD_BYTES: u64 = 256;
+
 impl Job {
+    /// Roughly the bytes the job takes in memory: its strings plus
+    /// [`RECORD_OVERHEAD_BYTES`] (and a little per argument and file).
+    pub fn size_bytes(&self) -> u64 {
+        let args: usize = self.args.iter().map(|a| a.len() + 24).sum();
+        let files: usize = self
+            .files
+            .iter()
+            .map(|f| f.name.len() + f.content.len() + 48)
+            .sum();
+        let strings = self.language.len()
+            + self.code.len()
+            + self.stdin.len()
+            + args
+            + files
+            + self.owner.as_ref().map_or(0, String::len);
+        strings as u64 + RECORD_OVERHEAD_BYTES
+    }
+
     /// A job with only the seed's fields (plus optional stdin), every
     /// addition at its default.
     pub fn new(
@@ -84,6 +114,7 @@ impl Job {
             files: Vec::new(),
             time_limit_ms: None,
             memory_limit_mb: None,
+            owner: None,
         }
     }
 }
@@ -221,6 +252,18 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    /// Roughly the bytes the result takes in memory: its strings plus
+    /// [`RECORD_OVERHEAD_BYTES`].
+    pub fn size_bytes(&self) -> u64 {
+        let strings = self.message.as_ref().map_or(0, String::len)
+            + self.stdout.len()
+            + self.stderr.len()
+            + self.compile_output.as_ref().map_or(0, String::len)
+            + self.language.len()
+            + self.language_version.len();
+        strings as u64 + RECORD_OVERHEAD_BYTES
+    }
+
     /// A result for a job that never reached its program (e.g. a worker fault).
     pub fn internal_error(message: impl Into<String>, at_ms: u64) -> Self {
         Self {

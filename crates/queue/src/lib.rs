@@ -24,6 +24,19 @@
 //! - [`Queue::cancel`] gives a pending task its final `cancelled` state at
 //!   once; a worker never starts a task that is already final, and stops one
 //!   it is running when [`Queue::settled`] reports it.
+//! - [`Queue::submit_for`] also refuses a client's job beyond its own cap of
+//!   unfinished jobs ([`QueueError::ClientFull`]), counted in the backend
+//!   (a sorted set per client in Redis, so every API process sees the same
+//!   count), in the same atomic step.
+//!
+//! Ownership: a job may carry an owner ([`Job::owner`], a hash of the API
+//! key that submitted it). [`Queue::state_for`], [`Queue::wait_for_result_for`]
+//! and [`Queue::cancel_for`] given another owner find no such task; the
+//! owner stays with the task's final state too.
+//!
+//! Memory: the embedded backend keeps its jobs and results within a byte
+//! budget ([`EmbeddedConfig::max_bytes`]), evicting the oldest finished
+//! results first.
 //!
 //! Watching, in both backends (see [`stats`]):
 //!
@@ -44,8 +57,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use embedded::EmbeddedQueue;
-pub use job::{Job, JobResult, NameClash, SourceFile, TaskId, TaskState, Verdict};
+pub use embedded::{EmbeddedConfig, EmbeddedQueue};
+pub use job::{
+    Job, JobResult, NameClash, SourceFile, TaskId, TaskState, Verdict, RECORD_OVERHEAD_BYTES,
+};
 pub use redis_queue::{RedisQueue, RedisQueueConfig, COMMAND_DEADLINE};
 
 /// A job handed to one worker, with what that worker needs to acknowledge it.
@@ -96,15 +111,58 @@ pub enum Cancelled {
     NotFound,
 }
 
+/// Whom a submission counts against, and how many unfinished (queued or
+/// running) jobs that client may have at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientQuota<'a> {
+    /// The client's name, e.g. `ip:192.0.2.7` or `key:<hash>`. ASCII
+    /// letters, digits and `-_.:/` (the Redis backend hex-encodes anything
+    /// else).
+    pub client: &'a str,
+    /// At least 1.
+    pub max_unfinished: u64,
+}
+
+/// Whether a task of `owner` may be seen by a caller asking as `asker`: a
+/// caller that names no owner sees every task, and a task without an owner
+/// is every caller's.
+pub(crate) fn may_see(owner: Option<&str>, asker: Option<&str>) -> bool {
+    match (asker, owner) {
+        (Some(asker), Some(owner)) => asker == owner,
+        _ => true,
+    }
+}
+
 /// The operations the API and the workers need; each one is atomic.
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
     /// Records the task as pending and enqueues its job, as one atomic step:
     /// a task is never visible without its job, nor the reverse.
-    async fn submit(&self, job: &Job) -> Result<(), QueueError>;
+    async fn submit(&self, job: &Job) -> Result<(), QueueError> {
+        self.submit_for(job, None).await
+    }
+
+    /// [`Queue::submit`], counting the job against `quota`'s client: when
+    /// that client already has `max_unfinished` jobs queued or running, the
+    /// job is refused with [`QueueError::ClientFull`] and nothing is written.
+    /// A job stops counting when its task gets its final state (completed,
+    /// cancelled, or failed after too many deliveries) or expires.
+    async fn submit_for(&self, job: &Job, quota: Option<ClientQuota<'_>>)
+        -> Result<(), QueueError>;
 
     /// The task's state, or `None` when it was never issued or has expired.
-    async fn state(&self, id: &TaskId) -> Result<Option<TaskState>, QueueError>;
+    async fn state(&self, id: &TaskId) -> Result<Option<TaskState>, QueueError> {
+        self.state_for(id, None).await
+    }
+
+    /// The task's state as `owner` may see it: `None` as well when the task
+    /// belongs to another owner (see [`Job::owner`]). `owner: None` sees
+    /// every task.
+    async fn state_for(
+        &self,
+        id: &TaskId,
+        owner: Option<&str>,
+    ) -> Result<Option<TaskState>, QueueError>;
 
     /// Takes up to `max` jobs for `consumer`, waiting at most `wait` for the
     /// first one. An empty vector means nothing arrived in time.
@@ -141,7 +199,18 @@ pub trait Queue: Send + Sync + 'static {
     /// Cancels a pending task: it gets a final `cancelled` result at once,
     /// its job is never started, and a worker running it stops it when it
     /// next asks [`Queue::settled`].
-    async fn cancel(&self, id: &TaskId, at_ms: u64) -> Result<Cancelled, QueueError>;
+    async fn cancel(&self, id: &TaskId, at_ms: u64) -> Result<Cancelled, QueueError> {
+        self.cancel_for(id, None, at_ms).await
+    }
+
+    /// [`Queue::cancel`] as `owner`: a task of another owner is
+    /// [`Cancelled::NotFound`] and is left alone.
+    async fn cancel_for(
+        &self,
+        id: &TaskId,
+        owner: Option<&str>,
+        at_ms: u64,
+    ) -> Result<Cancelled, QueueError>;
 
     /// Which of `ids` already have a final state (cancelled, or finished by
     /// another delivery), so their running jobs can be stopped.
@@ -163,8 +232,19 @@ pub trait Queue: Send + Sync + 'static {
         id: &TaskId,
         timeout: Duration,
     ) -> Result<Option<TaskState>, QueueError> {
+        self.wait_for_result_for(id, None, timeout).await
+    }
+
+    /// [`Queue::wait_for_result`] as `owner` (see [`Queue::state_for`]): a
+    /// task of another owner is `None` at once, without waiting.
+    async fn wait_for_result_for(
+        &self,
+        id: &TaskId,
+        owner: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Option<TaskState>, QueueError> {
         let _ = timeout;
-        self.state(id).await
+        self.state_for(id, owner).await
     }
 
     /// Marks a pending task as started by a worker at `at_ms`, so clients can
@@ -211,9 +291,13 @@ pub enum QueueError {
     /// Redis did not answer in time; it is down, restarting or overloaded.
     #[error("redis {op} got no answer within {waited:?}")]
     Timeout { op: &'static str, waited: Duration },
-    /// Backpressure: the queue already holds `limit` unfinished jobs.
+    /// Backpressure: the queue already holds `limit` unfinished jobs (or,
+    /// in the embedded backend, jobs filling its byte budget).
     #[error("the queue is full ({limit} jobs waiting or running)")]
     Full { limit: u64 },
+    /// Fair share: the submitting client already has `limit` unfinished jobs.
+    #[error("the client already has {limit} unfinished jobs")]
+    ClientFull { limit: u64 },
     #[error("the queue is closed")]
     Closed,
 }

@@ -74,6 +74,7 @@ fn job() -> Job {
         files: Vec::new(),
         time_limit_ms: None,
         memory_limit_mb: None,
+        owner: None,
     }
 }
 

@@ -50,6 +50,7 @@ async fn submit_throughput() {
                         files: Vec::new(),
                         time_limit_ms: None,
                         memory_limit_mb: None,
+                        owner: None,
                     };
                     queue.submit(&job).await.unwrap();
                 }

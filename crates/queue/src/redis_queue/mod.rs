@@ -8,7 +8,8 @@
 //! |------------------|-----------------|----------------------------------------------|
 //! | `P:jobs`         | stream          | one entry per unfinished job: fields `id`, `job` (JSON of [`Job`]) |
 //! | `P:workers`      | consumer group  | on `P:jobs`; tracks which worker holds which entry, since when, and how often it was delivered |
-//! | `P:task:{id}`    | string, TTL     | JSON of [`TaskState`]                         |
+//! | `P:task:{id}`    | string, TTL     | JSON of [`TaskState`], with the task's owner (see [`Job::owner`]) second and, while pending, the client it counts against |
+//! | `P:client:{client}` | sorted set, TTL | a client's unfinished task ids, scored by when their pending state expires (only with a [`ClientQuota`]) |
 //!
 //! Each operation that must be atomic is one Lua script in its own file
 //! (`submit.lua`, `complete.lua`, `reclaim.lua`, `settled.lua`, `cancel.lua`),
@@ -39,6 +40,12 @@
 //! Completed entries are deleted from the stream (not trimmed with `MAXLEN`,
 //! which could drop jobs nobody has read yet), so the stream stays as long as
 //! the backlog.
+//!
+//! What Redis holds per task is bounded by what the API accepts: an entry of
+//! the job's JSON (no longer than the request body that carried it: JSON
+//! escapes are never longer than the escapes a body must use) while it is
+//! unfinished, and one state: the pending one (a few dozen bytes) or the
+//! result (the output as the worker capped it, once).
 
 mod notify;
 mod observe;
@@ -57,7 +64,8 @@ use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult, Script, Valu
 use serde::Serialize;
 
 use crate::{
-    Cancelled, Delivery, Job, JobResult, Queue, QueueError, Redelivery, TaskId, TaskState,
+    may_see, Cancelled, ClientQuota, Delivery, Job, JobResult, Queue, QueueError, Redelivery,
+    TaskId, TaskState,
 };
 
 /// The atomic submit: pending state (if the id is new) plus the stream entry.
@@ -166,8 +174,6 @@ struct Inner {
     keys: Keys,
     /// `result_ttl` in milliseconds, at least 1 (Redis rejects `PX 0`).
     ttl_ms: u64,
-    /// JSON of [`TaskState::Pending`], made once.
-    pending_json: String,
     /// `max_queue_length`, 0 for none (as `submit.lua` takes it).
     max_queue_length: u64,
     /// See [`RedisQueueConfig::command_deadline`].
@@ -184,6 +190,8 @@ struct Keys {
     group: String,
     /// `{prefix}:task:`; the task id is appended.
     task_prefix: String,
+    /// `{prefix}:client:`; the client's name is appended.
+    client_prefix: String,
     /// Result channels, running marks, worker statuses, counters.
     observe: observe::ObserveKeys,
 }
@@ -194,6 +202,7 @@ impl Keys {
             jobs: format!("{prefix}:jobs"),
             group: format!("{prefix}:workers"),
             task_prefix: format!("{prefix}:task:"),
+            client_prefix: format!("{prefix}:client:"),
             observe: observe::ObserveKeys::new(prefix),
         }
     }
@@ -201,6 +210,52 @@ impl Keys {
     fn task(&self, id: &TaskId) -> String {
         format!("{}{id}", self.task_prefix)
     }
+
+    fn client(&self, client: &str) -> String {
+        format!("{}{client}", self.client_prefix)
+    }
+}
+
+/// An owner or client name as it is written into states and key names:
+/// as given when it is plain (ASCII letters, digits, `-_.:/`), which the
+/// scripts can splice into JSON and match without decoding it; otherwise
+/// hex-encoded behind an `x`, the same way every time, so comparisons
+/// still hold.
+fn plain_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
+    if plain {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        let mut hex = String::with_capacity(1 + 2 * name.len());
+        hex.push('x');
+        for b in name.bytes() {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        std::borrow::Cow::Owned(hex)
+    }
+}
+
+/// The JSON of a pending state: `state` first, then the owner and client
+/// when there are (the scripts find them by these prefixes).
+#[derive(Serialize)]
+struct PendingRecord<'a> {
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<&'a str>,
+}
+
+/// The owner a stored state names (see `complete.lua`), found by its
+/// prefix: `{"state":"…","owner":"…"`.
+fn stored_owner(json: &[u8]) -> Option<&str> {
+    let rest = json.strip_prefix(br#"{"state":""#)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let rest = rest[end..].strip_prefix(br#"","owner":""#)?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
 }
 
 impl fmt::Debug for RedisQueue {
@@ -279,7 +334,6 @@ impl RedisQueue {
                 ttl_ms: u64::try_from(config.result_ttl.as_millis())
                     .unwrap_or(u64::MAX)
                     .max(1),
-                pending_json: to_json(&TaskState::Pending),
                 max_queue_length: config.max_queue_length.unwrap_or(0),
                 command_deadline: config.command_deadline,
                 notifier: std::sync::OnceLock::new(),
@@ -350,17 +404,35 @@ impl RedisQueue {
     }
 
     /// Atomic unit `submit.lua`. Returns false when the task id was already
-    /// known, [`QueueError::Full`] when the queue is at its maximum length.
-    async fn submit_atomic(&self, job: &Job) -> Result<bool, QueueError> {
+    /// known, [`QueueError::Full`] when the queue is at its maximum length,
+    /// [`QueueError::ClientFull`] when `quota`'s client is at its cap.
+    async fn submit_atomic(
+        &self,
+        job: &Job,
+        quota: Option<ClientQuota<'_>>,
+    ) -> Result<bool, QueueError> {
+        let owner = job.owner.as_deref().map(plain_name);
+        let client = quota.map(|q| plain_name(q.client));
+        let pending = to_json(&PendingRecord {
+            state: "pending",
+            owner: owner.as_deref(),
+            client: client.as_deref(),
+        });
         let mut invocation = SUBMIT.prepare_invoke();
         invocation
             .key(self.inner.keys.task(&job.id))
-            .key(&self.inner.keys.jobs)
-            .arg(&self.inner.pending_json)
+            .key(&self.inner.keys.jobs);
+        if let Some(client) = &client {
+            invocation.key(self.inner.keys.client(client));
+        }
+        invocation
+            .arg(pending)
             .arg(self.inner.ttl_ms)
             .arg(job.id.to_string())
             .arg(to_json(job))
-            .arg(self.inner.max_queue_length);
+            .arg(self.inner.max_queue_length)
+            .arg(quota.map_or(0, |q| q.max_unfinished.max(1)))
+            .arg(now_ms());
         let invocation = &invocation;
         let reply: Value = self
             .on_shared("submit script", move |mut conn| async move {
@@ -371,17 +443,22 @@ impl RedisQueue {
             Value::Int(-1) => Err(QueueError::Full {
                 limit: self.inner.max_queue_length,
             }),
+            Value::Int(-2) => Err(QueueError::ClientFull {
+                limit: quota.map_or(0, |q| q.max_unfinished),
+            }),
             Value::Nil => Ok(false),
             _ => Ok(true),
         }
     }
 
-    /// Atomic unit `complete.lua`. Returns false when an earlier final state was kept.
+    /// Atomic unit `complete.lua`. Returns false when an earlier final
+    /// state was kept. `owner`: the job's, when it could be read.
     async fn complete_atomic(
         &self,
         id: &TaskId,
         entry_id: &str,
         result: &JobResult,
+        owner: Option<&str>,
     ) -> Result<bool, QueueError> {
         let mut invocation = COMPLETE.prepare_invoke();
         invocation
@@ -389,8 +466,9 @@ impl RedisQueue {
             .key(&self.inner.keys.jobs)
             .arg(&self.inner.keys.group)
             .arg(entry_id)
-            .arg(to_json(&TaskState::Done(result.clone())))
-            .arg(self.inner.ttl_ms);
+            .arg(done_json(result))
+            .arg(self.inner.ttl_ms)
+            .arg(owner.map(plain_name).unwrap_or_default().as_ref());
         let invocation = &invocation;
         let written: i64 = self
             .on_shared("complete script", move |mut conn| async move {
@@ -652,7 +730,8 @@ impl RedisQueue {
                     format!("the queued job could not be read: {why}"),
                     now_ms(),
                 );
-                self.complete_atomic(&id, &entry.id, &result)
+                // The owner, if any, is kept from the pending state.
+                self.complete_atomic(&id, &entry.id, &result, None)
                     .await
                     .map(drop)
             }
@@ -669,6 +748,26 @@ impl RedisQueue {
             );
         }
     }
+}
+
+/// The JSON of a final state as the scripts take it: `{"state":"done",`
+/// first (16 bytes, which they replace to add the owner).
+fn done_json(result: &JobResult) -> String {
+    let json = serde_json::to_string(&DoneRecord {
+        state: "done",
+        result,
+    })
+    .expect("queue records always serialize to JSON");
+    debug_assert!(json.starts_with(r#"{"state":"done","#));
+    json
+}
+
+/// [`TaskState::Done`] as serde writes it, without cloning the result.
+#[derive(Serialize)]
+struct DoneRecord<'a> {
+    state: &'static str,
+    #[serde(flatten)]
+    result: &'a JobResult,
 }
 
 /// The job in a stream entry, or why it cannot be read.
@@ -719,14 +818,22 @@ fn preview(value: Option<&Value>) -> String {
 impl Queue for RedisQueue {
     /// A task id that is already known is not queued again, so a submit
     /// retried after a lost reply cannot run the job twice.
-    async fn submit(&self, job: &Job) -> Result<(), QueueError> {
-        if !self.submit_atomic(job).await? {
+    async fn submit_for(
+        &self,
+        job: &Job,
+        quota: Option<ClientQuota<'_>>,
+    ) -> Result<(), QueueError> {
+        if !self.submit_atomic(job, quota).await? {
             tracing::debug!(task_id = %job.id, "task already known; not queued again");
         }
         Ok(())
     }
 
-    async fn state(&self, id: &TaskId) -> Result<Option<TaskState>, QueueError> {
+    async fn state_for(
+        &self,
+        id: &TaskId,
+        owner: Option<&str>,
+    ) -> Result<Option<TaskState>, QueueError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.inner.keys.task(id));
         let cmd = &cmd;
@@ -735,13 +842,19 @@ impl Queue for RedisQueue {
                 cmd.query_async(&mut conn).await
             })
             .await?;
-        raw.map(|bytes| {
-            serde_json::from_slice(&bytes).map_err(|source| QueueError::Corrupt {
+        let Some(bytes) = raw else {
+            return Ok(None);
+        };
+        let asker = owner.map(plain_name);
+        if !may_see(stored_owner(&bytes), asker.as_deref()) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| QueueError::Corrupt {
                 id: id.to_string(),
                 source,
             })
-        })
-        .transpose()
     }
 
     /// Not cancel-safe: if the future is dropped while Redis is delivering,
@@ -778,7 +891,11 @@ impl Queue for RedisQueue {
 
     async fn complete(&self, delivery: &Delivery, result: &JobResult) -> Result<(), QueueError> {
         let id = delivery.job.id;
-        if !self.complete_atomic(&id, &delivery.receipt, result).await? {
+        let owner = delivery.job.owner.as_deref();
+        if !self
+            .complete_atomic(&id, &delivery.receipt, result, owner)
+            .await?
+        {
             tracing::debug!(task_id = %id, "task already has a final result; later one ignored");
         }
         Ok(())
@@ -810,7 +927,11 @@ impl Queue for RedisQueue {
                     "job's workers died on every delivery; failing it instead of retrying"
                 );
                 let result = JobResult::delivery_exhausted(count - 1, now_ms());
-                if let Err(e) = self.complete_atomic(&id, &entry.id, &result).await {
+                let owner = decode_job(&entry).ok().and_then(|job| job.owner);
+                if let Err(e) = self
+                    .complete_atomic(&id, &entry.id, &result, owner.as_deref())
+                    .await
+                {
                     // Still pending: the next reclaim retires it. Failing the
                     // call would strand the other entries claimed with it.
                     tracing::error!(task_id = %id, error = %error_chain(&e), "cannot fail an exhausted job yet");
@@ -854,13 +975,19 @@ impl Queue for RedisQueue {
         .await
     }
 
-    async fn cancel(&self, id: &TaskId, at_ms: u64) -> Result<Cancelled, QueueError> {
+    async fn cancel_for(
+        &self,
+        id: &TaskId,
+        owner: Option<&str>,
+        at_ms: u64,
+    ) -> Result<Cancelled, QueueError> {
         let result = JobResult::cancelled(at_ms);
         let mut invocation = CANCEL.prepare_invoke();
         invocation
             .key(self.inner.keys.task(id))
-            .arg(to_json(&TaskState::Done(result.clone())))
-            .arg(self.inner.ttl_ms);
+            .arg(done_json(&result))
+            .arg(self.inner.ttl_ms)
+            .arg(owner.map(plain_name).unwrap_or_default().as_ref());
         let invocation = &invocation;
         let reply: Vec<Value> = self
             .on_shared("cancel script", move |mut conn| async move {
@@ -898,12 +1025,13 @@ impl Queue for RedisQueue {
         .await
     }
 
-    async fn wait_for_result(
+    async fn wait_for_result_for(
         &self,
         id: &TaskId,
+        owner: Option<&str>,
         timeout: Duration,
     ) -> Result<Option<TaskState>, QueueError> {
-        self.wait_done(id, timeout).await
+        self.wait_done(id, owner, timeout).await
     }
 
     async fn mark_running(&self, id: &TaskId, at_ms: u64) -> Result<(), QueueError> {

@@ -75,12 +75,13 @@ impl RedisQueue {
     pub(super) async fn wait_done(
         &self,
         id: &TaskId,
+        owner: Option<&str>,
         timeout: Duration,
     ) -> Result<Option<TaskState>, QueueError> {
         use crate::Queue;
         // Most calls are for tasks that are finished already (or unknown):
         // answer those without touching the subscriber.
-        let state = self.state(id).await?;
+        let state = self.state_for(id, owner).await?;
         if !matches!(state, Some(TaskState::Pending)) || timeout.is_zero() {
             return Ok(state);
         }
@@ -90,13 +91,13 @@ impl RedisQueue {
             Ok(watch) => watch?,
             // The subscriber could not confirm in time (Redis restarting?):
             // answer with the state as it is now.
-            Err(_) => return self.state(id).await,
+            Err(_) => return self.state_for(id, owner).await,
         };
         loop {
             let notified = watch.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.state(id).await {
+            match self.state_for(id, owner).await {
                 Ok(state) if !matches!(state, Some(TaskState::Pending)) => return Ok(state),
                 Ok(_) => {}
                 // A read that fails while there is time left (Redis slow or
@@ -107,13 +108,13 @@ impl RedisQueue {
                     let retry = tokio::time::Instant::now() + WAIT_READ_RETRY;
                     let _ = tokio::time::timeout_at(retry.min(deadline), notified).await;
                     if tokio::time::Instant::now() >= deadline {
-                        return self.state(id).await;
+                        return self.state_for(id, owner).await;
                     }
                     continue;
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.state(id).await;
+                return self.state_for(id, owner).await;
             }
         }
     }

@@ -2,6 +2,7 @@
 //! `serve`), a real `redis-server`, real programs in the real sandbox, all
 //! over HTTP as a client of the seed would talk to it.
 
+mod abuse_fairness;
 mod chaos;
 mod config;
 mod features;

@@ -4,6 +4,9 @@
 //!   test suite every backend passes).
 //! - [`LanguageTable`]: how each language is compiled and run.
 //! - [`Limits`]: the resource limits of a step, as data.
+//! - [`judge`]: judge mode — one submission compiled once and run on many
+//!   tests, each a fresh step, with an optional custom checker the
+//!   submission cannot reach ([`Sandbox::execute_tests`]).
 //! - [`native`]: the default backend — bubblewrap for namespaces and mounts,
 //!   cgroups (v1 or v2) for memory, processes and CPU accounting, rlimits, and
 //!   an unprivileged host uid per slot.
@@ -12,9 +15,11 @@
 //!   pre-started containers.
 //!
 //! This crate knows nothing of HTTP or queues: the worker turns a job into a
-//! [`Program`] and an [`Execution`] back into a result.
+//! [`Program`] and an [`Execution`] back into a result (in judge mode, a
+//! [`Program`] and [`TestRun`]s, and a [`Judged`] back).
 
 pub mod docker;
+pub mod judge;
 pub mod language;
 pub mod limits;
 pub mod native;
@@ -25,6 +30,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use docker::{DockerConfig, DockerSandbox};
+pub use judge::{CheckerProgram, Judged, TestObserver, TestOutcome, TestRun, CHECKER_FILES};
 pub use language::{Language, LanguageTable, LanguageTableError};
 pub use limits::{LimitError, Limits};
 pub use native::{KeeperCommand, NativeConfig, NativeSandbox};
@@ -53,6 +59,27 @@ pub trait Sandbox: Send + Sync + 'static {
     /// sandbox that is destroyed before this returns. An `Err` means the
     /// sandbox itself failed, never that the program did.
     async fn execute(&self, program: Program) -> Result<Execution, SandboxError>;
+
+    /// Judge mode: compiles `program` once (its `stdin`, `args` and
+    /// `run_limits` are not used) and `checker`, when given, once; then runs
+    /// each test in a fresh step with the test's stdin, arguments and
+    /// limits, the checker after it (see [`judge`]), and tells `observer`
+    /// after each test, which may end the job there. Everything of the job
+    /// is destroyed before this returns. An `Err` means the sandbox itself
+    /// failed (tests the observer already saw stand as reported).
+    ///
+    /// The default implementation ([`judge::execute_per_test`]) goes
+    /// through [`Sandbox::execute`] alone and compiles for every test; the
+    /// native backend compiles once and runs the whole job in one slot.
+    async fn execute_tests(
+        &self,
+        program: Program,
+        checker: Option<CheckerProgram>,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        judge::execute_per_test(self, program, checker, tests, observer).await
+    }
 }
 
 /// A failure of the sandbox machinery (not of the program).

@@ -52,3 +52,103 @@ mod attacks {
 
     every_attack_test!(attack_tests);
 }
+
+/// Judge mode, what only the native backend promises (the default,
+/// compile-per-test path of other backends does not): the submission is
+/// compiled once — every test runs the very same binary file — and what a
+/// test leaves in `/work` is there for the next; a test sees `/judge` empty
+/// and not mounted; the checker runs in `/judge`, read-only, which holds
+/// its source and the test's three files and nothing else, and sees `/work`
+/// empty and not mounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_directories_and_one_compile_on_the_native_backend() {
+    let solution = r#"
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+int main(void) {
+    struct stat st;
+    if (stat("/work/main", &st) != 0) { puts("no binary"); return 1; }
+    int count = 0;
+    FILE *f = fopen("/work/count", "r");
+    if (f) { if (fscanf(f, "%d", &count) != 1) count = -100; fclose(f); }
+    f = fopen("/work/count", "w");
+    if (!f) return 2;
+    fprintf(f, "%d", count + 1);
+    fclose(f);
+    int entries = 0, mounted = 0;
+    DIR *d = opendir("/judge");
+    struct dirent *e;
+    while (d && (e = readdir(d))) if (e->d_name[0] != '.') entries++;
+    f = fopen("/proc/self/mountinfo", "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) if (strstr(line, " /judge ")) mounted = 1;
+    printf("%lu %ld.%09ld count %d judge %d %d\n", (unsigned long)st.st_ino,
+           (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, count + 1, entries, mounted);
+    return 0;
+}
+"#;
+    let checker = r#"
+import os, sys
+problems = []
+if os.getcwd() != '/judge' or os.environ.get('HOME') != '/judge':
+    problems.append('cwd %s home %s' % (os.getcwd(), os.environ.get('HOME')))
+if os.listdir('/work'):
+    problems.append('/work holds %r' % os.listdir('/work'))
+with open('/proc/self/mountinfo') as f:
+    points = [line.split()[4] for line in f]
+if '/work' in points or '/judge' not in points:
+    problems.append('mount points %r' % points)
+if sorted(os.listdir('.')) != ['answer', 'input', 'main.py', 'output']:
+    problems.append('/judge holds %r' % sorted(os.listdir('.')))
+for name in ['planted', 'input', 'main.py']:
+    try:
+        open(name, 'a').close()
+        problems.append('wrote ' + name)
+    except OSError:
+        pass
+sys.stderr.write(repr(problems) if problems else 'fine')
+sys.exit(3 if problems else 0)
+"#;
+    let tests = (0..5)
+        .map(|n| suite::judge::test(&n.to_string(), ""))
+        .collect();
+    let (judged, _) = suite::judge::judge(
+        sandbox().as_ref(),
+        suite::program("c", solution),
+        Some(suite::judge::checker("python", checker)),
+        tests,
+    )
+    .await;
+    assert!(
+        judged.compile.as_ref().is_some_and(|c| c.succeeded()),
+        "{judged:?}"
+    );
+    assert_eq!(judged.tests.len(), 5);
+    let mut binaries = std::collections::BTreeSet::new();
+    for (n, outcome) in judged.tests.iter().enumerate() {
+        let out = String::from_utf8_lossy(&outcome.run.stdout).into_owned();
+        let (binary, rest) = out
+            .rsplit_once(" count ")
+            .unwrap_or_else(|| panic!("{outcome:?}"));
+        binaries.insert(binary.to_owned());
+        assert_eq!(
+            rest,
+            format!("{} judge 0 0\n", n + 1),
+            "test {n}: {outcome:?}"
+        );
+        let check = outcome.checker.as_ref().expect("checked");
+        assert_eq!(
+            String::from_utf8_lossy(&check.stderr),
+            "fine",
+            "test {n}: {check:?}"
+        );
+        assert_eq!(check.exit_code, Some(0));
+    }
+    assert_eq!(
+        binaries.len(),
+        1,
+        "the binary changed between tests: {binaries:?}"
+    );
+}

@@ -94,6 +94,11 @@ impl SlotArgs<'_> {
             "/tmp",
             "--dir",
             "/work",
+            // Where judge mode's custom checker lives (see `keeper`): an
+            // empty, read-only directory unless the keeper mounts a tmpfs
+            // over it, which no step of the submission ever sees.
+            "--dir",
+            "/judge",
             "--chdir",
             "/",
             // bubblewrap's root is a tmpfs; read-only, it cannot hold data.

@@ -318,12 +318,15 @@ impl SlotCgroup {
     }
 
     /// Applies a step's limits on top of what the slot already holds and
-    /// cannot give back (the keeper, and the job's `/work`: the sources and
-    /// what a compile step left), and starts counting.
+    /// cannot give back (the keeper, and the job's `/work` and `/judge`: the
+    /// sources and what a compile step left), and of `files_bytes` the
+    /// keeper is about to write for the step (a checker's test files), and
+    /// starts counting.
     pub(crate) fn begin_step(
         &mut self,
         limits: &Limits,
         first_of_job: bool,
+        files_bytes: u64,
     ) -> Result<StepBaseline, SandboxError> {
         let memory_dir = &self.memory;
         let (pids_dir, cpu_dir) = (&self.pids, &self.cpuacct);
@@ -343,7 +346,7 @@ impl SlotCgroup {
         } else {
             keyed(&read(memory_dir, "memory.stat"), "shmem")
         };
-        let memory = limits.memory_bytes + KEEPER_ALLOWANCE + held;
+        let memory = limits.memory_bytes + KEEPER_ALLOWANCE + held + files_bytes;
         let cpu = cpu_usage(cpu_dir, self.version);
         // Most steps repeat the slot's previous limits: no need to write them.
         let unchanged = self.last_limits == Some((pids_max, memory));

@@ -21,6 +21,7 @@
 
 mod bwrap;
 mod cgroup;
+mod judge;
 pub mod keeper;
 mod protocol;
 // Shared with the docker backend, whose container init installs the same filters.
@@ -37,12 +38,13 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
+use crate::judge::{CheckerProgram, Judged, TestObserver, TestRun};
 use crate::language::Substitutions;
 use crate::limits::Limits;
 use crate::report::{Execution, Observed, StepReport, Termination};
 use crate::{Program, Sandbox, SandboxError};
 use cgroup::CgroupLayout;
-use protocol::{StepSpec, Workspace};
+use protocol::{StepSpec, View, Workspace};
 pub use slot::KeeperCommand;
 use slot::{SlotProcess, SlotSpawn};
 use supervise::Supervised;
@@ -234,17 +236,7 @@ impl NativeSandbox {
             main,
             memory_mb: program.run_limits.memory_mb(),
         };
-        let mut files = vec![(language.source_file(&run_subs), program.source.clone())];
-        for (file_name, contents) in &program.files {
-            // The API only lets plain names through; refuse anything else here
-            // too rather than trust every caller.
-            if !crate::is_plain_file_name(file_name) {
-                return Err(SandboxError::setup(format!("extra file {file_name:?}"))(
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a plain file name"),
-                ));
-            }
-            files.push((file_name.clone(), contents.clone()));
-        }
+        let files = source_files(language, &run_subs, &program.source, &program.files)?;
         // Written by the keeper when the first step starts.
         let mut workspace = Some(Workspace {
             bytes: program
@@ -261,7 +253,7 @@ impl NativeSandbox {
                 argv,
                 limits: &program.compile_limits,
                 stdin: Vec::new(),
-                workspace: workspace.take(),
+                ..Step::new(View::Solution, workspace.take(), true)
             };
             let report = run_step(process, step, self.cpu_rate()).await?;
             let succeeded = report.succeeded();
@@ -279,7 +271,7 @@ impl NativeSandbox {
             },
             limits: &program.run_limits,
             stdin: program.stdin.clone(),
-            workspace: workspace.take(),
+            ..Step::new(View::Solution, workspace.take(), compile.is_none())
         };
         let run = run_step(process, step, self.cpu_rate()).await?;
         process.begin_clear().await;
@@ -303,14 +295,24 @@ async fn run_step(
     cpu_rate: f64,
 ) -> Result<StepReport, SandboxError> {
     let limits = step.limits;
-    // A job's first step finds an empty slot; a later one, the job's /work.
-    let first = step.workspace.is_some();
-    let baseline = process.cgroup().begin_step(limits, first)?;
+    // A job's first step finds an empty slot; a later one, the job's /work
+    // (and /judge), which stay charged to the slot.
+    let files_bytes = step.files.iter().map(|(_, _, len)| len).sum();
+    let baseline = process
+        .cgroup()
+        .begin_step(limits, step.first_of_job, files_bytes)?;
     let cpu_meter = process.cgroup().cpu_meter();
+    let (names, contents) = step
+        .files
+        .into_iter()
+        .map(|(name, fd, _)| (name, fd))
+        .unzip();
     let spec = StepSpec {
+        view: step.view,
         workspace: step.workspace,
+        files: names,
         argv: step.argv,
-        env: step_environment(),
+        env: step_environment(step.view),
         rlimits: rlimits(limits),
         tmp_bytes: limits.scratch_bytes,
         tmp_inodes: INODES,
@@ -319,6 +321,7 @@ async fn run_step(
         .run(
             spec,
             step.stdin,
+            contents,
             supervise::StepLimits {
                 wall_limit: limits.wall_time,
                 output_cap: limits.output_bytes,
@@ -402,6 +405,19 @@ impl Sandbox for NativeSandbox {
         drop(slot);
         result
     }
+
+    /// Judge mode in one slot, held for the whole job: the submission and
+    /// the checker compiled once each, every test a fresh step, the checker
+    /// a step of its own after it (see `judge` and docs/judge-sandbox.md).
+    async fn execute_tests(
+        &self,
+        program: Program,
+        checker: Option<CheckerProgram>,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        self.judge(program, checker, tests, observer).await
+    }
 }
 
 /// A slot in use; returned to the free list on drop.
@@ -421,17 +437,66 @@ impl Drop for SlotGuard<'_> {
 
 /// One sandboxed command of a job.
 struct Step<'a> {
+    view: View,
     argv: Vec<String>,
     limits: &'a Limits,
     stdin: Vec<u8>,
+    /// The view's directory, made fresh for this step (its first there).
     workspace: Option<Workspace>,
+    /// Files the keeper writes into the view's directory for this step
+    /// alone: `(name, contents, length)`.
+    files: Vec<(String, std::os::fd::OwnedFd, u64)>,
+    /// The job's first step: nothing of the job is in the slot yet.
+    first_of_job: bool,
 }
 
-/// What every program finds in its environment, and nothing else.
-fn step_environment() -> Vec<(String, String)> {
+impl Step<'_> {
+    /// A step with no command yet (set `argv`, `limits` and `stdin`).
+    fn new(view: View, workspace: Option<Workspace>, first_of_job: bool) -> Self {
+        Step {
+            view,
+            argv: Vec::new(),
+            limits: &Limits::RUN_DEFAULT,
+            stdin: Vec::new(),
+            workspace,
+            files: Vec::new(),
+            first_of_job,
+        }
+    }
+}
+
+/// The files of a job's directory: the main source under the language's
+/// name for it, then the extra files, each checked to be a plain name.
+fn source_files(
+    language: &crate::Language,
+    subs: &Substitutions,
+    source: &str,
+    extra: &[(String, String)],
+) -> Result<Vec<(String, String)>, SandboxError> {
+    let mut files = vec![(language.source_file(subs), source.to_owned())];
+    for (file_name, contents) in extra {
+        // The API only lets plain names through; refuse anything else here
+        // too rather than trust every caller.
+        if !crate::is_plain_file_name(file_name) {
+            return Err(SandboxError::setup(format!("extra file {file_name:?}"))(
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a plain file name"),
+            ));
+        }
+        files.push((file_name.clone(), contents.clone()));
+    }
+    Ok(files)
+}
+
+/// What every program finds in its environment, and nothing else: `HOME` is
+/// the step's working directory.
+fn step_environment(view: View) -> Vec<(String, String)> {
+    let home = match view {
+        View::Solution => "/work",
+        View::CheckerCompile | View::Checker => "/judge",
+    };
     [
         ("PATH", "/usr/bin:/bin"),
-        ("HOME", "/work"),
+        ("HOME", home),
         ("LANG", "C.UTF-8"),
         ("TMPDIR", "/tmp"),
     ]

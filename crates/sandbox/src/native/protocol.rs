@@ -4,7 +4,9 @@
 //! bytes of JSON. A `Run` request carries the step's stdin, stdout and stderr
 //! as `SCM_RIGHTS` descriptors attached to the first byte of its frame, so the
 //! program writes straight into pipes the worker reads: its output never
-//! passes through the keeper or a file.
+//! passes through the keeper or a file. A checker's step also carries the
+//! test's files (`StepSpec::files`) as descriptors after those three, so test
+//! data of any size and any bytes never passes through JSON.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,16 +17,34 @@ pub(crate) const MAX_FRAME: u32 = 64 << 20;
 /// Worker to keeper.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// Start one step in fresh namespaces. Comes with three descriptors.
+    /// Start one step in fresh namespaces. Comes with three descriptors
+    /// (stdin, stdout, stderr), then one per name in `StepSpec::files`.
     Run(StepSpec),
     /// Kill the running step (the answer is still its `Exited`).
     Kill,
-    /// End the job: detach `/work`, freeing whatever the job left there, and
-    /// move to a fresh network namespace for the next one.
+    /// End the job: detach `/work` and `/judge`, freeing whatever the job
+    /// left there, and move to a fresh network namespace for the next one.
     Clear,
 }
 
-/// A job's `/work`.
+/// Which of a job's two directories a step sees, and how. The submission's
+/// steps and the checker's never see each other's directory: each step's
+/// init detaches the other one in the step's own mount namespace before the
+/// program is forked (see `keeper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum View {
+    /// The submission's compile and runs: `/work`, writable, is the working
+    /// directory; `/judge` is not there.
+    Solution,
+    /// A custom checker's compile: `/judge`, writable, is the working
+    /// directory; `/work` is not there.
+    CheckerCompile,
+    /// A custom checker's run after a test: `/judge`, read-only, is the
+    /// working directory; `/work` is not there.
+    Checker,
+}
+
+/// A job's `/work` or `/judge`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Workspace {
     pub bytes: u64,
@@ -36,9 +56,16 @@ pub(crate) struct Workspace {
 /// One sandboxed command.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StepSpec {
-    /// On a job's first step: mount a fresh, empty `/work` (detaching the
-    /// previous one) and write these files into it, before the step starts.
+    pub view: View,
+    /// On the first step in the view's directory: mount a fresh, empty
+    /// tmpfs there (detaching the previous one) and write these files into
+    /// it, before the step starts.
     pub workspace: Option<Workspace>,
+    /// Plain names of files the keeper writes into the view's directory just
+    /// before the step starts (replacing whatever had the name) and removes
+    /// when it ends; their contents are the descriptors that follow the three
+    /// standard ones, read from offset 0.
+    pub files: Vec<String>,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     /// `(resource, soft, hard)` for `setrlimit`.
@@ -53,7 +80,7 @@ pub(crate) struct StepSpec {
 pub(crate) enum Reply {
     /// Set up and waiting for requests.
     Ready,
-    /// `/work` is cleared (and the network namespace renewed).
+    /// `/work` and `/judge` are cleared (and the network namespace renewed).
     Done,
     /// The step is over and every one of its processes is gone.
     Exited(StepEnd),

@@ -196,25 +196,26 @@ impl SlotProcess {
         }
     }
 
-    /// Runs one step under the wall clock and output cap.
+    /// Runs one step under the wall clock and output cap. `files` holds the
+    /// contents of the files `spec.files` names, in order.
     pub(crate) async fn run(
         &mut self,
         spec: StepSpec,
         stdin: Vec<u8>,
+        files: Vec<OwnedFd>,
         limits: supervise::StepLimits,
     ) -> Result<(Supervised, StepEnd), SandboxError> {
         let (stdin_read, stdin_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
         let (stdout_read, stdout_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
         let (stderr_read, stderr_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
-        let theirs: [OwnedFd; 3] = [stdin_read.into(), stdout_write.into(), stderr_write.into()];
+        let mut theirs: Vec<OwnedFd> =
+            vec![stdin_read.into(), stdout_write.into(), stderr_write.into()];
+        theirs.extend(files);
+        let raw: Vec<RawFd> = theirs.iter().map(|fd| fd.as_raw_fd()).collect();
         let started = Instant::now();
-        send(
-            &mut self.requests,
-            &Request::Run(spec),
-            &theirs.each_ref().map(|fd| fd.as_raw_fd()),
-        )
-        .await
-        .map_err(keeper_io)?;
+        send(&mut self.requests, &Request::Run(spec), &raw)
+            .await
+            .map_err(keeper_io)?;
         // Only the program may hold the write ends now, so that its exit
         // is the end of its output.
         drop(theirs);

@@ -91,8 +91,25 @@ pub(crate) fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// The most descriptors one message carries (a step's stdin, stdout, stderr).
-pub(crate) const MAX_PASSED_FDS: usize = 3;
+/// The most descriptors one message carries: a step's stdin, stdout and
+/// stderr, and a checker step's three test files.
+pub(crate) const MAX_PASSED_FDS: usize = 6;
+
+/// An anonymous in-memory file (`memfd_create`, close-on-exec) holding
+/// `bytes`, for the keeper to copy into a step's directory.
+pub(crate) fn memfd_with(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::Write;
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor owned by no one else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    Ok(file.into())
+}
 
 /// Sends `bytes` on the stream socket `socket` with `fds` attached to them
 /// (`SCM_RIGHTS`); returns how many bytes went out. The descriptors travel

@@ -3,6 +3,15 @@
 //! the five languages, checked for output, status and limits.
 
 pub mod attacks;
+pub mod judge;
+
+pub use judge::{
+    judge_checker_cannot_see_the_submission, judge_checker_failures_are_reported,
+    judge_compile_errors_end_the_job, judge_compiles_once_and_runs_many_tests,
+    judge_custom_checkers_in_cpp_and_python, judge_goes_on_after_a_test_that_breaks_its_slot,
+    judge_limits_are_per_test, judge_observer_stops_the_job,
+    judge_submission_cannot_reach_the_checker,
+};
 
 /// Expands `$runner!(...)` over every suite function: the one list each
 /// backend's test file runs, so no backend can skip a test by omission.
@@ -25,6 +34,15 @@ macro_rules! every_suite_test {
             args_and_extra_files_reach_the_program,
             isolation_basics,
             concurrent_jobs_run_in_parallel,
+            judge_compiles_once_and_runs_many_tests,
+            judge_limits_are_per_test,
+            judge_observer_stops_the_job,
+            judge_compile_errors_end_the_job,
+            judge_custom_checkers_in_cpp_and_python,
+            judge_checker_failures_are_reported,
+            judge_submission_cannot_reach_the_checker,
+            judge_checker_cannot_see_the_submission,
+            judge_goes_on_after_a_test_that_breaks_its_slot,
         );
     };
 }

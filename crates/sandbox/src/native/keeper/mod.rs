@@ -12,6 +12,17 @@
 //! When the program exits, its init exits, and the kernel kills whatever
 //! else is left in the step's PID namespace.
 //!
+//! Judge mode adds a second directory per job, `/judge`, for a custom
+//! checker: a tmpfs of its own, mounted by the keeper like `/work`. A step
+//! sees one of the two, never both (`protocol::View`): the step's init
+//! detaches the other in the step's private mount namespace before it forks
+//! the program, and mounts `/judge` read-only there for a checker's run. The
+//! keeper made both mounts in its own mount namespace, so they are not locked
+//! in the step's copy of it (the mounts bubblewrap made are). Before a
+//! checker's run the keeper writes the test's files into `/judge`, and it
+//! removes them when the step ends: while a test of the submission runs,
+//! `/judge` holds only the checker.
+//!
 //! This keeps a fresh sandbox per step while paying for bubblewrap, the user
 //! and network namespaces and the cgroups once per slot rather than once per
 //! step: what a step costs is a clone, four mounts, a fork and the exec.
@@ -28,10 +39,11 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 
-use super::protocol::{self, Reply, Request, StepEnd, StepSpec, Workspace};
+use super::protocol::{self, Reply, Request, StepEnd, StepSpec, View, Workspace};
 use super::seccomp::SeccompFilters;
 
 const WORK: &CStr = c"/work";
+const JUDGE: &CStr = c"/judge";
 
 /// The keeper's entry point: the last command-line argument is the number of
 /// the inherited control socket. Exits when the worker closes it.
@@ -69,6 +81,7 @@ fn run() -> io::Result<()> {
         control: UnixStream::from(control),
         filters: filters.programs().map(to_sock_filters).to_vec(),
         work_mounted: false,
+        judge_mounted: false,
         userns_closed: false,
     };
     keeper.reply(&Reply::Ready)?;
@@ -82,6 +95,7 @@ struct Keeper {
     control: UnixStream,
     filters: Vec<Vec<libc::sock_filter>>,
     work_mounted: bool,
+    judge_mounted: bool,
     /// Whether a step's init has set the slot's user namespace limit to 0
     /// (it stays so; later steps need not set it again).
     userns_closed: bool,
@@ -95,17 +109,31 @@ impl Keeper {
                 Err(e) => Reply::Failed(e.to_string()),
             },
             Request::Run(spec) => {
-                let Ok(stdio) = <[OwnedFd; 3]>::try_from(fds) else {
-                    return Err(io::Error::other("a run request needs 3 descriptors"));
-                };
+                if fds.len() != 3 + spec.files.len() {
+                    return Err(io::Error::other(format!(
+                        "a run request with {} files needs {} descriptors, got {}",
+                        spec.files.len(),
+                        3 + spec.files.len(),
+                        fds.len()
+                    )));
+                }
+                let mut fds = fds.into_iter();
+                let stdio: [OwnedFd; 3] = std::array::from_fn(|_| fds.next().expect("counted"));
+                let dir = directory(spec.view);
                 if let Some(workspace) = &spec.workspace {
-                    if let Err(e) = self.prepare(workspace) {
-                        return self.reply(&Reply::Failed(format!("prepare /work: {e}")));
+                    if let Err(e) = self.prepare(dir, workspace) {
+                        return self.reply(&Reply::Failed(format!("prepare {dir:?}: {e}")));
                     }
                 }
-                match self.run_step(&spec, stdio)? {
-                    Ok(end) => Reply::Exited(end),
-                    Err(e) => Reply::Failed(format!("start step: {e}")),
+                if let Err(e) = self.put_files(dir, &spec.files, fds) {
+                    return self.reply(&Reply::Failed(format!("write the test's files: {e}")));
+                }
+                let ran = self.run_step(&spec, stdio)?;
+                let removed = remove_files(dir, &spec.files);
+                match (ran, removed) {
+                    (Ok(end), Ok(())) => Reply::Exited(end),
+                    (Err(e), _) => Reply::Failed(format!("start step: {e}")),
+                    (Ok(_), Err(e)) => Reply::Failed(format!("remove the test's files: {e}")),
                 }
             }
             // A kill that crossed the step's end on the wire.
@@ -114,37 +142,58 @@ impl Keeper {
         self.reply(&reply)
     }
 
-    fn prepare(&mut self, workspace: &Workspace) -> io::Result<()> {
-        self.clear()?;
+    fn mounted(&mut self, dir: &CStr) -> &mut bool {
+        if dir == WORK {
+            &mut self.work_mounted
+        } else {
+            &mut self.judge_mounted
+        }
+    }
+
+    /// Mounts a fresh tmpfs at `dir` (`/work` or `/judge`), detaching the
+    /// one before, and writes the workspace's files into it.
+    fn prepare(&mut self, dir: &'static CStr, workspace: &Workspace) -> io::Result<()> {
+        self.clear(dir)?;
         let options = CString::new(format!(
             "size={},nr_inodes={},mode=0700",
             workspace.bytes, workspace.inodes
         ))?;
         sys::mount(
             c"tmpfs",
-            WORK,
+            dir,
             Some(c"tmpfs"),
             libc::MS_NOSUID | libc::MS_NODEV,
             Some(&options),
         )?;
-        self.work_mounted = true;
+        *self.mounted(dir) = true;
         for (name, contents) in &workspace.files {
-            // The worker checks names too; a keeper does not trust its input.
-            if !crate::is_plain_file_name(name) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "not a plain file name",
-                ));
-            }
             // A fresh tmpfs no job has touched yet: nothing to follow, but
             // refuse links and existing files anyway.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(std::path::Path::new("/work").join(name))?;
+            let mut file = create_file(dir, name, 0o644)?;
             file.write_all(contents.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Writes a checker step's files into `dir`, each from the start of its
+    /// descriptor. Whatever had the name goes first (only the keeper and a
+    /// checker's compile ever write `/judge`, and nothing of a step runs
+    /// now), so no link or special file planted there is ever followed.
+    fn put_files(
+        &mut self,
+        dir: &'static CStr,
+        names: &[String],
+        contents: impl Iterator<Item = OwnedFd>,
+    ) -> io::Result<()> {
+        if !names.is_empty() && !*self.mounted(dir) {
+            return Err(io::Error::other(format!("{dir:?} is not mounted")));
+        }
+        remove_files(dir, names)?;
+        for (name, contents) in names.iter().zip(contents) {
+            let mut file = create_file(dir, name, 0o444)?;
+            let mut contents = std::fs::File::from(contents);
+            io::Seek::rewind(&mut contents)?;
+            io::copy(&mut contents, &mut file)?;
         }
         Ok(())
     }
@@ -154,16 +203,18 @@ impl Keeper {
     /// names, connections in `TIME_WAIT`, a socket cycle waiting for the
     /// kernel's garbage collector) nor its interface counters reach it.
     fn end_job(&mut self) -> io::Result<()> {
-        self.clear()
-            .map_err(|e| io::Error::new(e.kind(), format!("clear /work: {e}")))?;
+        for dir in [WORK, JUDGE] {
+            self.clear(dir)
+                .map_err(|e| io::Error::new(e.kind(), format!("clear {dir:?}: {e}")))?;
+        }
         sys::new_network_namespace()
             .map_err(|e| io::Error::new(e.kind(), format!("new network namespace: {e}")))
     }
 
-    fn clear(&mut self) -> io::Result<()> {
-        if self.work_mounted {
-            sys::detach(WORK)?;
-            self.work_mounted = false;
+    fn clear(&mut self, dir: &CStr) -> io::Result<()> {
+        if *self.mounted(dir) {
+            sys::detach(dir)?;
+            *self.mounted(dir) = false;
         }
         Ok(())
     }
@@ -176,10 +227,12 @@ impl Keeper {
         spec: &StepSpec,
         stdio: [OwnedFd; 3],
     ) -> io::Result<Result<StepEnd, io::Error>> {
-        let prepared = match PreparedStep::new(spec, &self.filters, !self.userns_closed) {
-            Ok(prepared) => prepared,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (work, judge) = (self.work_mounted, self.judge_mounted);
+        let prepared =
+            match PreparedStep::new(spec, &self.filters, !self.userns_closed, work, judge) {
+                Ok(prepared) => prepared,
+                Err(e) => return Ok(Err(e)),
+            };
         let (status_read, status_write) = sys::pipe()?;
         let init = match sys::clone_into_namespaces() {
             Ok(0) => {
@@ -267,6 +320,13 @@ impl Keeper {
 
 /// Everything a step's processes need, made before the clone.
 struct PreparedStep<'a> {
+    /// The step's working directory, `/work` or `/judge`.
+    dir: &'static CStr,
+    /// The job's other directory, when mounted: detached in the step's
+    /// mount namespace, so the step cannot see it.
+    hide: Option<&'static CStr>,
+    /// Mounted read-only in the step's mount namespace (a checker's run).
+    read_only: Option<&'static CStr>,
     argv: Vec<CString>,
     envp: Vec<CString>,
     tmp_options: CString,
@@ -280,6 +340,8 @@ impl<'a> PreparedStep<'a> {
         spec: &'a StepSpec,
         filters: &'a [Vec<libc::sock_filter>],
         close_userns: bool,
+        work_mounted: bool,
+        judge_mounted: bool,
     ) -> io::Result<Self> {
         if spec.argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
@@ -298,7 +360,19 @@ impl<'a> PreparedStep<'a> {
             "size={},nr_inodes={},mode=1777",
             spec.tmp_bytes, spec.tmp_inodes
         ))?;
+        let dir = directory(spec.view);
+        let (other, other_mounted) = match spec.view {
+            View::Solution => (JUDGE, judge_mounted),
+            View::CheckerCompile | View::Checker => (WORK, work_mounted),
+        };
+        let read_only = (spec.view == View::Checker).then_some(JUDGE);
+        if read_only.is_some() && !judge_mounted {
+            return Err(io::Error::other("a checker's run before /judge was made"));
+        }
         Ok(Self {
+            dir,
+            hide: other_mounted.then_some(other),
+            read_only,
             argv,
             envp,
             tmp_options,
@@ -359,6 +433,23 @@ fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
     // Nothing mounted here may reach the keeper's mount namespace.
     sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+    // The submission and the checker each see only their own directory.
+    // The keeper made both mounts, so they are not locked in this copy of
+    // its mount namespace: detaching one here uncovers the empty, read-only
+    // directory of bubblewrap's root beneath it, and changes nothing for
+    // the keeper.
+    if let Some(hidden) = step.hide {
+        sys::detach(hidden)?;
+    }
+    if let Some(dir) = step.read_only {
+        sys::mount(
+            c"none",
+            dir,
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | nodev,
+            None,
+        )?;
+    }
     for target in [c"/tmp", c"/dev/shm"] {
         sys::mount(
             c"tmpfs",
@@ -394,7 +485,7 @@ fn exec_program(step: &PreparedStep<'_>, stdio: &[OwnedFd; 3]) -> ! {
             sys::dup_to(fd, target as RawFd)?;
         }
         sys::close_from(3)?;
-        sys::chdir(WORK)?;
+        sys::chdir(step.dir)?;
         for &(resource, soft, hard) in step.rlimits {
             sys::setrlimit(resource, soft, hard)?;
         }
@@ -415,6 +506,55 @@ fn exec_program(step: &PreparedStep<'_>, stdio: &[OwnedFd; 3]) -> ! {
     );
     sys::write_raw(2, message.as_bytes());
     sys::exit_now(127)
+}
+
+/// The working directory of a step with this view.
+fn directory(view: View) -> &'static CStr {
+    match view {
+        View::Solution => WORK,
+        View::CheckerCompile | View::Checker => JUDGE,
+    }
+}
+
+/// Creates a new file `name` in `dir`: never through a link, never an
+/// existing one.
+fn create_file(dir: &CStr, name: &str, mode: u32) -> io::Result<std::fs::File> {
+    // The worker checks names too; a keeper does not trust its input.
+    if !crate::is_plain_file_name(name) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a plain file name",
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir_path(dir).join(name))
+}
+
+/// Removes the entries `names` of `dir` (a file, a link itself, a FIFO), if
+/// there; a directory of that name is an error.
+fn remove_files(dir: &CStr, names: &[String]) -> io::Result<()> {
+    for name in names {
+        if !crate::is_plain_file_name(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a plain file name",
+            ));
+        }
+        match std::fs::remove_file(dir_path(dir).join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn dir_path(dir: &CStr) -> &std::path::Path {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::Path::new(std::ffi::OsStr::from_bytes(dir.to_bytes()))
 }
 
 /// A step that cannot start tells the program's stderr why and ends as 127.

@@ -6,6 +6,11 @@
 //! `422`, a sentence a person can act on for everything else. Internal causes
 //! (the queue) are logged here, once, with their cause chain, and never sent
 //! to the client.
+//!
+//! No error body is larger than [`MAX_ERROR_BODY_BYTES`], whatever the
+//! request: a `422` lists at most [`MAX_ISSUES`] issues and counts the rest
+//! in an extra `issues_omitted` field, and each issue's `input` is a bounded
+//! echo (see `echo`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -101,6 +106,12 @@ pub(crate) enum ApiError {
     QueryValidation(Vec<ValidationIssue>),
 }
 
+/// The largest error body the API sends, in bytes.
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// The most issues one `422` lists; the rest are counted in `issues_omitted`.
+pub(crate) const MAX_ISSUES: usize = 10;
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
@@ -144,7 +155,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = match self {
             Self::Validation(issues) | Self::QueryValidation(issues) => {
-                (status, Json(Detail { detail: issues })).into_response()
+                (status, validation_body(issues)).into_response()
             }
             other => (
                 status,
@@ -186,6 +197,45 @@ struct Detail<T> {
     detail: T,
 }
 
+/// A `422` body: the first [`MAX_ISSUES`] issues, and how many more there
+/// were (an extra field, absent when none were left out).
+#[derive(Serialize)]
+struct Issues<'a> {
+    detail: &'a [ValidationIssue],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issues_omitted: Option<usize>,
+}
+
+/// Serializes a `422` body within [`MAX_ERROR_BODY_BYTES`]. Issues are
+/// built with bounded echoes, so the first attempt fits; should it not
+/// (a language table with very long names, say), the echoes are dropped.
+fn validation_body(
+    mut issues: Vec<ValidationIssue>,
+) -> ([(header::HeaderName, HeaderValue); 1], Vec<u8>) {
+    let omitted = issues.len().saturating_sub(MAX_ISSUES);
+    issues.truncate(MAX_ISSUES);
+    let encode = |issues: &[ValidationIssue]| {
+        serde_json::to_vec(&Issues {
+            detail: issues,
+            issues_omitted: (omitted > 0).then_some(omitted),
+        })
+        .unwrap_or_default()
+    };
+    let mut body = encode(&issues);
+    if body.len() > MAX_ERROR_BODY_BYTES {
+        for issue in &mut issues {
+            issue.input = Value::Null;
+            issue.ctx = None;
+        }
+        body = encode(&issues);
+    }
+    if body.len() > MAX_ERROR_BODY_BYTES {
+        body = br#"{"detail":"request validation failed"}"#.to_vec();
+    }
+    let json = HeaderValue::from_static("application/json");
+    ([(header::CONTENT_TYPE, json)], body)
+}
+
 /// One entry of a `422` body, shaped like pydantic v2's errors as FastAPI
 /// renders them (`type`, `loc`, `msg`, `input`, optional `ctx`; no `url`).
 #[derive(Debug, Serialize)]
@@ -196,7 +246,8 @@ pub(crate) struct ValidationIssue {
     /// JSON, the byte offset of the error.
     pub(crate) loc: Vec<LocPart>,
     pub(crate) msg: Cow<'static, str>,
-    /// The offending value (the whole body object for a missing field).
+    /// The offending value (the whole body object for a missing field), as
+    /// a bounded echo (`echo`): never much more than 2 KiB of JSON.
     pub(crate) input: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ctx: Option<Value>,

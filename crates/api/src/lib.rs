@@ -27,7 +27,8 @@
 //!   and `{"detail": ...}` body;
 //! - `service`: `/languages`, `/ready`, `/stats`, `/metrics`;
 //! - `access`: optional API keys, rate limit and CORS;
-//! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI.
+//! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI;
+//! - `echo`: bounded echoes of request input for `422` answers.
 //!
 //! [`router`] builds the service without serving it, so tests drive it
 //! in-process; [`serve`] runs it on a bound listener until a shutdown future
@@ -35,6 +36,7 @@
 
 mod access;
 mod assets;
+mod echo;
 mod error;
 mod main_file;
 mod openapi;

@@ -308,11 +308,16 @@ struct ErrorDoc {
     detail: String,
 }
 
-/// A request FastAPI would refuse: one entry per problem.
+/// A request FastAPI would refuse: one entry per problem, at most 10 (the
+/// body is never larger than 64 KiB).
 #[derive(ToSchema)]
 #[schema(as = HTTPValidationError)]
 struct ValidationErrorDoc {
     detail: Vec<ValidationIssueDoc>,
+    /// How many more problems there were than `detail` lists (absent when
+    /// none were left out).
+    #[schema(required = false, minimum = 1)]
+    issues_omitted: Option<u64>,
 }
 
 #[derive(ToSchema)]
@@ -324,7 +329,8 @@ struct ValidationIssueDoc {
     #[schema(schema_with = loc_schema)]
     loc: Vec<Value>,
     msg: String,
-    /// The offending value.
+    /// The offending value, or for a large one an echo of its beginning:
+    /// strings cut with `…`, long lists ending in a `"… N more items"` string.
     #[schema(value_type = Object)]
     input: Value,
     #[schema(required = false, value_type = Object)]

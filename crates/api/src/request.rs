@@ -36,13 +36,18 @@
 //!   offset; they agree for ASCII bodies).
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
 use axum::http::{header, HeaderMap};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use code_runner_queue::{NameClash, SourceFile};
 
+use crate::echo::{cut, echo_raw, echo_str};
 use crate::error::{ApiError, LocPart, ValidationIssue};
 use crate::state::{ApiConfig, Languages};
 
@@ -69,7 +74,8 @@ pub(crate) fn ensure_json_content_type(headers: &HeaderMap) -> Result<(), ApiErr
         None => Ok(()),
         Some(value) if value.to_str().is_ok_and(is_json_media_type) => Ok(()),
         Some(value) => Err(ApiError::UnsupportedMediaType {
-            content_type: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            // Echoed in the answer: a header can be 100 KB long.
+            content_type: cut(&String::from_utf8_lossy(value.as_bytes()), 256).into_owned(),
         }),
     }
 }
@@ -117,15 +123,15 @@ pub(crate) fn parse_run_request(
             let language = match languages.resolve(&fast.language) {
                 Some(language) => Some(language.to_owned()),
                 None => {
-                    let input = Value::String(fast.language.into_owned());
-                    issues.push(unknown_language(input, languages));
+                    issues.push(unknown_language(echo_str(&fast.language), languages));
                     None
                 }
             };
-            let args = fast.args.unwrap_or_default();
+            let args = fast.args.map(|args| args.0).unwrap_or_default();
             check_args(&args, &mut issues);
             let files: Vec<SourceFile> = fast
                 .files
+                .map(|files| files.0)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|f| SourceFile {
@@ -194,9 +200,9 @@ struct FastBody<'a> {
     #[serde(default)]
     stdin: Option<String>,
     #[serde(default)]
-    args: Option<Vec<String>>,
+    args: Option<AtMost<String, MAX_ARGS>>,
     #[serde(default)]
-    files: Option<Vec<FastFile>>,
+    files: Option<AtMost<FastFile, MAX_FILES>>,
     #[serde(default)]
     time_limit_ms: Option<u64>,
     #[serde(default)]
@@ -209,8 +215,42 @@ struct FastFile {
     content: String,
 }
 
-/// The authority on what a body means: reads it as generic JSON and reports
-/// every problem at once, in field order, like pydantic.
+/// A list of at most `N` items: a longer one fails the fast path at its
+/// item `N + 1`, before a million of them are held, and the slow path says
+/// how long it is.
+struct AtMost<T, const N: usize>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for AtMost<T, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items<T, const N: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for Items<T, N> {
+            type Value = AtMost<T, N>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a list of at most {N} items")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N));
+                while let Some(item) = seq.next_element()? {
+                    if items.len() == N {
+                        return Err(serde::de::Error::invalid_length(N + 1, &self));
+                    }
+                    items.push(item);
+                }
+                Ok(AtMost(items))
+            }
+        }
+        deserializer.deserialize_seq(Items(PhantomData))
+    }
+}
+
+/// The authority on what a body means: reads it as JSON and reports every
+/// problem at once, in field order, like pydantic.
+///
+/// The body is never turned into a tree of JSON values: the fields the model
+/// knows are kept as raw text borrowed from the body (others are skipped),
+/// lists are measured before their items are looked at, and every `input`
+/// is a bounded echo. So a small body cannot make a large answer, nor take
+/// much more memory than itself.
 fn validate_slowly(
     body: &[u8],
     languages: &Languages,
@@ -220,62 +260,81 @@ fn validate_slowly(
     if body.is_empty() {
         return Err(invalid(missing_body()));
     }
-    let object = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => object,
-        Ok(Value::Null) => return Err(invalid(missing_body())),
-        Ok(other) => {
-            return Err(invalid(ValidationIssue {
-                kind: "model_attributes_type",
-                loc: vec![LocPart::Key("body")],
-                msg: Cow::Borrowed(
-                    "Input should be a valid dictionary or object to extract fields from",
-                ),
-                input: other,
-                ctx: None,
-            }))
-        }
+    let whole = match serde_json::from_slice::<&RawValue>(body) {
+        Ok(raw) => raw,
         Err(err) => return Err(invalid(json_invalid(body, &err))),
+    };
+    let Some(fields) = pick(whole, BODY_FIELDS) else {
+        if whole.get() == "null" {
+            return Err(invalid(missing_body()));
+        }
+        return Err(invalid(ValidationIssue {
+            kind: "model_attributes_type",
+            loc: vec![LocPart::Key("body")],
+            msg: Cow::Borrowed(
+                "Input should be a valid dictionary or object to extract fields from",
+            ),
+            input: echo_raw(whole),
+            ctx: None,
+        }));
+    };
+    let [language_raw, code_raw, stdin, args, files, time_limit_ms, memory_limit_mb] = fields;
+    // `null` is an absent value for the optional fields (and a wrongly
+    // typed one for the required fields).
+    let [stdin, args, files, time_limit_ms, memory_limit_mb] =
+        [stdin, args, files, time_limit_ms, memory_limit_mb]
+            .map(|raw| raw.filter(|raw| raw.get() != "null"));
+    // The whole body, echoed once for however many fields are missing.
+    let mut body_echo = None;
+    let mut missing_field = |field: &'static str| ValidationIssue {
+        kind: "missing",
+        loc: vec![LocPart::Key("body"), LocPart::Key(field)],
+        msg: Cow::Borrowed("Field required"),
+        input: body_echo.get_or_insert_with(|| echo_raw(whole)).clone(),
+        ctx: None,
     };
 
     let mut issues = Vec::new();
-    let language = match object.get("language") {
+    let language = match language_raw {
         None => {
-            issues.push(missing("language", &object));
+            issues.push(missing_field("language"));
             None
         }
-        Some(Value::String(name)) => match languages.resolve(name) {
-            Some(language) => Some(language.to_owned()),
+        Some(raw) => match string_of(raw) {
+            Some(name) => match languages.resolve(&name) {
+                Some(language) => Some(language.to_owned()),
+                None => {
+                    issues.push(unknown_language(echo_str(&name), languages));
+                    None
+                }
+            },
             None => {
-                issues.push(unknown_language(Value::String(name.clone()), languages));
+                issues.push(unknown_language(echo_raw(raw), languages));
                 None
             }
         },
-        Some(other) => {
-            issues.push(unknown_language(other.clone(), languages));
-            None
-        }
     };
-    let code = match object.get("code") {
+    let code = match code_raw {
         None => {
-            issues.push(missing("code", &object));
+            issues.push(missing_field("code"));
             None
         }
-        Some(value) => string_field("code", value, &mut issues),
+        Some(raw) => string_field("code", raw, &mut issues),
     };
-    let stdin = match object.get("stdin") {
-        None | Some(Value::Null) => Some(String::new()),
-        Some(value) => string_field("stdin", value, &mut issues),
+    let stdin = match stdin {
+        None => Some(String::new()),
+        Some(raw) => string_field("stdin", raw, &mut issues),
     };
-    let args = match object.get("args") {
-        None | Some(Value::Null) => Some(Vec::new()),
-        Some(value) => string_list("args", value, &mut issues),
+    let args = match args {
+        None => Some(Vec::new()),
+        Some(raw) => string_list("args", raw, MAX_ARGS, &mut issues),
     };
     if let Some(args) = &args {
         check_args(args, &mut issues);
     }
-    let files = match object.get("files") {
-        None | Some(Value::Null) => Some(Vec::new()),
-        Some(value) => file_list(value, &mut issues),
+    let files = match files {
+        None => Some(Vec::new()),
+        Some(raw) => file_list(raw, &mut issues),
     };
     if let Some(files) = &files {
         let main_file = match (&language, &code) {
@@ -286,8 +345,8 @@ fn validate_slowly(
         };
         check_files(files, languages, main_file.as_deref(), &mut issues);
     }
-    let time_limit_ms = integer_field("time_limit_ms", &object, config, &mut issues);
-    let memory_limit_mb = integer_field("memory_limit_mb", &object, config, &mut issues);
+    let time_limit_ms = integer_field("time_limit_ms", time_limit_ms, config, &mut issues);
+    let memory_limit_mb = integer_field("memory_limit_mb", memory_limit_mb, config, &mut issues);
 
     match (
         language,
@@ -319,25 +378,144 @@ fn validate_slowly(
     }
 }
 
-/// A list of strings, or the issues saying why not.
+/// The fields of the request model, in the order issues are reported.
+const BODY_FIELDS: [&str; 7] = [
+    "language",
+    "code",
+    "stdin",
+    "args",
+    "files",
+    "time_limit_ms",
+    "memory_limit_mb",
+];
+
+/// The raw values of the fields `names` of a JSON object (the last one when
+/// a field is repeated, as Python's `json` keeps), or `None` when `raw` is
+/// not an object. Other fields are skipped without being kept.
+fn pick<'a, const N: usize>(
+    raw: &'a RawValue,
+    names: [&'static str; N],
+) -> Option<[Option<&'a RawValue>; N]> {
+    struct Fields<const N: usize>([&'static str; N]);
+    impl<'de, const N: usize> Visitor<'de> for Fields<N> {
+        type Value = [Option<&'de RawValue>; N];
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = [None; N];
+            while let Some(index) = map.next_key_seed(FieldName(&self.0))? {
+                match index {
+                    Some(index) => found[index] = Some(map.next_value::<&RawValue>()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    let mut reader = serde_json::Deserializer::from_str(raw.get());
+    reader.deserialize_map(Fields(names)).ok()
+}
+
+/// A key's index among the wanted names, read without copying it.
+struct FieldName<'n>(&'n [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for FieldName<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for FieldName<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|name| *name == key))
+    }
+}
+
+/// The items of a JSON list as raw values, if it has at most `max` of them;
+/// `Err(None)` when it is not a list, `Err(Some(len))` when it is too long
+/// (its items past `max` only counted).
+fn raw_list(raw: &RawValue, max: usize) -> Result<Vec<&RawValue>, Option<usize>> {
+    struct Items(usize);
+    impl<'de> Visitor<'de> for Items {
+        type Value = (Vec<&'de RawValue>, usize);
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            let mut len = 0usize;
+            while len < self.0 {
+                match seq.next_element::<&RawValue>()? {
+                    Some(item) => items.push(item),
+                    None => return Ok((items, len)),
+                }
+                len += 1;
+            }
+            while seq.next_element::<IgnoredAny>()?.is_some() {
+                len += 1;
+            }
+            Ok((items, len))
+        }
+    }
+    if !raw.get().starts_with('[') {
+        return Err(None);
+    }
+    let mut reader = serde_json::Deserializer::from_str(raw.get());
+    match reader.deserialize_seq(Items(max)) {
+        Ok((items, len)) if len <= max => Ok(items),
+        Ok((_, len)) => Err(Some(len)),
+        Err(_) => Err(None),
+    }
+}
+
+/// The string a raw value holds, if it is one.
+fn string_of(raw: &RawValue) -> Option<String> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// A list of at most `max` strings, or the issues saying why not: one
+/// `too_long` for a longer list (its items unread), else one per item that
+/// is not a string.
 fn string_list(
     field: &'static str,
-    value: &Value,
+    raw: &RawValue,
+    max: usize,
     issues: &mut Vec<ValidationIssue>,
 ) -> Option<Vec<String>> {
-    let Value::Array(items) = value else {
-        issues.push(list_type(
-            vec![LocPart::Key("body"), LocPart::Key(field)],
-            value,
-        ));
-        return None;
+    let items = match raw_list(raw, max) {
+        Ok(items) => items,
+        Err(None) => {
+            issues.push(list_type(
+                vec![LocPart::Key("body"), LocPart::Key(field)],
+                raw,
+            ));
+            return None;
+        }
+        Err(Some(len)) => {
+            issues.push(too_long(field, len, max));
+            return None;
+        }
     };
     let mut strings = Vec::with_capacity(items.len());
     let before = issues.len();
-    for (index, item) in items.iter().enumerate() {
-        match item {
-            Value::String(text) => strings.push(text.clone()),
-            other => issues.push(ValidationIssue {
+    for (index, item) in items.into_iter().enumerate() {
+        match string_of(item) {
+            Some(text) => strings.push(text),
+            None => issues.push(ValidationIssue {
                 kind: "string_type",
                 loc: vec![
                     LocPart::Key("body"),
@@ -345,7 +523,7 @@ fn string_list(
                     LocPart::Offset(index),
                 ],
                 msg: Cow::Borrowed("Input should be a valid string"),
-                input: other.clone(),
+                input: echo_raw(item),
                 ctx: None,
             }),
         }
@@ -353,18 +531,26 @@ fn string_list(
     (issues.len() == before).then_some(strings)
 }
 
-/// The `files` list, or the issues saying why not.
-fn file_list(value: &Value, issues: &mut Vec<ValidationIssue>) -> Option<Vec<SourceFile>> {
-    let Value::Array(items) = value else {
-        issues.push(list_type(
-            vec![LocPart::Key("body"), LocPart::Key("files")],
-            value,
-        ));
-        return None;
+/// The `files` list, or the issues saying why not (its length checked first,
+/// as for `args`).
+fn file_list(raw: &RawValue, issues: &mut Vec<ValidationIssue>) -> Option<Vec<SourceFile>> {
+    let items = match raw_list(raw, MAX_FILES) {
+        Ok(items) => items,
+        Err(None) => {
+            issues.push(list_type(
+                vec![LocPart::Key("body"), LocPart::Key("files")],
+                raw,
+            ));
+            return None;
+        }
+        Err(Some(len)) => {
+            issues.push(too_long("files", len, MAX_FILES));
+            return None;
+        }
     };
     let mut files = Vec::with_capacity(items.len());
     let before = issues.len();
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in items.into_iter().enumerate() {
         let loc = |key: Option<&'static str>| {
             let mut loc = vec![
                 LocPart::Key("body"),
@@ -374,42 +560,44 @@ fn file_list(value: &Value, issues: &mut Vec<ValidationIssue>) -> Option<Vec<Sou
             loc.extend(key.map(LocPart::Key));
             loc
         };
-        let Value::Object(file) = item else {
+        let Some([name, content]) = pick(item, ["name", "content"]) else {
             issues.push(ValidationIssue {
                 kind: "model_type",
                 loc: loc(None),
                 msg: Cow::Borrowed(
                     "Input should be a valid dictionary or object with 'name' and 'content'",
                 ),
-                input: item.clone(),
+                input: echo_raw(item),
                 ctx: None,
             });
             continue;
         };
-        let mut text = |key: &'static str| match file.get(key) {
-            Some(Value::String(text)) => Some(text.clone()),
+        let mut text = |key: &'static str, raw: Option<&RawValue>| match raw {
+            Some(raw) => match string_of(raw) {
+                Some(text) => Some(text),
+                None => {
+                    issues.push(ValidationIssue {
+                        kind: "string_type",
+                        loc: loc(Some(key)),
+                        msg: Cow::Borrowed("Input should be a valid string"),
+                        input: echo_raw(raw),
+                        ctx: None,
+                    });
+                    None
+                }
+            },
             None => {
                 issues.push(ValidationIssue {
                     kind: "missing",
                     loc: loc(Some(key)),
                     msg: Cow::Borrowed("Field required"),
-                    input: item.clone(),
-                    ctx: None,
-                });
-                None
-            }
-            Some(other) => {
-                issues.push(ValidationIssue {
-                    kind: "string_type",
-                    loc: loc(Some(key)),
-                    msg: Cow::Borrowed("Input should be a valid string"),
-                    input: other.clone(),
+                    input: echo_raw(item),
                     ctx: None,
                 });
                 None
             }
         };
-        if let (Some(name), Some(content)) = (text("name"), text("content")) {
+        if let (Some(name), Some(content)) = (text("name", name), text("content", content)) {
             files.push(SourceFile { name, content });
         }
     }
@@ -420,15 +608,16 @@ fn file_list(value: &Value, issues: &mut Vec<ValidationIssue>) -> Option<Vec<Sou
 /// absent or null, `None` after pushing an issue.
 fn integer_field(
     field: &'static str,
-    object: &Map<String, Value>,
+    raw: Option<&RawValue>,
     config: &ApiConfig,
     issues: &mut Vec<ValidationIssue>,
 ) -> Option<Option<u64>> {
     let loc = || vec![LocPart::Key("body"), LocPart::Key(field)];
-    let value = match object.get(field) {
-        None | Some(Value::Null) => return Some(None),
-        Some(value) => value,
+    let Some(raw) = raw else {
+        return Some(None);
     };
+    // Numbers come through exactly; anything else only as its echo.
+    let value = &echo_raw(raw);
     let Value::Number(number) = value else {
         issues.push(ValidationIssue {
             kind: "int_type",
@@ -528,7 +717,7 @@ fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
                 msg: Cow::Owned(format!(
                     "String should have at most {MAX_ARG_CHARS} characters"
                 )),
-                input: Value::String(arg.clone()),
+                input: echo_str(arg),
                 ctx: Some(json!({ "max_length": MAX_ARG_CHARS })),
             });
         } else if arg.contains('\0') {
@@ -536,7 +725,7 @@ fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
                 kind: "value_error",
                 loc,
                 msg: Cow::Borrowed("Value error, an argument cannot contain a NUL character"),
-                input: Value::String(arg.clone()),
+                input: echo_str(arg),
                 ctx: None,
             });
         }
@@ -570,7 +759,7 @@ fn check_files(
             LocPart::Offset(index),
             LocPart::Key("name"),
         ];
-        let input = Value::String(file.name.clone());
+        let input = echo_str(&file.name);
         if !is_valid_file_name(&file.name) {
             issues.push(ValidationIssue {
                 kind: "string_pattern_mismatch",
@@ -639,12 +828,12 @@ fn too_long(field: &'static str, actual: usize, max: usize) -> ValidationIssue {
     }
 }
 
-fn list_type(loc: Vec<LocPart>, value: &Value) -> ValidationIssue {
+fn list_type(loc: Vec<LocPart>, raw: &RawValue) -> ValidationIssue {
     ValidationIssue {
         kind: "list_type",
         loc,
         msg: Cow::Borrowed("Input should be a valid list"),
-        input: value.clone(),
+        input: echo_raw(raw),
         ctx: None,
     }
 }
@@ -666,7 +855,7 @@ pub(crate) fn wait_flag(query: Option<&str>) -> Result<bool, ApiError> {
             kind: "bool_parsing",
             loc: vec![LocPart::Key("query"), LocPart::Key("wait")],
             msg: Cow::Borrowed("Input should be a valid boolean, 'true' or 'false'"),
-            input: Value::String(other.to_owned()),
+            input: echo_str(other),
             ctx: None,
         }])),
     }
@@ -682,7 +871,7 @@ pub(crate) fn wait_seconds(query: Option<&str>, max: u64) -> Result<u64, ApiErro
             kind,
             loc: vec![LocPart::Key("query"), LocPart::Key("wait")],
             msg: Cow::Owned(msg),
-            input: Value::String(text.clone()),
+            input: echo_str(&text),
             ctx,
         }])
     };
@@ -722,34 +911,22 @@ fn missing_body() -> ValidationIssue {
     }
 }
 
-fn missing(field: &'static str, object: &Map<String, Value>) -> ValidationIssue {
-    ValidationIssue {
-        kind: "missing",
-        loc: vec![LocPart::Key("body"), LocPart::Key(field)],
-        msg: Cow::Borrowed("Field required"),
-        input: Value::Object(object.clone()),
-        ctx: None,
-    }
-}
-
 fn string_field(
     field: &'static str,
-    value: &Value,
+    raw: &RawValue,
     issues: &mut Vec<ValidationIssue>,
 ) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        other => {
-            issues.push(ValidationIssue {
-                kind: "string_type",
-                loc: vec![LocPart::Key("body"), LocPart::Key(field)],
-                msg: Cow::Borrowed("Input should be a valid string"),
-                input: other.clone(),
-                ctx: None,
-            });
-            None
-        }
+    let text = string_of(raw);
+    if text.is_none() {
+        issues.push(ValidationIssue {
+            kind: "string_type",
+            loc: vec![LocPart::Key("body"), LocPart::Key(field)],
+            msg: Cow::Borrowed("Input should be a valid string"),
+            input: echo_raw(raw),
+            ctx: None,
+        });
     }
+    text
 }
 
 fn unknown_language(input: Value, languages: &Languages) -> ValidationIssue {
@@ -780,7 +957,7 @@ fn json_invalid(body: &[u8], err: &serde_json::Error) -> ValidationIssue {
         ],
         msg: Cow::Borrowed("JSON decode error"),
         input: json!({}),
-        ctx: Some(json!({ "error": reason })),
+        ctx: Some(json!({ "error": cut(reason, 512) })),
     }
 }
 
@@ -921,6 +1098,91 @@ mod tests {
             let reason = found[0]["ctx"]["error"].as_str().unwrap();
             assert!(!reason.contains(" at line "), "{reason}");
         }
+    }
+
+    /// The size of the `422` body the issues of `body` make.
+    fn answer_bytes(body: &[u8]) -> usize {
+        use axum::response::IntoResponse;
+        let error = parse_run_request(body, &languages(), &config()).unwrap_err();
+        let response = error.into_response();
+        let (_, body) = response.into_parts();
+        let bytes = futures_bytes(body);
+        assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
+        bytes.len()
+    }
+
+    fn futures_bytes(body: axum::body::Body) -> Vec<u8> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(body, usize::MAX))
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn long_lists_are_measured_before_their_items() {
+        // (The issue's body had 1,081,314; the e2e test sends that one.)
+        let many = format!("[{}0]", "0,".repeat(99_999));
+        for field in ["args", "files"] {
+            let body = format!(r#"{{"language":"python","code":"x","{field}":{many}}}"#);
+            let found = issues(&body);
+            assert_eq!(found.as_array().unwrap().len(), 1, "{field}");
+            assert_eq!(found[0]["type"], "too_long");
+            assert_eq!(found[0]["loc"], json!(["body", field]));
+            assert_eq!(found[0]["ctx"]["actual_length"], 100_000);
+            assert!(answer_bytes(body.as_bytes()) < 1024);
+        }
+        // Strings too: the fast path stops at the 65th.
+        let strings = format!("[{}\"a\"]", "\"a\",".repeat(50_000));
+        let found = issues(&format!(
+            r#"{{"language":"python","code":"x","args":{strings}}}"#
+        ));
+        assert_eq!(found[0]["ctx"]["actual_length"], 50_001);
+    }
+
+    #[test]
+    fn echoes_of_large_inputs_are_bounded() {
+        let big = "x".repeat(300_000);
+        for body in [
+            // A missing field echoes the whole body.
+            format!(r#"{{"code":"{big}"}}"#),
+            format!(r#"{{"language":"{big}","code":5}}"#),
+            format!(r#"{{"language":"python","code":"x","stdin":["{big}"]}}"#),
+            format!(r#"{{"language":"python","code":"x","args":["{big}"]}}"#),
+            format!(
+                r#"{{"language":"python","code":"x","files":[{{"name":"{big}","content":""}}]}}"#
+            ),
+            format!(r#"{{"language":"python","code":"x","files":[{{"content":"{big}"}}]}}"#),
+            format!(r#"{{"language":"python","code":"x","time_limit_ms":"{big}"}}"#),
+            format!(r#"["{big}"]"#),
+        ] {
+            let size = answer_bytes(body.as_bytes());
+            assert!(size < 8 * 1024, "{size} bytes for {}", &body[..40]);
+        }
+    }
+
+    #[test]
+    fn at_most_ten_issues_are_listed_and_the_rest_counted() {
+        let body = format!(
+            r#"{{"language":"python","code":"x","args":[{}1]}}"#,
+            "1,".repeat(63)
+        );
+        let error = parse_run_request(body.as_bytes(), &languages(), &config()).unwrap_err();
+        let response = axum::response::IntoResponse::into_response(error);
+        let answer: Value = serde_json::from_slice(&futures_bytes(response.into_body())).unwrap();
+        assert_eq!(answer["detail"].as_array().unwrap().len(), 10);
+        assert_eq!(answer["issues_omitted"], 54);
+        assert_eq!(answer["detail"][9]["loc"], json!(["body", "args", 9]));
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_json_invalid() {
+        let error = parse_run_request(b"{\"code\":\"\xff\"}", &languages(), &config()).unwrap_err();
+        let ApiError::Validation(issues) = error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(issues[0].kind, "json_invalid");
     }
 
     #[test]

@@ -702,6 +702,55 @@ async fn a_body_over_the_limit_is_413_json() {
 }
 
 #[tokio::test]
+async fn amplifying_bodies_get_422s_under_64_kib() {
+    let app = spawn_app();
+    let zeros = format!("[{}0]", "0,".repeat(1_081_313));
+    let big = "x".repeat(2_000_000);
+    for (name, body) in [
+        (
+            "args",
+            format!(r#"{{"language":"python","code":"x","args":{zeros}}}"#),
+        ),
+        (
+            "files",
+            format!(r#"{{"language":"python","code":"x","files":{zeros}}}"#),
+        ),
+        ("missing fields", format!(r#"{{"stdin":"{big}"}}"#)),
+        (
+            "a long unknown language",
+            format!(r#"{{"language":"{big}","code":"x"}}"#),
+        ),
+    ] {
+        let response = app
+            .send(
+                Request::post("/run-code")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let size = response.body.to_string().len();
+        assert!(size < 64 * 1024, "{name}: {size} bytes");
+        if name != "missing fields" && name != "a long unknown language" {
+            assert_eq!(
+                *single_issue(&response),
+                json!({
+                    "type": "too_long",
+                    "loc": ["body", name],
+                    "msg": format!("List should have at most {} items after validation, not 1081314",
+                        if name == "args" { 64 } else { 32 }),
+                    "input": null,
+                    "ctx": {"field_type": "List", "max_length": if name == "args" { 64 } else { 32 },
+                            "actual_length": 1_081_314},
+                }),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_body_declared_as_something_else_is_415() {
     let app = spawn_app();
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {

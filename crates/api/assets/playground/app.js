@@ -139,7 +139,10 @@ function onKey(event) {
 
 function describeError(body, status) {
   if (body && Array.isArray(body.detail)) {
-    return body.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("\n");
+    const lines = body.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`);
+    // The server lists at most ten issues and counts the rest.
+    if (body.issues_omitted) lines.push(`… and ${body.issues_omitted} more`);
+    return lines.join("\n");
   }
   if (body && body.detail) return String(body.detail);
   return `HTTP ${status}`;

@@ -138,6 +138,27 @@ pub struct ApiArgs {
     /// or `*` for any. Unset: no CORS headers (same-origin only).
     #[arg(long, env = "CODE_RUNNER_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from connecting or from the end of the previous answer on a
+    /// kept-alive connection: so also the keep-alive idle timeout. Then the
+    /// connection is closed.
+    #[arg(long, env = "CODE_RUNNER_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a client has to send a whole `POST /run-code` body; then the
+    /// answer is 408 and the connection is closed.
+    #[arg(long, env = "CODE_RUNNER_BODY_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_secs: u64,
+
+    /// Most connections the API serves at once (lowered to fit the open-file
+    /// limit). Past it, 64 more are accepted to answer `/health`, and 503 to
+    /// anything else; beyond those, new connections are closed at once.
+    #[arg(long, env = "CODE_RUNNER_MAX_CONNECTIONS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
 }
 
 impl ApiArgs {
@@ -189,6 +210,17 @@ impl ApiArgs {
                 max_unfinished_per_client: Some(self.max_unfinished_per_client),
                 cors_origins,
             },
+        })
+    }
+}
+
+impl ApiArgs {
+    /// How the API is served: timeouts and connection cap.
+    pub fn serve_config(&self) -> anyhow::Result<code_runner_api::ServeConfig> {
+        Ok(code_runner_api::ServeConfig {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            max_connections: usize::try_from(self.max_connections)?,
         })
     }
 }

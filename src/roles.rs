@@ -210,6 +210,7 @@ async fn run_api(
         tracing::warn!("{warning}");
     }
     let state = AppState::new(queue, supported, config);
+    let serve_config = args.serve_config()?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
@@ -224,7 +225,7 @@ async fn run_api(
         }
     };
     tokio::select! {
-        served = code_runner_api::serve(listener, state, wait_for(stop)) => {
+        served = code_runner_api::serve_with(listener, state, &serve_config, wait_for(stop)) => {
             served.context("serving HTTP")?;
             tracing::info!("API stopped");
         }

@@ -3,6 +3,7 @@
 //! over HTTP as a client of the seed would talk to it.
 
 mod abuse_fairness;
+mod abuse_http;
 mod chaos;
 mod config;
 mod features;

@@ -104,6 +104,16 @@ pub(crate) enum ApiError {
     /// A query parameter (`?wait=`) is not valid (FastAPI's `422`).
     #[error("query validation failed")]
     QueryValidation(Vec<ValidationIssue>),
+
+    /// The body did not arrive whole within the body-read timeout.
+    #[error(
+        "the request body did not arrive within {secs} s; send it faster or in a smaller request"
+    )]
+    BodyTimeout { secs: u64 },
+
+    /// The server holds its maximum number of open connections.
+    #[error("the server has too many open connections ({limit}); try again shortly")]
+    TooManyConnections { limit: usize },
 }
 
 /// The largest error body the API sends, in bytes.
@@ -128,8 +138,11 @@ impl ApiError {
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
             Self::TaskNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::QueueUnavailable(_) | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::QueueUnavailable(_)
+            | Self::QueueFull { .. }
+            | Self::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::AlreadyFinished => StatusCode::CONFLICT,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -150,6 +163,12 @@ impl IntoResponse for ApiError {
         let full = matches!(self, Self::QueueFull { .. });
         // How long until one of the client's jobs has likely finished.
         let unfinished = matches!(self, Self::TooManyUnfinished { .. });
+        // The connection is not worth keeping: its body is unread (or half
+        // read), or the server wants it back.
+        let close = matches!(
+            self,
+            Self::BodyTooLarge { .. } | Self::BodyTimeout { .. } | Self::TooManyConnections { .. }
+        );
         if let Self::QueueUnavailable(cause) = &self {
             tracing::error!(error = %Chain(cause), "queue unavailable; answering 503");
         }
@@ -187,6 +206,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -28,11 +28,12 @@
 //! - `service`: `/languages`, `/ready`, `/stats`, `/metrics`;
 //! - `access`: optional API keys, rate limit and CORS;
 //! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI;
-//! - `echo`: bounded echoes of request input for `422` answers.
+//! - `echo`: bounded echoes of request input for `422` answers;
+//! - `server`: the accept loop, with its timeouts and connection cap.
 //!
 //! [`router`] builds the service without serving it, so tests drive it
-//! in-process; [`serve`] runs it on a bound listener until a shutdown future
-//! resolves.
+//! in-process; [`serve_with`] runs it on a bound listener until a shutdown
+//! future resolves, within the bounds of a [`ServeConfig`].
 
 mod access;
 mod assets;
@@ -43,18 +44,28 @@ mod openapi;
 mod request;
 mod response;
 mod routes;
+mod server;
 mod service;
 mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use access::{AccessConfig, ApiKeys, RateLimit};
 pub use routes::router;
+pub use server::{ServeConfig, SPARE_CONNECTIONS};
 pub use state::{ApiConfig, AppState, SupportedLanguage};
+
+/// Serves the API on `listener` with the default [`ServeConfig`] until
+/// `shutdown` resolves; see [`serve_with`].
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, state, &ServeConfig::default(), shutdown).await
+}
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops
 /// accepting connections and waits for requests in flight to finish.
@@ -62,29 +73,18 @@ pub use state::{ApiConfig, AppState, SupportedLanguage};
 /// Taking a bound listener (rather than an address) lets tests bind
 /// `127.0.0.1:0` and production hand in whatever socket it set up. No request
 /// here waits on a job, so draining is quick; a caller that needs a hard cap
-/// wraps this future in a timeout.
-pub async fn serve(
+/// wraps this future in a timeout. The timeouts and the connection cap of
+/// `config` are described in `server`.
+pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
+    config: &ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Answers are one small write each; Nagle's algorithm would only add
-    // latency on keep-alive connections.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!("failed to set TCP_NODELAY on an accepted connection: {err}");
-        }
-    });
-    if state.needs_peer_address() {
-        // The rate limits and the cap of unfinished jobs count per client
-        // IP (without API keys), so they need the peer address; without
-        // them, requests skip that cost.
-        let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        return axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The rate limits and the cap of unfinished jobs count per client IP
+    // (without API keys), so they need the peer address; without them,
+    // requests skip that cost.
+    let peer_addresses = state.needs_peer_address();
+    let router = routes::router(state);
+    server::serve_router(listener, router, config, peer_addresses, shutdown).await
 }

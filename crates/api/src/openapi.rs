@@ -363,11 +363,12 @@ fn loc_schema() -> utoipa::openapi::schema::Array {
     responses(
         (status = 200, description = "Queued (the seed's answer); with `wait=true`, the task's status", body = TaskCreatedDoc),
         (status = 401, description = "API key missing or wrong (only when keys are configured)", body = ErrorDoc),
-        (status = 413, description = "Code (with files) or body over the limit", body = ErrorDoc),
+        (status = 408, description = "The body did not arrive within the body-read timeout", body = ErrorDoc),
+        (status = 413, description = "Code (with files) or body over the limit (a declared `Content-Length` is refused before the body is read)", body = ErrorDoc),
         (status = 415, description = "Body not declared as JSON", body = ErrorDoc),
         (status = 422, description = "Invalid request", body = ValidationErrorDoc),
         (status = 429, description = "Rate limit exceeded (only when configured)", body = ErrorDoc),
-        (status = 503, description = "Queue unavailable or full", body = ErrorDoc),
+        (status = 503, description = "Queue unavailable or full, or the server has too many open connections", body = ErrorDoc),
     )
 )]
 fn run_code() {}

@@ -18,8 +18,11 @@ use code_runner_queue::{Cancelled, Job, TaskId, TaskState};
 
 use crate::access::Caller;
 use crate::error::ApiError;
-use crate::request::{ensure_json_content_type, parse_run_request, wait_flag, wait_seconds};
+use crate::request::{
+    ensure_json_content_type, parse_run_request, wait_flag, wait_seconds, RunRequest,
+};
 use crate::response::{TaskCreated, TaskStatus};
+use crate::server::BodyDeadline;
 use crate::state::AppState;
 use crate::{access, assets, service};
 
@@ -64,10 +67,7 @@ async fn run_code(
 ) -> Result<Response, ApiError> {
     let wait = wait_flag(request.uri().query())?;
     ensure_json_content_type(request.headers())?;
-    let body = Bytes::from_request(request, &())
-        .await
-        .map_err(|rejection| body_error(&rejection, &state))?;
-    let run = parse_run_request(&body, state.languages(), state.config())?;
+    let run = read_run_request(&state, request).await?;
     service::check_sizes(&run, state.config())?;
     let job = Job {
         id: TaskId::new(),
@@ -97,6 +97,45 @@ async fn run_code(
         .await
         .map_err(ApiError::QueueUnavailable)?;
     task_status(&state, job.id, task).await
+}
+
+/// Bodies above this size are parsed on a blocking thread, so a large (and
+/// possibly malformed) one does not hold up the async threads.
+const PARSE_INLINE_MAX: usize = 64 * 1024;
+
+/// Reads and parses a `POST /run-code` body: refused with `413` from its
+/// `Content-Length` before a byte is read (so no `100 Continue` is sent),
+/// read within the body deadline (`408` after it, when served by
+/// [`crate::serve_with`]), parsed off the async threads when large.
+async fn read_run_request(state: &AppState, request: Request) -> Result<RunRequest, ApiError> {
+    let limit = state.config().max_body_bytes();
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let deadline = request.extensions().get::<BodyDeadline>().copied();
+    let read = Bytes::from_request(request, &());
+    let body = match deadline {
+        Some(BodyDeadline(timeout)) => {
+            tokio::time::timeout(timeout, read)
+                .await
+                .map_err(|_| ApiError::BodyTimeout {
+                    secs: timeout.as_secs(),
+                })?
+        }
+        None => read.await,
+    }
+    .map_err(|rejection| body_error(&rejection, state))?;
+    if body.len() <= PARSE_INLINE_MAX {
+        return parse_run_request(&body, state.languages(), state.config());
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || parse_run_request(&body, state.languages(), state.config()))
+        .await
+        .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
 }
 
 fn body_error(rejection: &BytesRejection, state: &AppState) -> ApiError {

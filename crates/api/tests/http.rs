@@ -702,6 +702,29 @@ async fn a_body_over_the_limit_is_413_json() {
 }
 
 #[tokio::test]
+async fn a_declared_body_over_the_limit_is_413_before_a_byte_is_read() {
+    let app = spawn_app();
+    let limit = ApiConfig::default().max_body_bytes();
+    // The body itself is tiny (and valid): only its declared length is over.
+    let response = app
+        .send(
+            Request::post("/run-code")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, (limit + 1).to_string())
+                .body(Body::from(r#"{"language": "c", "code": "x"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        response.body
+    );
+    assert_eq!(response.headers[header::CONNECTION], "close");
+}
+
+#[tokio::test]
 async fn amplifying_bodies_get_422s_under_64_kib() {
     let app = spawn_app();
     let zeros = format!("[{}0]", "0,".repeat(1_081_313));

@@ -147,10 +147,24 @@ async fn run_local(
     code: String,
     inputs: Inputs,
 ) -> anyhow::Result<u8> {
+    let language = languages.get(language).expect("resolved above").clone();
+    let files: Vec<code_runner_queue::SourceFile> = inputs
+        .files
+        .iter()
+        .map(|(name, content)| code_runner_queue::SourceFile {
+            name: name.clone(),
+            content: content.clone(),
+        })
+        .collect();
+    if let Some(refusal) =
+        code_runner_worker::files_refusal(&language, &code, &files, &args.worker.run_limits()?)
+    {
+        anyhow::bail!("{refusal}");
+    }
     let sandbox =
         NativeSandbox::new(args.worker.native_config(1)).context("starting the native sandbox")?;
     let program = Program {
-        language: languages.get(language).expect("resolved above").clone(),
+        language,
         source: code,
         stdin: inputs.stdin.into_bytes(),
         args: args.args.clone(),

@@ -340,3 +340,35 @@ async fn cli_run_prints_output_and_exits_with_the_program_status() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `code-runner run Foo.java --file Foo.java` (a file named like the
+/// program's own source), locally and through a server, is refused with a
+/// message naming the file and no host path; nothing runs, no slot breaks.
+#[tokio::test]
+async fn cli_run_refuses_an_extra_file_named_like_the_source() {
+    let app = app().await;
+    let dir = std::env::temp_dir().join(format!("cli-clash-{}", app.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("Foo.java");
+    std::fs::write(
+        &file,
+        "public class Foo { public static void main(String[] a) { System.out.println(1); } }\n",
+    )
+    .unwrap();
+    for server in [None, Some(app.address.clone())] {
+        let mut command = tokio::process::Command::new(helpers::BIN);
+        command.arg("run").arg(&file).arg("--file").arg(&file);
+        if let Some(server) = &server {
+            command.arg("--server").arg(server);
+        }
+        let output = command.output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{server:?}: {output:?}");
+        assert!(stderr.contains("Foo.java"), "{server:?}: {stderr}");
+        assert!(
+            !stderr.contains("/work") && !stderr.contains("keeper"),
+            "{server:?}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

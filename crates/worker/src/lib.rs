@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+pub use sources::files_refusal;
 pub use verdict::job_result;
 
 /// Settings of one worker process.

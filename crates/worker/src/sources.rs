@@ -16,11 +16,21 @@ use code_runner_sandbox::{Language, Limits};
 /// Why the job's extra files cannot be given to the sandbox, as a message
 /// for the user; `None` when they can.
 pub(crate) fn refusal(language: &Language, job: &Job, run_limits: &Limits) -> Option<String> {
-    if job.files.is_empty() {
+    files_refusal(language, &job.code, &job.files, run_limits)
+}
+
+/// [`refusal`] for any program, queued or not (`code-runner run` runs one
+/// without a queue): why `files` cannot go next to `code`'s source.
+pub fn files_refusal(
+    language: &Language,
+    code: &str,
+    files: &[SourceFile],
+    run_limits: &Limits,
+) -> Option<String> {
+    if files.is_empty() {
         return None;
     }
-    if let Some(file) = job
-        .files
+    if let Some(file) = files
         .iter()
         .find(|file| !code_runner_sandbox::is_plain_file_name(&file.name))
     {
@@ -31,13 +41,13 @@ pub(crate) fn refusal(language: &Language, job: &Job, run_limits: &Limits) -> Op
     }
     // As the sandbox names it (`NativeSandbox::run_job`, `DockerSandbox`).
     let main_file = language.source_file(&Substitutions {
-        main: language.main_name(&job.code),
+        main: language.main_name(code),
         memory_mb: run_limits.memory_mb(),
     });
-    let (index, clash) = SourceFile::name_clashes(Some(&main_file), &job.files)
+    let (index, clash) = SourceFile::name_clashes(Some(&main_file), files)
         .into_iter()
         .next()?;
-    let name = &job.files[index].name;
+    let name = &files[index].name;
     Some(match clash {
         NameClash::MainSource => format!(
             "Extra file '{name}' has the name the program's own source is saved under; \

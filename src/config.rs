@@ -159,6 +159,15 @@ pub struct ApiArgs {
     #[arg(long, env = "CODE_RUNNER_MAX_CONNECTIONS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+
+    /// `GET /metrics` needs an API key, as `/stats` does (needs --api-keys).
+    #[arg(long, env = "CODE_RUNNER_METRICS_REQUIRE_KEY", conflicts_with = "metrics_bind")]
+    pub metrics_require_key: bool,
+
+    /// Serve `GET /metrics` on this address instead (open, no key): a port
+    /// only the metrics collector can reach. The API's port then answers 404.
+    #[arg(long, env = "CODE_RUNNER_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl ApiArgs {
@@ -215,12 +224,25 @@ impl ApiArgs {
 }
 
 impl ApiArgs {
-    /// How the API is served: timeouts and connection cap.
+    /// How the API is served: timeouts, connection cap, where `/metrics` is.
     pub fn serve_config(&self) -> anyhow::Result<code_runner_api::ServeConfig> {
+        let metrics = if self.metrics_bind.is_some() {
+            code_runner_api::MetricsAccess::OwnPort
+        } else if self.metrics_require_key {
+            if self.api_keys.as_ref().is_none_or(|keys| keys.is_empty()) {
+                anyhow::bail!(
+                    "--metrics-require-key (CODE_RUNNER_METRICS_REQUIRE_KEY) needs API keys (--api-keys)"
+                );
+            }
+            code_runner_api::MetricsAccess::KeyRequired
+        } else {
+            code_runner_api::MetricsAccess::Open
+        };
         Ok(code_runner_api::ServeConfig {
             header_timeout: Duration::from_secs(self.header_timeout_secs),
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             max_connections: usize::try_from(self.max_connections)?,
+            metrics,
         })
     }
 }

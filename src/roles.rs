@@ -215,6 +215,20 @@ async fn run_api(
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     tracing::info!(address = %listener.local_addr()?, "API listening");
+    if let Some(bind) = args.metrics_bind {
+        let metrics = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind} (metrics)"))?;
+        tracing::info!(address = %metrics.local_addr()?, "metrics listening");
+        let (state, config, stop) = (state.clone(), serve_config.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(err) =
+                code_runner_api::serve_metrics(metrics, state, &config, wait_for(stop)).await
+            {
+                tracing::error!("serving metrics: {err}");
+            }
+        });
+    }
     // On a shutdown signal `serve` stops accepting and drains the requests
     // in flight; a request still running `grace` later is cut off.
     let drain_cap = {

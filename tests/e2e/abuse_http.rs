@@ -1,8 +1,8 @@
 //! Abuse of the HTTP layer itself, against the real `code-runner api`
 //! process on a random port (with a real Redis; no worker is needed): bodies
 //! that amplify into huge error answers, clients that trickle, stall or idle,
-//! more connections than the process has descriptors for, and a declared
-//! body over the limit (issue 11).
+//! more connections than the process has descriptors for, a declared body
+//! over the limit, and the headers and `/metrics` access of issue 11.
 //!
 //! Settings are given as environment variables, not flags, so that the same
 //! test can be pointed at an older build with `CODE_RUNNER_E2E_BIN=path`
@@ -550,4 +550,97 @@ async fn health_answers_while_the_connection_cap_is_reached() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn pages_and_answers_carry_security_headers() {
+    let api = start(Start::default()).await;
+    let client = reqwest::Client::new();
+    for path in ["/", "/docs", "/health", "/openapi.json", "/nope"] {
+        let response = client.get(api.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+                .to_owned()
+        };
+        let policy = header("content-security-policy");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert!(policy.contains("default-src 'none'"), "{path}: {policy}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        if path == "/" || path == "/docs" {
+            assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+            assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+        }
+    }
+    // The pages run no inline script, which the policy would block.
+    for path in ["/", "/docs"] {
+        let page = client
+            .get(api.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for tag in page.split("<script").skip(1) {
+            assert!(
+                tag.trim_start().starts_with("src="),
+                "{path}: inline script {tag}"
+            );
+        }
+        assert!(!page.contains("<style"), "{path}: inline style");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_need_a_key_or_move_to_a_port_of_its_own() {
+    let key = "metrics-test-key-1234";
+    let env = vec![
+        ("CODE_RUNNER_API_KEYS", key.to_owned()),
+        ("CODE_RUNNER_METRICS_REQUIRE_KEY", "true".to_owned()),
+    ];
+    let api = start(Start {
+        env: &env,
+        ..Start::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let response = client.get(api.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 401, "/metrics without a key");
+    let response = client
+        .get(api.url("/metrics"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "/metrics with a key");
+    assert!(response.text().await.unwrap().contains("# TYPE"));
+    drop(api);
+
+    let metrics_port = free_port();
+    let env = vec![(
+        "CODE_RUNNER_METRICS_BIND",
+        format!("127.0.0.1:{metrics_port}"),
+    )];
+    let api = start(Start {
+        env: &env,
+        ..Start::default()
+    })
+    .await;
+    let response = client.get(api.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 404, "/metrics on the API's port");
+    let response = client
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .expect("/metrics on its own port");
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("# TYPE"));
 }

@@ -5,7 +5,10 @@ Usage: python playground.py http://127.0.0.1:PORT
 Loads the page, picks Python, types a program (through the keyboard, so the
 textarea's Tab handling is exercised), gives it stdin, clicks Run and waits
 for its output, verdict, time and memory (and shows an unknown peak memory,
-`null`, as unknown); then runs a failing C program.
+`null`, as unknown); then runs a failing C program. Then opens the Swagger
+UI at /docs. Both pages are served with a strict Content-Security-Policy
+(no inline script or style): the browser must log no violation of it, and
+the API key typed in the playground is kept in sessionStorage only.
 """
 
 import sys
@@ -22,6 +25,8 @@ options.binary_location = "/usr/bin/chromium"
 for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
              "--window-size=1280,900"):
     options.add_argument(flag)
+# The console, to see Content-Security-Policy violations.
+options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 try:
     wait = WebDriverWait(driver, 60)
@@ -67,6 +72,22 @@ try:
     assert driver.find_element(By.ID, "verdict").text == "runtime_error"
     assert driver.find_element(By.ID, "stderr").text == "bad"
     assert "exit 4" in driver.find_element(By.ID, "exit").text
+
+    # The API key is a credential: kept for this tab, never on disk.
+    driver.find_element(By.ID, "apikey").send_keys("a-key-for-this-tab")
+    driver.find_element(By.ID, "run").click()
+    wait.until(lambda d: d.find_element(By.ID, "verdict").text != "")
+    stored = driver.execute_script(
+        "return [sessionStorage.getItem('code-runner.apikey'),"
+        " localStorage.getItem('code-runner.apikey')]")
+    assert stored == ["a-key-for-this-tab", None], stored
+
+    # The Swagger UI renders its operations under the page's policy.
+    driver.get(base + "/docs")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 5)
+    policy = [entry["message"] for entry in driver.get_log("browser")
+              if "Content Security Policy" in entry["message"]]
+    assert not policy, policy
     print("playground: ok")
 finally:
     driver.quit()

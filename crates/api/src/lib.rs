@@ -27,7 +27,8 @@
 //!   and `{"detail": ...}` body;
 //! - `service`: `/languages`, `/ready`, `/stats`, `/metrics`;
 //! - `access`: optional API keys, rate limit and CORS;
-//! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI;
+//! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI,
+//!   and the security headers of every answer;
 //! - `echo`: bounded echoes of request input for `422` answers;
 //! - `server`: the accept loop, with its timeouts and connection cap.
 //!
@@ -50,11 +51,12 @@ mod state;
 
 use std::future::Future;
 
+use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use access::{AccessConfig, ApiKeys, RateLimit};
 pub use routes::router;
-pub use server::{ServeConfig, SPARE_CONNECTIONS};
+pub use server::{MetricsAccess, ServeConfig, SPARE_CONNECTIONS};
 pub use state::{ApiConfig, AppState, SupportedLanguage};
 
 /// Serves the API on `listener` with the default [`ServeConfig`] until
@@ -85,6 +87,22 @@ pub async fn serve_with(
     // (without API keys), so they need the peer address; without them,
     // requests skip that cost.
     let peer_addresses = state.needs_peer_address();
-    let router = routes::router(state);
+    let router = routes::router_with(state, config.metrics);
     server::serve_router(listener, router, config, peer_addresses, shutdown).await
+}
+
+/// Serves `GET /metrics` alone (open, no API key) on `listener`, for
+/// [`MetricsAccess::OwnPort`]: a port that only the metrics collector can
+/// reach. Same bounds as the API's port.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    config: &ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = axum::Router::new()
+        .route("/metrics", get(service::metrics))
+        .fallback(routes::route_not_found)
+        .with_state(state);
+    server::serve_router(listener, router, config, false, shutdown).await
 }

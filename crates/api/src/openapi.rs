@@ -438,9 +438,14 @@ fn ready() {}
 fn stats() {}
 
 /// Prometheus metrics.
+///
+/// Open by default; with `--metrics-require-key` it needs an API key as
+/// `/stats` does, and with `--metrics-bind` it is served on a port of its
+/// own instead (this port then answers `404`).
 #[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 401, description = "API key missing or wrong (only with `--metrics-require-key`)", body = ErrorDoc),
         (status = 503, description = "Queue unavailable", body = ErrorDoc),
     ))]
 fn metrics() {}

@@ -22,28 +22,40 @@ use crate::request::{
     ensure_json_content_type, parse_run_request, wait_flag, wait_seconds, RunRequest,
 };
 use crate::response::{TaskCreated, TaskStatus};
-use crate::server::BodyDeadline;
+use crate::server::{BodyDeadline, MetricsAccess};
 use crate::state::AppState;
 use crate::{access, assets, service};
 
 /// Builds the API's router. It serves nothing by itself: [`crate::serve`]
 /// does, and tests call it in-process.
 pub fn router(state: AppState) -> Router {
+    router_with(state, MetricsAccess::Open)
+}
+
+/// The router, with `GET /metrics` open, behind the API keys, or left to a
+/// port of its own (see [`MetricsAccess`]).
+pub(crate) fn router_with(state: AppState, metrics: MetricsAccess) -> Router {
     let body_limit = state.config().max_body_bytes();
     // The routes API keys protect (when configured; see `access`).
-    let jobs = Router::new()
+    let mut jobs = Router::new()
         .route("/run-code", access::limit_rate(post(run_code), &state))
         .route(
             "/results/{task_id}",
             access::limit_waits(get(task_result).delete(cancel_task), &state),
         )
         .route("/stats", get(service::stats));
+    let mut open = Router::new();
+    match metrics {
+        MetricsAccess::Open => open = open.route("/metrics", get(service::metrics)),
+        MetricsAccess::KeyRequired => jobs = jobs.route("/metrics", get(service::metrics)),
+        MetricsAccess::OwnPort => {}
+    }
     let router = Router::new()
         .merge(access::require_keys(jobs, &state))
+        .merge(open)
         .route("/health", get(health))
         .route("/ready", get(service::ready))
         .route("/languages", get(service::languages))
-        .route("/metrics", get(service::metrics))
         .merge(assets::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -52,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         // `run_code`.
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state.clone());
-    access::cors(router, &state.config().access)
+    assets::security_headers(access::cors(router, &state.config().access))
 }
 
 /// `POST /run-code`: validates and enqueues; with `?wait=true`, answers the
@@ -236,7 +248,7 @@ async fn health() -> impl IntoResponse {
     )
 }
 
-async fn route_not_found() -> ApiError {
+pub(crate) async fn route_not_found() -> ApiError {
     ApiError::RouteNotFound
 }
 

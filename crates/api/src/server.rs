@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub body_timeout: Duration,
     /// Most connections served at once (lowered to fit the open-file limit).
     pub max_connections: usize,
+    /// Where `GET /metrics` is served (see [`MetricsAccess`]).
+    pub metrics: MetricsAccess,
 }
 
 impl Default for ServeConfig {
@@ -73,8 +75,22 @@ impl Default for ServeConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 1000,
+            metrics: MetricsAccess::Open,
         }
     }
+}
+
+/// Who may read `GET /metrics`, which shows what `/stats` shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone (the default, as for the seed's service endpoints).
+    #[default]
+    Open,
+    /// Callers with an API key, as for `/stats` (when keys are configured).
+    KeyRequired,
+    /// Not on the API's port: served on a port of its own
+    /// ([`crate::serve_metrics`]).
+    OwnPort,
 }
 
 /// Connections accepted past the cap, to answer `/health` (and `503` to the

@@ -774,6 +774,38 @@ async fn amplifying_bodies_get_422s_under_64_kib() {
 }
 
 #[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = spawn_app();
+    for uri in [
+        "/",
+        "/docs",
+        "/health",
+        "/openapi.json",
+        "/nope",
+        "/playground/app.js",
+    ] {
+        let response = app
+            .router
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let headers = response.headers();
+        let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(policy.contains("frame-ancestors 'none'"), "{uri}: {policy}");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{uri}");
+        let page = uri == "/" || uri == "/docs";
+        assert_eq!(
+            policy.contains("script-src 'self'"),
+            page,
+            "{uri}: {policy}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_body_declared_as_something_else_is_415() {
     let app = spawn_app();
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {

@@ -181,7 +181,8 @@ function showResult(body) {
 async function run() {
   if (ui.run.disabled) return;
   drafts[ui.language.value] = ui.code.value;
-  localStorage.setItem("code-runner.apikey", ui.apikey.value);
+  // For this tab only, never on disk: the key is a credential.
+  sessionStorage.setItem("code-runner.apikey", ui.apikey.value);
   clearResult();
   ui.run.disabled = true;
   setStatus("Submitting…", true);
@@ -227,7 +228,9 @@ ui.code.addEventListener("keydown", onKey);
 ui.code.addEventListener("input", () => { drafts[ui.language.value] = ui.code.value; });
 ui.language.addEventListener("change", showLanguage);
 ui.run.addEventListener("click", run);
-ui.apikey.value = localStorage.getItem("code-runner.apikey") || "";
+// Earlier versions kept the key in localStorage, on disk for good: forget it.
+localStorage.removeItem("code-runner.apikey");
+ui.apikey.value = sessionStorage.getItem("code-runner.apikey") || "";
 loadLanguages().catch((err) => {
   setStatus("Cannot load the languages", false);
   ui.message.textContent = String(err);

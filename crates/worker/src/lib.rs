@@ -12,6 +12,7 @@
 //! jobs, lets the running ones finish within `shutdown_grace`, and releases
 //! the rest for another worker.
 
+pub mod judge;
 mod leases;
 mod report;
 mod sources;

@@ -584,3 +584,47 @@ fn to_sock_filters(bytes: &[u8]) -> Vec<libc::sock_filter> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// What a checker's compile could leave in `/judge` under a test file's
+    /// name — a link to a file outside, a FIFO — is removed, never followed
+    /// or opened; a directory of that name is an error, not a way around.
+    #[test]
+    fn test_files_replace_planted_entries_without_following_them() {
+        let base = std::env::temp_dir().join(format!("keeper-files-{}", std::process::id()));
+        let dir = base.join("judge");
+        std::fs::create_dir_all(&dir).unwrap();
+        let outside = base.join("outside");
+        std::fs::write(&outside, "keep").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("input")).unwrap();
+        let made = std::process::Command::new("/usr/bin/mkfifo")
+            .arg(dir.join("output"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let c_dir = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let names = ["input".to_owned(), "output".to_owned()];
+        remove_files(&c_dir, &names).unwrap();
+        for name in &names {
+            create_file(&c_dir, name, 0o444)
+                .unwrap()
+                .write_all(b"new")
+                .unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(dir.join("input")).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(dir.join("output")).unwrap(), "new");
+        // Once there, a name is never opened again: only a new file is written.
+        assert!(create_file(&c_dir, "input", 0o444).is_err());
+        std::fs::create_dir(dir.join("answer")).unwrap();
+        std::fs::write(dir.join("answer").join("x"), "").unwrap();
+        assert!(remove_files(&c_dir, &["answer".to_owned()]).is_err());
+        assert!(remove_files(&c_dir, &["../outside".to_owned()]).is_err());
+        assert!(create_file(&c_dir, "../outside", 0o444).is_err());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

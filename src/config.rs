@@ -160,6 +160,14 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
 
+    /// MiB of request bodies the API receives at once: each body being read
+    /// holds its declared size (the body limit if undeclared) until parsed;
+    /// past it, `POST /run-code` answers 503 with `Retry-After` at once.
+    /// Raised to one largest body if lower.
+    #[arg(long, env = "CODE_RUNNER_MAX_BODY_MEMORY_MB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub max_body_memory_mb: u64,
+
     /// `GET /metrics` needs an API key, as `/stats` does (needs --api-keys).
     #[arg(long, env = "CODE_RUNNER_METRICS_REQUIRE_KEY", conflicts_with = "metrics_bind")]
     pub metrics_require_key: bool,
@@ -242,6 +250,7 @@ impl ApiArgs {
             header_timeout: Duration::from_secs(self.header_timeout_secs),
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             max_connections: usize::try_from(self.max_connections)?,
+            max_body_memory: usize::try_from(self.max_body_memory_mb * 1024 * 1024)?,
             metrics,
         })
     }

@@ -463,6 +463,69 @@ async fn stalled_and_trickled_bodies_get_408_at_the_body_timeout() {
 }
 
 #[tokio::test]
+async fn stalled_uploads_cannot_pin_more_than_the_body_memory_budget() {
+    let env = vec![
+        ("CODE_RUNNER_MAX_BODY_MEMORY_MB", "8".to_owned()),
+        ("CODE_RUNNER_BODY_TIMEOUT_SECS", "3".to_owned()),
+    ];
+    let api = start(Start {
+        env: &env,
+        ..Start::default()
+    })
+    .await;
+    // Three uploads of 2.1 MB, stalled after a few bytes: 6.3 of the 8 MiB.
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut tcp = TcpStream::connect(api.address).await.unwrap();
+        tcp.write_all(format!("{}{{\"language\"", post_head(2_100_000, "")).as_bytes())
+            .await
+            .unwrap();
+        stalled.push(tcp);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A fourth would pass the budget: refused at once, unread.
+    let mut fourth = TcpStream::connect(api.address).await.unwrap();
+    fourth
+        .write_all(post_head(2_100_000, "").as_bytes())
+        .await
+        .unwrap();
+    let head = tokio::time::timeout(Duration::from_secs(2), read_head(&mut fourth))
+        .await
+        .expect("a fourth stalled-size upload was not refused within 2 s (budget: 8 MiB)")
+        .expect("closed without an answer");
+    assert_eq!(status_of(&head), Some(503), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    // A small request still fits.
+    let client = reqwest::Client::new();
+    let response = client
+        .post(api.url("/run-code"))
+        .json(&serde_json::json!({"language": "python", "code": "print(1)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Once the stalled ones have had their 408, a large body is read again.
+    for tcp in &mut stalled {
+        let head = tokio::time::timeout(Duration::from_secs(6), read_head(tcp))
+            .await
+            .expect("no 408")
+            .expect("closed without an answer");
+        assert_eq!(status_of(&head), Some(408), "{head}");
+    }
+    let big = serde_json::json!({"language": "python", "code": "x".repeat(1_000_000)});
+    let response = client
+        .post(api.url("/run-code"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn an_over_limit_content_length_gets_413_before_any_byte_is_sent() {
     let api = start(Start::default()).await;
     let mut tcp = TcpStream::connect(api.address).await.unwrap();

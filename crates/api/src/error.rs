@@ -111,6 +111,10 @@ pub(crate) enum ApiError {
     )]
     BodyTimeout { secs: u64 },
 
+    /// The memory budget of bodies being received is spent.
+    #[error("the server is receiving too many request bodies at once; try again shortly")]
+    BodiesBusy,
+
     /// The server holds its maximum number of open connections.
     #[error("the server has too many open connections ({limit}); try again shortly")]
     TooManyConnections { limit: usize },
@@ -140,7 +144,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::QueueUnavailable(_)
             | Self::QueueFull { .. }
-            | Self::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::TooManyConnections { .. }
+            | Self::BodiesBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::AlreadyFinished => StatusCode::CONFLICT,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
@@ -167,7 +172,10 @@ impl IntoResponse for ApiError {
         // read), or the server wants it back.
         let close = matches!(
             self,
-            Self::BodyTooLarge { .. } | Self::BodyTimeout { .. } | Self::TooManyConnections { .. }
+            Self::BodyTooLarge { .. }
+                | Self::BodyTimeout { .. }
+                | Self::TooManyConnections { .. }
+                | Self::BodiesBusy
         );
         if let Self::QueueUnavailable(cause) = &self {
             tracing::error!(error = %Chain(cause), "queue unavailable; answering 503");

@@ -87,8 +87,13 @@ pub async fn serve_with(
     // (without API keys), so they need the peer address; without them,
     // requests skip that cost.
     let peer_addresses = state.needs_peer_address();
+    // Room for at least one body of the largest size.
+    let config = ServeConfig {
+        max_body_memory: config.max_body_memory.max(state.config().max_body_bytes()),
+        ..config.clone()
+    };
     let router = routes::router_with(state, config.metrics);
-    server::serve_router(listener, router, config, peer_addresses, shutdown).await
+    server::serve_router(listener, router, &config, peer_addresses, shutdown).await
 }
 
 /// Serves `GET /metrics` alone (open, no API key) on `listener`, for

@@ -22,7 +22,7 @@ use crate::request::{
     ensure_json_content_type, parse_run_request, wait_flag, wait_seconds, RunRequest,
 };
 use crate::response::{TaskCreated, TaskStatus};
-use crate::server::{BodyDeadline, MetricsAccess};
+use crate::server::{BodyBounds, MetricsAccess};
 use crate::state::AppState;
 use crate::{access, assets, service};
 
@@ -117,8 +117,9 @@ const PARSE_INLINE_MAX: usize = 64 * 1024;
 
 /// Reads and parses a `POST /run-code` body: refused with `413` from its
 /// `Content-Length` before a byte is read (so no `100 Continue` is sent),
-/// read within the body deadline (`408` after it, when served by
-/// [`crate::serve_with`]), parsed off the async threads when large.
+/// read within the body deadline (`408` after it) and the memory budget of
+/// bodies being received (`503` before reading when it is spent) when served
+/// by [`crate::serve_with`], parsed off the async threads when large.
 async fn read_run_request(state: &AppState, request: Request) -> Result<RunRequest, ApiError> {
     let limit = state.config().max_body_bytes();
     let declared = request
@@ -128,10 +129,20 @@ async fn read_run_request(state: &AppState, request: Request) -> Result<RunReque
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    let deadline = request.extensions().get::<BodyDeadline>().copied();
+    let bounds = request.extensions().get::<BodyBounds>().cloned();
+    // Held until the body is parsed: what it declares, or the limit.
+    let _reserved = match &bounds {
+        Some(bounds) => {
+            let size = declared.map_or(limit, |length| length as usize);
+            let kib = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX);
+            let reserved = bounds.budget.clone().try_acquire_many_owned(kib);
+            Some(reserved.map_err(|_| ApiError::BodiesBusy)?)
+        }
+        None => None,
+    };
     let read = Bytes::from_request(request, &());
-    let body = match deadline {
-        Some(BodyDeadline(timeout)) => {
+    let body = match bounds {
+        Some(BodyBounds { timeout, .. }) => {
             tokio::time::timeout(timeout, read)
                 .await
                 .map_err(|_| ApiError::BodyTimeout {

@@ -19,6 +19,11 @@
 //!   `408` and closes the connection, freeing what was read. A total
 //!   deadline, not one per chunk, so a body trickled a byte at a time is cut
 //!   off too. (A body no route reads is never read.)
+//! - **a memory budget for bodies** ([`ServeConfig::max_body_memory`]): a
+//!   body being received holds its declared size (the body limit when it
+//!   declares none) of the budget until it is parsed; when the budget is
+//!   spent, `POST /run-code` answers `503` with `Retry-After` before reading
+//!   it. So stalled uploads cannot pin more memory than the budget.
 //! - **a connection cap** ([`ServeConfig::max_connections`], lowered to fit
 //!   the process's open-file limit): past it, up to [`SPARE_CONNECTIONS`]
 //!   more are accepted with a short head deadline and no keep-alive, to
@@ -65,6 +70,9 @@ pub struct ServeConfig {
     pub body_timeout: Duration,
     /// Most connections served at once (lowered to fit the open-file limit).
     pub max_connections: usize,
+    /// Most bytes of request bodies being received at once (raised to one
+    /// body limit if lower).
+    pub max_body_memory: usize,
     /// Where `GET /metrics` is served (see [`MetricsAccess`]).
     pub metrics: MetricsAccess,
 }
@@ -75,6 +83,7 @@ impl Default for ServeConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 1000,
+            max_body_memory: 256 * 1024 * 1024,
             metrics: MetricsAccess::Open,
         }
     }
@@ -100,10 +109,14 @@ pub const SPARE_CONNECTIONS: usize = 64;
 /// The head deadline of a spare connection.
 const SPARE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The body deadline, for the handler that reads a body (`run_code`); absent
-/// when the router is called in-process.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BodyDeadline(pub(crate) Duration);
+/// The body deadline and memory budget, for the handler that reads a body
+/// (`run_code`); absent when the router is called in-process.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyBounds {
+    pub(crate) timeout: Duration,
+    /// The memory budget of bodies being received, in KiB.
+    pub(crate) budget: Arc<Semaphore>,
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, within the
 /// bounds of `config`. `peer_addresses` puts each request's peer address in
@@ -119,7 +132,10 @@ pub(crate) async fn serve_router(
     let permits = Arc::new(Semaphore::new(cap));
     let spares = Arc::new(Mutex::new(Spares::default()));
     let graceful = GracefulShutdown::new();
-    let deadline = BodyDeadline(config.body_timeout);
+    let bounds = BodyBounds {
+        timeout: config.body_timeout,
+        budget: Arc::new(Semaphore::new(config.max_body_memory.div_ceil(1024))),
+    };
     let mut served = http1::Builder::new();
     served
         .timer(TokioTimer::new())
@@ -151,16 +167,18 @@ pub(crate) async fn serve_router(
         let router = router.clone();
         match permit {
             Some(permit) => {
+                let bounds = bounds.clone();
                 let service =
-                    service_fn(move |request| call(router.clone(), request, deadline, peer));
+                    service_fn(move |request| call(router.clone(), request, bounds.clone(), peer));
                 spawn(&graceful, &served, tcp, service, permit, None);
             }
             None => {
+                let bounds = bounds.clone();
                 let service = service_fn(move |request| {
-                    let router = router.clone();
+                    let (router, bounds) = (router.clone(), bounds.clone());
                     async move {
                         if request.uri().path() == "/health" {
-                            call(router, request, deadline, peer).await
+                            call(router, request, bounds, peer).await
                         } else {
                             Ok(ApiError::TooManyConnections { limit: cap }.into_response())
                         }
@@ -268,10 +286,10 @@ impl Drop for Spare {
 async fn call(
     router: Router,
     mut request: hyper::Request<Incoming>,
-    deadline: BodyDeadline,
+    bounds: BodyBounds,
     peer: Option<SocketAddr>,
 ) -> Result<axum::response::Response, std::convert::Infallible> {
-    request.extensions_mut().insert(deadline);
+    request.extensions_mut().insert(bounds);
     if let Some(peer) = peer {
         request.extensions_mut().insert(ConnectInfo(peer));
     }

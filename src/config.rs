@@ -168,6 +168,17 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_body_memory_mb: u64,
 
+    /// Judge mode: most tests one `POST /run-code` may give (422 above it).
+    #[arg(long, env = "CODE_RUNNER_MAX_TESTS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_tests: u64,
+
+    /// Judge mode: largest total of the tests' stdin, expected output and
+    /// arguments in one request, in bytes (413 above it).
+    #[arg(long, env = "CODE_RUNNER_MAX_TEST_BYTES", default_value_t = 16 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=256 * 1024 * 1024))]
+    pub max_test_bytes: u64,
+
     /// `GET /metrics` needs an API key, as `/stats` does (needs --api-keys).
     #[arg(long, env = "CODE_RUNNER_METRICS_REQUIRE_KEY", conflicts_with = "metrics_bind")]
     pub metrics_require_key: bool,
@@ -220,6 +231,8 @@ impl ApiArgs {
             max_time_limit_ms: limits.time_limit_ms,
             max_memory_limit_mb: limits.memory_limit_mb,
             max_wait_secs: self.max_wait_secs,
+            max_tests: self.max_tests as usize,
+            max_test_bytes: self.max_test_bytes as usize,
             access: code_runner_api::AccessConfig {
                 api_keys: self.api_keys.clone().unwrap_or_default(),
                 rate_limit,

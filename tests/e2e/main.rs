@@ -8,6 +8,7 @@ mod chaos;
 mod config;
 mod features;
 mod helpers;
+mod judge;
 mod reliability;
 
 use std::collections::HashMap;

@@ -7,13 +7,33 @@ the same `name` (`uniqueItems` compares whole items, not one field), and no
 file named after the Java code's public class (`Foo.java` next to `public
 class Foo`). A request breaking only those is valid to the schema and
 rightly refused with a 422 naming the file; that refusal is not a failure.
-Every other failure, and every other 422, still counts.
+The same two rules hold for a custom checker's files (judge mode), and judge
+mode's `checker` and `stop_on_first_failure` need `tests` (stated with
+`dependentRequired`, which not every generator honours). Every other
+failure, and every other 422, still counts.
 """
 
 import schemathesis
 
 # The messages of those two refusals (crates/api/src/request.rs).
 UNSTATABLE = ("is given twice", "is the name this program's own source is saved under")
+# The same for judge mode (crates/api/src/judge.rs).
+UNSTATABLE_CHECKER = ("is given twice", "is the name the checker's own source is saved under")
+NEEDS_TESTS = "is a judge-mode field: it needs 'tests'"
+
+
+def _unstatable(issue):
+    if not isinstance(issue, dict):
+        return False
+    loc = issue.get("loc", [])
+    msg = str(issue.get("msg", ""))
+    if loc[:2] == ["body", "files"] and loc[-1:] == ["name"]:
+        return any(text in msg for text in UNSTATABLE)
+    if loc[:3] == ["body", "checker", "files"] and loc[-1:] == ["name"]:
+        return any(text in msg for text in UNSTATABLE_CHECKER)
+    if loc in (["body", "checker"], ["body", "stop_on_first_failure"]):
+        return NEEDS_TESTS in msg
+    return False
 
 
 def _only_unstatable_file_name_refusals(response):
@@ -26,13 +46,7 @@ def _only_unstatable_file_name_refusals(response):
     return (
         isinstance(detail, list)
         and len(detail) > 0
-        and all(
-            isinstance(issue, dict)
-            and issue.get("loc", [])[:2] == ["body", "files"]
-            and issue.get("loc", [])[-1:] == ["name"]
-            and any(text in str(issue.get("msg", "")) for text in UNSTATABLE)
-            for issue in detail
-        )
+        and all(_unstatable(issue) for issue in detail)
     )
 
 

@@ -41,6 +41,14 @@ pub(crate) enum ApiError {
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
 
+    /// Judge mode: the tests' data, or a custom checker, over its limit.
+    #[error("{what} are {size} bytes together; the limit is {limit} bytes")]
+    JudgeTooLarge {
+        what: &'static str,
+        size: usize,
+        limit: usize,
+    },
+
     #[error(
         "unsupported Content-Type '{content_type}': send the body as JSON with \
          'Content-Type: application/json' (curl: -H 'Content-Type: application/json')"
@@ -137,6 +145,7 @@ impl ApiError {
             Self::CodeTooLarge { .. }
             | Self::SourcesTooLarge { .. }
             | Self::StdinTooLarge { .. }
+            | Self::JudgeTooLarge { .. }
             | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,

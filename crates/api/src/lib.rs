@@ -40,6 +40,7 @@ mod access;
 mod assets;
 mod echo;
 mod error;
+mod judge;
 mod main_file;
 mod openapi;
 mod request;

@@ -474,6 +474,7 @@ pub(crate) fn document(config: &ApiConfig, languages: &Languages) -> Bytes {
         json!(FILE_NAME_PATTERN);
     doc["components"]["schemas"]["SourceFile"]["properties"]["name"]["not"] =
         json!({"enum": languages.source_file_names()});
+    crate::judge::document(&mut doc, config, languages);
     // Any JSON value at all (utoipa has no spelling for "no type").
     doc["components"]["schemas"]["ValidationError"]["properties"]["input"] =
         json!({"description": "The offending value (any JSON value)."});
@@ -595,7 +596,7 @@ mod tests {
                 assert!(body.contains_key(*key), "{key} is required but missing");
             }
         }
-        assert_eq!(properties.len(), 19, "a documented field no answer has?");
+        assert_eq!(properties.len(), 21, "a documented field no answer has?");
     }
 
     /// A peak the sandbox could not measure is `null` in answers, so the

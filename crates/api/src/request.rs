@@ -52,7 +52,7 @@ use crate::error::{ApiError, LocPart, ValidationIssue};
 use crate::state::{ApiConfig, Languages};
 
 /// A validated run request, language resolved to its canonical name.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct RunRequest {
     pub(crate) language: String,
     pub(crate) code: String,
@@ -61,6 +61,8 @@ pub(crate) struct RunRequest {
     pub(crate) files: Vec<SourceFile>,
     pub(crate) time_limit_ms: Option<u64>,
     pub(crate) memory_limit_mb: Option<u64>,
+    /// Judge mode's tests and checker (`judge`), when `tests` is given.
+    pub(crate) judge: Option<code_runner_queue::judge::JudgeSpec>,
 }
 
 /// Refuses a body declared as something other than JSON.
@@ -154,15 +156,24 @@ pub(crate) fn parse_run_request(
                     check_range(field, value, Value::from(value), config, &mut issues);
                 }
             }
-            match language {
-                Some(language) if issues.is_empty() => RunRequest {
+            let judge_fields = [fast.tests, fast.checker, fast.stop_on_first_failure];
+            let stdin = fast.stdin.unwrap_or_default();
+            let defaults = crate::judge::Defaults {
+                stdin: &stdin,
+                args: &args,
+            };
+            let judge =
+                crate::judge::parse(judge_fields, &defaults, languages, config, &mut issues);
+            match (language, judge) {
+                (Some(language), Some(judge)) if issues.is_empty() => RunRequest {
                     language,
                     code: fast.code,
-                    stdin: fast.stdin.unwrap_or_default(),
+                    stdin,
                     args,
                     files,
                     time_limit_ms: fast.time_limit_ms,
                     memory_limit_mb: fast.memory_limit_mb,
+                    judge,
                 },
                 _ => return Err(ApiError::Validation(issues)),
             }
@@ -207,6 +218,13 @@ struct FastBody<'a> {
     time_limit_ms: Option<u64>,
     #[serde(default)]
     memory_limit_mb: Option<u64>,
+    // Judge mode's fields, read by `judge`.
+    #[serde(default, borrow)]
+    tests: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    checker: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    stop_on_first_failure: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +365,14 @@ fn validate_slowly(
     }
     let time_limit_ms = integer_field("time_limit_ms", time_limit_ms, config, &mut issues);
     let memory_limit_mb = integer_field("memory_limit_mb", memory_limit_mb, config, &mut issues);
+    let judge = match (&stdin, &args) {
+        (Some(stdin), Some(args)) => {
+            let judge_fields = pick(whole, crate::judge::JUDGE_FIELDS).unwrap_or_default();
+            let defaults = crate::judge::Defaults { stdin, args };
+            crate::judge::parse(judge_fields, &defaults, languages, config, &mut issues)
+        }
+        _ => None,
+    };
 
     match (
         language,
@@ -356,6 +382,7 @@ fn validate_slowly(
         files,
         time_limit_ms,
         memory_limit_mb,
+        judge,
     ) {
         (
             Some(language),
@@ -365,6 +392,7 @@ fn validate_slowly(
             Some(files),
             Some(time_limit_ms),
             Some(memory_limit_mb),
+            Some(judge),
         ) if issues.is_empty() => Ok(RunRequest {
             language,
             code,
@@ -373,6 +401,7 @@ fn validate_slowly(
             files,
             time_limit_ms,
             memory_limit_mb,
+            judge,
         }),
         _ => Err(ApiError::Validation(issues)),
     }
@@ -445,7 +474,7 @@ impl Visitor<'_> for FieldName<'_> {
 /// The items of a JSON list as raw values, if it has at most `max` of them;
 /// `Err(None)` when it is not a list, `Err(Some(len))` when it is too long
 /// (its items past `max` only counted).
-fn raw_list(raw: &RawValue, max: usize) -> Result<Vec<&RawValue>, Option<usize>> {
+pub(crate) fn raw_list(raw: &RawValue, max: usize) -> Result<Vec<&RawValue>, Option<usize>> {
     struct Items(usize);
     impl<'de> Visitor<'de> for Items {
         type Value = (Vec<&'de RawValue>, usize);
@@ -808,7 +837,7 @@ fn check_files(
 }
 
 /// [`FILE_NAME_PATTERN`], checked without a regex engine.
-fn is_valid_file_name(name: &str) -> bool {
+pub(crate) fn is_valid_file_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
     matches!(bytes.first(), Some(b) if b.is_ascii_alphanumeric() || *b == b'_')
@@ -1039,6 +1068,7 @@ mod tests {
                 files: Vec::new(),
                 time_limit_ms: None,
                 memory_limit_mb: None,
+                judge: None,
             }
         );
     }

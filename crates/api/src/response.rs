@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use code_runner_queue::judge::{TestResult, TestSummary};
 use code_runner_queue::{JobResult, TaskId, TaskState, Verdict};
 use serde::Serialize;
 
@@ -65,6 +66,11 @@ struct Details<'a> {
     finished_at_ms: u64,
     language: Option<&'a str>,
     version: Option<&'a str>,
+    /// Judge mode (SPEC §7): each test's result, in the order given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tests: Option<&'a [TestResult]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a TestSummary>,
 }
 
 impl<'a> TaskStatus<'a> {
@@ -86,7 +92,8 @@ impl<'a> TaskStatus<'a> {
             },
             TaskState::Done(result) => {
                 let (status, seed_result) = match result.verdict {
-                    Verdict::Ok => (
+                    // A judged job's `accepted` is the seed's success too.
+                    Verdict::Ok | Verdict::Accepted => (
                         "SUCCESS",
                         SeedResult::Success {
                             output: &result.stdout,
@@ -117,6 +124,8 @@ impl<'a> TaskStatus<'a> {
                         finished_at_ms: result.finished_at_ms,
                         language: non_empty(&result.language),
                         version: non_empty(&result.language_version),
+                        tests: result.judge.as_ref().map(|j| j.tests.as_slice()),
+                        summary: result.judge.as_ref().map(|j| &j.summary),
                     }),
                 }
             }
@@ -149,9 +158,17 @@ fn failure_message(result: &JobResult) -> Cow<'_, str> {
         Verdict::MemoryLimit => Cow::Borrowed("Memory limit exceeded"),
         Verdict::OutputLimit => Cow::Borrowed("Output limit exceeded"),
         Verdict::Cancelled => Cow::Borrowed("Cancelled"),
-        // `Ok` never reaches here; an internal error without a message is
+        // Judge mode: workers name the failing test; without a message,
+        // at least the kind of failure.
+        Verdict::WrongAnswer => Cow::Borrowed("Wrong answer"),
+        Verdict::PresentationError => Cow::Borrowed("Presentation error"),
+        Verdict::JudgeError => Cow::Borrowed("Judge error"),
+        // `Ok` and `Accepted` never reach here, nor `Skipped` (a test's
+        // verdict, never a job's); an internal error without a message is
         // still an internal error.
-        Verdict::Ok | Verdict::InternalError => Cow::Borrowed("Internal error"),
+        Verdict::Ok | Verdict::Accepted | Verdict::Skipped | Verdict::InternalError => {
+            Cow::Borrowed("Internal error")
+        }
     }
 }
 

@@ -81,6 +81,7 @@ async fn run_code(
     ensure_json_content_type(request.headers())?;
     let run = read_run_request(&state, request).await?;
     service::check_sizes(&run, state.config())?;
+    crate::judge::check_sizes(run.judge.as_ref(), state.config())?;
     let job = Job {
         id: TaskId::new(),
         language: run.language,
@@ -92,6 +93,7 @@ async fn run_code(
         time_limit_ms: run.time_limit_ms,
         memory_limit_mb: run.memory_limit_mb,
         owner: caller.owner().map(str::to_owned),
+        judge: run.judge,
     };
     let quota = caller.quota(&state.config().access);
     state

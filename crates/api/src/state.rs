@@ -48,6 +48,11 @@ pub struct ApiConfig {
     pub max_memory_limit_mb: u64,
     /// Longest a request may wait for its result (`?wait`), in seconds.
     pub max_wait_secs: u64,
+    /// Judge mode: most tests one request may give (`422` above it).
+    pub max_tests: usize,
+    /// Judge mode: largest total of the tests' stdin, expected output and
+    /// arguments, in UTF-8 bytes (`413` above it).
+    pub max_test_bytes: usize,
     /// API keys, rate limit and CORS; all off by default.
     pub access: AccessConfig,
 }
@@ -57,13 +62,14 @@ impl ApiConfig {
     /// on top of the code and stdin themselves.
     const BODY_OVERHEAD: usize = 64 * 1024;
 
-    /// The largest request body read at all. Twice the code and stdin
-    /// limits because JSON escapes inflate text (every `"`, `\` and newline
-    /// takes two bytes), so code and stdin just under their limits must
-    /// still fit in their body.
+    /// The largest request body read at all. Twice the code, stdin and
+    /// test-data limits because JSON escapes inflate text (every `"`, `\`
+    /// and newline takes two bytes), so code, stdin and tests just under
+    /// their limits must still fit in their body.
     pub fn max_body_bytes(&self) -> usize {
         self.max_code_bytes
             .saturating_add(self.max_stdin_bytes)
+            .saturating_add(self.max_test_bytes)
             .saturating_mul(2)
             .saturating_add(Self::BODY_OVERHEAD)
     }
@@ -93,6 +99,8 @@ impl Default for ApiConfig {
             max_time_limit_ms: 10_000,
             max_memory_limit_mb: 256,
             max_wait_secs: 60,
+            max_tests: 1_000,
+            max_test_bytes: 16 * 1024 * 1024,
             access: AccessConfig::default(),
         }
     }
@@ -341,7 +349,8 @@ mod tests {
         let config = ApiConfig::default();
         assert_eq!(
             config.max_body_bytes(),
-            2 * (1024 * 1024 + 256 * 1024) + 64 * 1024
+            2 * (1024 * 1024 + 256 * 1024 + 16 * 1024 * 1024) + 64 * 1024,
+            "code, stdin and judge mode's tests, each escaped"
         );
     }
 }

@@ -138,6 +138,7 @@ fn finished(verdict: Verdict) -> JobResult {
         submitted_at_ms: 1_699_999_999_990,
         language: "python".to_owned(),
         language_version: "3.11".to_owned(),
+        judge: None,
     }
 }
 

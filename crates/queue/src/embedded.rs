@@ -664,6 +664,7 @@ mod tests {
             time_limit_ms: None,
             memory_limit_mb: None,
             owner: None,
+            judge: None,
         }
     }
 

@@ -38,7 +38,7 @@ impl FromStr for TaskId {
 }
 
 /// One program to run, as the API accepted it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub id: TaskId,
     /// Canonical language name (aliases are resolved by the API).
@@ -70,6 +70,11 @@ pub struct Job {
     /// and `-_.:/` only; the Redis backend hex-encodes anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Judge mode (SPEC §7): the tests to run the program on and how to
+    /// check each one. `None` for a plain run; records queued before judge
+    /// mode existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<crate::judge::JudgeSpec>,
 }
 
 /// What a stored record costs beyond its strings, in the in-process store's
@@ -92,7 +97,8 @@ impl Job {
             + self.stdin.len()
             + args
             + files
-            + self.owner.as_ref().map_or(0, String::len);
+            + self.owner.as_ref().map_or(0, String::len)
+            + self.judge.as_ref().map_or(0, |j| j.size_bytes() as usize);
         strings as u64 + RECORD_OVERHEAD_BYTES
     }
 
@@ -115,6 +121,7 @@ impl Job {
             time_limit_ms: None,
             memory_limit_mb: None,
             owner: None,
+            judge: None,
         }
     }
 }
@@ -184,11 +191,23 @@ pub enum Verdict {
     OutputLimit,
     Cancelled,
     InternalError,
+    // Judge mode (SPEC §7): a job's overall verdict and each test's.
+    /// Every test's output was accepted.
+    Accepted,
+    /// The output was wrong (a built-in checker, or a checker's exit 1).
+    WrongAnswer,
+    /// A custom checker's exit 2.
+    PresentationError,
+    /// The checker failed (did not compile, crashed, another exit code, a
+    /// limit): not the submission's fault.
+    JudgeError,
+    /// A test not run after an earlier failure (`stop_on_first_failure`).
+    Skipped,
 }
 
 impl Verdict {
     /// Every verdict, in the order documentation lists them.
-    pub const ALL: [Verdict; 8] = [
+    pub const ALL: [Verdict; 13] = [
         Verdict::Ok,
         Verdict::CompileError,
         Verdict::RuntimeError,
@@ -197,6 +216,11 @@ impl Verdict {
         Verdict::OutputLimit,
         Verdict::Cancelled,
         Verdict::InternalError,
+        Verdict::Accepted,
+        Verdict::WrongAnswer,
+        Verdict::PresentationError,
+        Verdict::JudgeError,
+        Verdict::Skipped,
     ];
 
     /// The wire name, as serde writes it (`time_limit`).
@@ -210,6 +234,11 @@ impl Verdict {
             Verdict::OutputLimit => "output_limit",
             Verdict::Cancelled => "cancelled",
             Verdict::InternalError => "internal_error",
+            Verdict::Accepted => "accepted",
+            Verdict::WrongAnswer => "wrong_answer",
+            Verdict::PresentationError => "presentation_error",
+            Verdict::JudgeError => "judge_error",
+            Verdict::Skipped => "skipped",
         }
     }
 }
@@ -249,6 +278,9 @@ pub struct JobResult {
     /// That language's toolchain version, from the worker's language table.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub language_version: String,
+    /// Judge mode: each test's result and the summary; `None` for a plain run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<crate::judge::JudgeReport>,
 }
 
 impl JobResult {
@@ -260,7 +292,8 @@ impl JobResult {
             + self.stderr.len()
             + self.compile_output.as_ref().map_or(0, String::len)
             + self.language.len()
-            + self.language_version.len();
+            + self.language_version.len()
+            + self.judge.as_ref().map_or(0, |j| j.size_bytes() as usize);
         strings as u64 + RECORD_OVERHEAD_BYTES
     }
 
@@ -283,6 +316,7 @@ impl JobResult {
             submitted_at_ms: 0,
             language: String::new(),
             language_version: String::new(),
+            judge: None,
         }
     }
 }

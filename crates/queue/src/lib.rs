@@ -50,6 +50,7 @@
 
 mod embedded;
 mod job;
+pub mod judge;
 mod redis_queue;
 pub mod stats;
 

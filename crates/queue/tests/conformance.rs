@@ -75,6 +75,7 @@ fn job() -> Job {
         time_limit_ms: None,
         memory_limit_mb: None,
         owner: None,
+        judge: None,
     }
 }
 

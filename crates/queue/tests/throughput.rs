@@ -51,6 +51,7 @@ async fn submit_throughput() {
                         time_limit_ms: None,
                         memory_limit_mb: None,
                         owner: None,
+                        judge: None,
                     };
                     queue.submit(&job).await.unwrap();
                 }

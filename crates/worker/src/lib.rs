@@ -333,16 +333,35 @@ impl Worker {
                         started_at_ms,
                     ),
                     Some(language) => {
-                        let run_limits = job_limits(&delivery.job, run_limits);
-                        let limits = (run_limits, compile_limits);
-                        let mut result = execute(
-                            sandbox.as_ref(),
-                            language,
-                            &delivery.job,
-                            limits,
-                            started_at_ms,
-                        )
-                        .await;
+                        let mut result = match &delivery.job.judge {
+                            Some(spec) => {
+                                execute_judged_job(
+                                    sandbox.as_ref(),
+                                    &languages,
+                                    language,
+                                    &delivery.job,
+                                    spec,
+                                    judge::JudgeLimits {
+                                        run: run_limits,
+                                        compile: compile_limits,
+                                    },
+                                    started_at_ms,
+                                )
+                                .await
+                            }
+                            None => {
+                                let run_limits = job_limits(&delivery.job, run_limits);
+                                let limits = (run_limits, compile_limits);
+                                execute(
+                                    sandbox.as_ref(),
+                                    language,
+                                    &delivery.job,
+                                    limits,
+                                    started_at_ms,
+                                )
+                                .await
+                            }
+                        };
                         result.language_version = language.version.clone();
                         result
                     }
@@ -410,6 +429,35 @@ async fn execute(
     }
 }
 
+/// [`judge::execute_judged`], after the checks [`execute`] makes of the
+/// submission's extra files.
+async fn execute_judged_job(
+    sandbox: &dyn Sandbox,
+    languages: &LanguageTable,
+    language: &Arc<Language>,
+    job: &Job,
+    spec: &code_runner_queue::judge::JudgeSpec,
+    limits: judge::JudgeLimits,
+    started_at_ms: u64,
+) -> JobResult {
+    if let Some(message) = sources::refusal(language, job, &limits.run) {
+        tracing::info!(%message, "job refused: its extra files cannot be set up");
+        let mut result = JobResult::internal_error(message, started_at_ms);
+        result.verdict = Verdict::CompileError;
+        return result;
+    }
+    judge::execute_judged(
+        sandbox,
+        languages,
+        language,
+        job,
+        spec,
+        limits,
+        started_at_ms,
+    )
+    .await
+}
+
 /// What the user reads when the sandbox failed running their task.
 pub fn sandbox_failure_message(id: &TaskId) -> String {
     format!("Internal error: the sandbox failed (task {id}); the operator's logs have the details")
@@ -448,13 +496,23 @@ async fn store_result(
 /// refuses such requests, and a value that got here anyway (an API
 /// configured with higher maximums than this worker) is capped.
 pub fn job_limits(job: &code_runner_queue::Job, worker: Limits) -> Limits {
+    lowered_limits(worker, job.time_limit_ms, job.memory_limit_mb)
+}
+
+/// The worker's limits lowered to a time (ms) and memory (MiB) limit, when
+/// given (and never raised above the worker's).
+pub fn lowered_limits(
+    worker: Limits,
+    time_limit_ms: Option<u64>,
+    memory_limit_mb: Option<u64>,
+) -> Limits {
     let mut limits = worker;
-    if let Some(ms) = job.time_limit_ms {
+    if let Some(ms) = time_limit_ms {
         let wall = Duration::from_millis(ms.max(1)).min(worker.wall_time);
         limits.wall_time = wall;
         limits.cpu_time = wall.min(worker.cpu_time);
     }
-    if let Some(mb) = job.memory_limit_mb {
+    if let Some(mb) = memory_limit_mb {
         // The sandbox's own floor is 16 MiB.
         limits.memory_bytes = mb
             .max(16)

@@ -67,6 +67,7 @@ pub fn job_result(
         submitted_at_ms: 0,
         language: String::new(),
         language_version: String::new(),
+        judge: None,
     }
 }
 

@@ -5,3 +5,6 @@
 //! output is only ever data to them.
 
 pub mod checkers;
+pub mod run;
+
+pub use run::{execute_judged, JudgeLimits};

@@ -467,6 +467,9 @@ async fn stalled_uploads_cannot_pin_more_than_the_body_memory_budget() {
     let env = vec![
         ("CODE_RUNNER_MAX_BODY_MEMORY_MB", "8".to_owned()),
         ("CODE_RUNNER_BODY_TIMEOUT_SECS", "3".to_owned()),
+        // A body limit of ~2.6 MB (no room for judge mode's tests), below
+        // the budget, so the budget is not raised to one largest body.
+        ("CODE_RUNNER_MAX_TEST_BYTES", "1".to_owned()),
     ];
     let api = start(Start {
         env: &env,
@@ -549,7 +552,8 @@ async fn an_over_limit_content_length_gets_413_before_any_byte_is_sent() {
     );
     // Without `Expect`, the same.
     let mut tcp = TcpStream::connect(api.address).await.unwrap();
-    tcp.write_all(post_head(3_000_000, "").as_bytes())
+    // (Over the default body limit, ~34.6 MB with judge mode's 16 MiB of tests.)
+    tcp.write_all(post_head(40_000_000, "").as_bytes())
         .await
         .unwrap();
     let head = read_head(&mut tcp).await.expect("an answer");

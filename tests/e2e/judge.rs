@@ -420,6 +420,40 @@ async fn a_test_over_its_time_limit_and_a_compile_error() {
 }
 
 #[tokio::test]
+async fn a_running_job_shows_the_tests_finished_so_far() {
+    let app = app().await;
+    let tests: Vec<Value> = (0..8)
+        .map(|i| json!({"stdin": format!("{i}\n"), "expected_output": format!("{i}\n")}))
+        .collect();
+    let id = submit(
+        &app,
+        json!({"language": "python", "code": "import time\ntime.sleep(0.4)\nprint(input())", "tests": tests}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let (_, answer) = app.result(&id).await;
+        if answer["status"] != "PENDING" {
+            assert_eq!(answer["verdict"], "accepted", "{answer}");
+            break;
+        }
+        if let Some(tests) = answer["tests"].as_array() {
+            assert_eq!(answer["state"], "running");
+            assert!(tests.iter().all(|t| t["verdict"] == "accepted"), "{answer}");
+            seen.push(tests.len());
+        }
+        assert!(std::time::Instant::now() < deadline, "still pending");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        seen.iter().any(|&n| (1..8).contains(&n)),
+        "no partial progress seen: {seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+}
+
+#[tokio::test]
 async fn two_hundred_tests_in_one_job() {
     let app = app().await;
     let answer = judge(

@@ -976,7 +976,7 @@ pub(crate) fn document(doc: &mut Value, config: &ApiConfig, languages: &Language
     let status = &mut schemas["TaskStatus"]["properties"];
     status["tests"] = json!({
         "type": "array",
-        "description": format!("{NOTE} Each test's result, in the order given."),
+        "description": format!("{NOTE} Each test's result, in the order given. While the task runs (`PENDING`, state `running`): the tests finished so far, without their output."),
         "items": {"$ref": "#/components/schemas/TestResult"},
     });
     status["summary"] = json!({"$ref": "#/components/schemas/TestSummary"});

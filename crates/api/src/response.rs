@@ -33,6 +33,10 @@ pub(crate) struct TaskStatus<'a> {
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     started_at_ms: Option<u64>,
+    /// Judge mode, while running: the tests finished so far (without their
+    /// output). A finished task's tests are in `details`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tests: Option<&'a [TestResult]>,
     #[serde(flatten)]
     details: Option<Details<'a>>,
 }
@@ -88,6 +92,7 @@ impl<'a> TaskStatus<'a> {
                     "queued"
                 },
                 started_at_ms: running_since,
+                tests: None,
                 details: None,
             },
             TaskState::Done(result) => {
@@ -108,6 +113,7 @@ impl<'a> TaskStatus<'a> {
                     task_id,
                     state: "finished",
                     started_at_ms: Some(result.started_at_ms),
+                    tests: None,
                     details: Some(Details {
                         verdict: result.verdict,
                         stdout: &result.stdout,
@@ -130,6 +136,16 @@ impl<'a> TaskStatus<'a> {
                 }
             }
         }
+    }
+}
+
+impl<'a> TaskStatus<'a> {
+    /// A pending task's judge progress (ignored once it is finished).
+    pub(crate) fn with_progress(mut self, tests: Option<&'a [TestResult]>) -> Self {
+        if self.details.is_none() {
+            self.tests = tests;
+        }
+        self
     }
 }
 

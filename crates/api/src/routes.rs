@@ -249,7 +249,13 @@ async fn task_status(
             .map_err(ApiError::QueueUnavailable)?,
         TaskState::Done(_) => None,
     };
-    Ok(Json(TaskStatus::new(id, &task, running_since)).into_response())
+    // Judge mode: a running job's finished tests (best effort).
+    let progress = match running_since {
+        Some(_) => state.queue().progress(&id).await.ok().flatten(),
+        None => None,
+    };
+    let status = TaskStatus::new(id, &task, running_since).with_progress(progress.as_deref());
+    Ok(Json(status).into_response())
 }
 
 /// `GET /health`: the process is up and serving. Says nothing about the

@@ -637,6 +637,22 @@ impl Queue for EmbeddedQueue {
         Ok(self.inner.observe.running_since(id))
     }
 
+    async fn report_progress(
+        &self,
+        id: &TaskId,
+        tests: &[crate::judge::TestResult],
+    ) -> Result<(), QueueError> {
+        self.inner.observe.set_progress(*id, tests);
+        Ok(())
+    }
+
+    async fn progress(
+        &self,
+        id: &TaskId,
+    ) -> Result<Option<Vec<crate::judge::TestResult>>, QueueError> {
+        Ok(self.inner.observe.progress(id))
+    }
+
     async fn report_worker(&self, report: &crate::stats::WorkerReport) -> Result<(), QueueError> {
         self.inner.observe.report(report);
         Ok(())

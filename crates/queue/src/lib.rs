@@ -261,6 +261,25 @@ pub trait Queue: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Judge mode: the tests of a running task finished so far (without
+    /// their output), so `GET /results/{id}` can show them while it runs.
+    /// An empty list forgets them (the worker, once the result is stored).
+    /// Best effort, and ignored once the task is final.
+    async fn report_progress(
+        &self,
+        id: &TaskId,
+        tests: &[judge::TestResult],
+    ) -> Result<(), QueueError> {
+        let _ = (id, tests);
+        Ok(())
+    }
+
+    /// The tests [`Queue::report_progress`] last reported for a task.
+    async fn progress(&self, id: &TaskId) -> Result<Option<Vec<judge::TestResult>>, QueueError> {
+        let _ = id;
+        Ok(None)
+    }
+
     /// A worker's heartbeat: its busy and idle slots, and counts of the jobs
     /// it finished since the last one.
     async fn report_worker(&self, report: &stats::WorkerReport) -> Result<(), QueueError> {

@@ -184,6 +184,27 @@ async fn running_mark_tells_queued_from_running(b: &Backend) {
     q.complete(&delivery, &ok("")).await.unwrap();
 }
 
+/// Judge mode's progress: kept while the task runs, forgotten when emptied.
+async fn judge_progress_is_kept_while_running(b: &Backend) {
+    use code_runner_queue::judge::TestResult;
+    let q = b.queue().await;
+    let j = job();
+    q.submit(&j).await.unwrap();
+    assert_eq!(q.progress(&j.id).await.unwrap(), None);
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    q.mark_running(&j.id, 1).await.unwrap();
+    let mut test = TestResult::skipped("1".into());
+    test.verdict = Verdict::Accepted;
+    test.checker_message = Some("fine".into());
+    q.report_progress(&j.id, std::slice::from_ref(&test))
+        .await
+        .unwrap();
+    assert_eq!(q.progress(&j.id).await.unwrap(), Some(vec![test]));
+    q.complete(&delivery, &ok("")).await.unwrap();
+    q.report_progress(&j.id, &[]).await.unwrap();
+    assert_eq!(q.progress(&j.id).await.unwrap(), None);
+}
+
 async fn stats_count_queue_workers_and_jobs(b: &Backend) {
     let q = b.queue().await;
     for _ in 0..3 {
@@ -246,6 +267,7 @@ macro_rules! suite {
             waiters_are_woken_by_a_cancel,
             hundreds_of_waiters_at_once,
             running_mark_tells_queued_from_running,
+            judge_progress_is_kept_while_running,
             stats_count_queue_workers_and_jobs,
         );
     };

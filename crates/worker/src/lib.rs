@@ -336,6 +336,7 @@ impl Worker {
                         let mut result = match &delivery.job.judge {
                             Some(spec) => {
                                 execute_judged_job(
+                                    &queue,
                                     sandbox.as_ref(),
                                     &languages,
                                     language,
@@ -371,6 +372,10 @@ impl Worker {
                 tracing::debug!(verdict = ?result.verdict, "job finished");
                 tally.record(&result);
                 store_result(queue.as_ref(), &delivery, &result, store_for).await;
+                if delivery.job.judge.is_some() {
+                    // The result has the tests now; best effort.
+                    let _ = queue.report_progress(&delivery.job.id, &[]).await;
+                }
                 leases.remove(lease_number);
                 drop(permit);
             }
@@ -431,7 +436,9 @@ async fn execute(
 
 /// [`judge::execute_judged`], after the checks [`execute`] makes of the
 /// submission's extra files.
+#[allow(clippy::too_many_arguments)]
 async fn execute_judged_job(
+    queue: &Arc<dyn Queue>,
     sandbox: &dyn Sandbox,
     languages: &LanguageTable,
     language: &Arc<Language>,
@@ -447,6 +454,7 @@ async fn execute_judged_job(
         return result;
     }
     judge::execute_judged(
+        Some(queue),
         sandbox,
         languages,
         language,

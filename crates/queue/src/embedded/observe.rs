@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 use super::lock;
+use crate::judge::TestResult;
 use crate::stats::{Counters, QueueStats, WorkerReport, WorkerStatus, WORKER_LIVENESS};
 use crate::TaskId;
 
@@ -22,6 +23,8 @@ pub(super) struct Observe {
     waiters: Mutex<HashMap<TaskId, (Arc<Notify>, usize)>>,
     /// Started and not yet finished jobs: when they started.
     running: Mutex<HashMap<TaskId, u64>>,
+    /// Judge mode: the tests a running job finished so far.
+    progress: Mutex<HashMap<TaskId, Vec<TestResult>>>,
     workers: Mutex<HashMap<String, WorkerStatus>>,
     totals: Mutex<Counters>,
 }
@@ -62,6 +65,7 @@ impl Observe {
     /// The task has its final state: wake its waiters, drop its running mark.
     pub(super) fn finished(&self, id: &TaskId) {
         lock(&self.running).remove(id);
+        lock(&self.progress).remove(id);
         if let Some((notify, _)) = lock(&self.waiters).get(id) {
             notify.notify_waiters();
         }
@@ -73,6 +77,22 @@ impl Observe {
 
     pub(super) fn running_since(&self, id: &TaskId) -> Option<u64> {
         lock(&self.running).get(id).copied()
+    }
+
+    /// Keeps the progress of a task that is running (not of one finished
+    /// or never started, so nothing outlives its task); empty forgets it.
+    pub(super) fn set_progress(&self, id: TaskId, tests: &[TestResult]) {
+        let running = lock(&self.running).contains_key(&id);
+        let mut progress = lock(&self.progress);
+        if tests.is_empty() || !running {
+            progress.remove(&id);
+        } else {
+            progress.insert(id, tests.to_vec());
+        }
+    }
+
+    pub(super) fn progress(&self, id: &TaskId) -> Option<Vec<TestResult>> {
+        lock(&self.progress).get(id).cloned()
     }
 
     pub(super) fn report(&self, report: &WorkerReport) {

@@ -1042,6 +1042,21 @@ impl Queue for RedisQueue {
         self.get_running(id).await
     }
 
+    async fn report_progress(
+        &self,
+        id: &TaskId,
+        tests: &[crate::judge::TestResult],
+    ) -> Result<(), QueueError> {
+        self.set_progress(id, tests).await
+    }
+
+    async fn progress(
+        &self,
+        id: &TaskId,
+    ) -> Result<Option<Vec<crate::judge::TestResult>>, QueueError> {
+        self.get_progress(id).await
+    }
+
     async fn report_worker(&self, report: &crate::stats::WorkerReport) -> Result<(), QueueError> {
         self.store_report(report).await
     }

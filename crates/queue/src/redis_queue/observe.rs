@@ -36,6 +36,8 @@ const WAIT_READ_RETRY: Duration = Duration::from_millis(200);
 pub(super) struct ObserveKeys {
     done_prefix: String,
     running_prefix: String,
+    /// Judge mode: a running job's finished tests, as JSON.
+    progress_prefix: String,
     worker_status: String,
     stats: String,
 }
@@ -45,6 +47,7 @@ impl ObserveKeys {
         Self {
             done_prefix: format!("{prefix}:done:"),
             running_prefix: format!("{prefix}:running:"),
+            progress_prefix: format!("{prefix}:progress:"),
             worker_status: format!("{prefix}:worker-status"),
             stats: format!("{prefix}:stats"),
         }
@@ -57,6 +60,10 @@ impl ObserveKeys {
 
     fn running(&self, id: &TaskId) -> String {
         format!("{}{id}", self.running_prefix)
+    }
+
+    fn progress(&self, id: &TaskId) -> String {
+        format!("{}{id}", self.progress_prefix)
     }
 }
 
@@ -133,6 +140,58 @@ impl RedisQueue {
             cmd.query_async::<()>(&mut conn).await
         })
         .await
+    }
+
+    /// Judge mode's progress: one `SET` with the running mark's expiry
+    /// (`DEL` for an empty list).
+    pub(super) async fn set_progress(
+        &self,
+        id: &TaskId,
+        tests: &[crate::judge::TestResult],
+    ) -> Result<(), QueueError> {
+        let key = self.observe_keys().progress(id);
+        let cmd = if tests.is_empty() {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key);
+            cmd
+        } else {
+            let json = serde_json::to_string(tests).map_err(|source| QueueError::Corrupt {
+                id: id.to_string(),
+                source,
+            })?;
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key)
+                .arg(json)
+                .arg("PX")
+                .arg(self.inner.ttl_ms.min(RUNNING_MARK_TTL_MS));
+            cmd
+        };
+        let cmd = &cmd;
+        self.on_shared("SET progress", move |mut conn| async move {
+            cmd.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    pub(super) async fn get_progress(
+        &self,
+        id: &TaskId,
+    ) -> Result<Option<Vec<crate::judge::TestResult>>, QueueError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.observe_keys().progress(id));
+        let cmd = &cmd;
+        let json = self
+            .on_shared("GET progress", move |mut conn| async move {
+                cmd.query_async::<Option<String>>(&mut conn).await
+            })
+            .await?;
+        json.map(|json| {
+            serde_json::from_str(&json).map_err(|source| QueueError::Corrupt {
+                id: id.to_string(),
+                source,
+            })
+        })
+        .transpose()
     }
 
     pub(super) async fn get_running(&self, id: &TaskId) -> Result<Option<u64>, QueueError> {

@@ -20,13 +20,13 @@
 //! says which test: `Wrong answer on test 3`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use code_runner_queue::judge::{
     CheckerSpec, JudgeReport, JudgeSpec, TestCase, TestResult, TestSummary,
 };
-use code_runner_queue::{Job, JobResult, Verdict};
+use code_runner_queue::{Job, JobResult, Queue, Verdict};
 use code_runner_sandbox::language::Substitutions;
 use code_runner_sandbox::{
     CheckerProgram, Execution, Judged, Language, LanguageTable, Limits, Program, Sandbox,
@@ -47,6 +47,9 @@ pub const CHECKER_MESSAGE_CAP: usize = 4 * 1024;
 pub const JOB_SLACK: Duration = Duration::from_secs(10);
 /// Per test on top of its limits (the step's own set-up and tear-down).
 pub const PER_TEST_SLACK: Duration = Duration::from_millis(200);
+/// How often, at most, a running job's progress (the tests finished so far)
+/// is published to the queue.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The worker's limits a judged job runs under.
 #[derive(Debug, Clone, Copy)]
@@ -59,8 +62,13 @@ pub struct JudgeLimits {
 }
 
 /// Runs a judged job and builds its result (`started_at_ms`: when the job
-/// started; the caller adds the language and submission time).
+/// started; the caller adds the language and submission time). With a
+/// `queue`, the tests finished so far are published to it while the job
+/// runs (without their output, at most every [`PROGRESS_INTERVAL`], by a
+/// task of their own so the sandbox never waits for Redis).
+#[allow(clippy::too_many_arguments)]
 pub async fn execute_judged(
+    queue: Option<&Arc<dyn Queue>>,
     sandbox: &dyn Sandbox,
     languages: &LanguageTable,
     language: &Arc<Language>,
@@ -140,17 +148,37 @@ pub async fn execute_judged(
         compile_limits: limits.compile,
         run_limits: job_limits,
     };
+    let (progress, publisher) = match queue {
+        Some(queue) => {
+            let (sender, receiver) = tokio::sync::watch::channel(Vec::new());
+            let publisher = tokio::spawn(publish_progress(queue.clone(), job.id, receiver));
+            (Some(sender), Some(publisher))
+        }
+        None => (None, None),
+    };
     let mut observer = Observer {
         spec,
         comparator,
         results: Vec::with_capacity(spec.tests.len()),
         output_budget: JOB_OUTPUT_BUDGET,
+        progress,
+        published_at: None,
     };
     let judged = tokio::time::timeout(
         budget,
         sandbox.execute_tests(program, checker, tests, &mut observer),
     )
     .await;
+    // The publisher ends once the sender is gone and its last write is done.
+    observer.progress = None;
+    if let Some(publisher) = publisher {
+        if tokio::time::timeout(Duration::from_secs(2), publisher)
+            .await
+            .is_err()
+        {
+            tracing::debug!("progress publisher still writing; left behind");
+        }
+    }
     let finished_at_ms = crate::now_ms();
     match judged {
         Ok(Ok(judged)) => build_result(
@@ -254,6 +282,24 @@ struct Observer<'a> {
     results: Vec<TestResult>,
     /// Bytes of output the result may still keep.
     output_budget: usize,
+    /// Where progress goes (see [`publish_progress`]), if anywhere.
+    progress: Option<tokio::sync::watch::Sender<Vec<TestResult>>>,
+    published_at: Option<Instant>,
+}
+
+/// Writes each progress snapshot to the queue, the latest one only when
+/// they come faster than Redis answers, until the sender is dropped.
+async fn publish_progress(
+    queue: Arc<dyn Queue>,
+    id: code_runner_queue::TaskId,
+    mut receiver: tokio::sync::watch::Receiver<Vec<TestResult>>,
+) {
+    while receiver.changed().await.is_ok() {
+        let tests = receiver.borrow_and_update().clone();
+        if let Err(e) = queue.report_progress(&id, &tests).await {
+            tracing::debug!(error = %crate::error_chain(&e), "cannot publish judge progress");
+        }
+    }
 }
 
 #[async_trait]
@@ -281,11 +327,38 @@ impl TestObserver for Observer<'_> {
             stderr_truncated: stderr_cut || run.output_truncated,
             checker_message,
         });
+        self.publish();
         !(self.spec.stop_on_first_failure && verdict != Verdict::Accepted)
     }
 }
 
 impl Observer<'_> {
+    /// Hands the tests finished so far, without their output, to the
+    /// publisher: after the first test, then at most every
+    /// [`PROGRESS_INTERVAL`].
+    fn publish(&mut self) {
+        let Some(sender) = &self.progress else {
+            return;
+        };
+        if self
+            .published_at
+            .is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL)
+        {
+            return;
+        }
+        self.published_at = Some(Instant::now());
+        let snapshot = self
+            .results
+            .iter()
+            .map(|t| TestResult {
+                stdout: String::new(),
+                stderr: String::new(),
+                ..t.clone()
+            })
+            .collect();
+        let _ = sender.send(snapshot);
+    }
+
     /// Up to [`TEST_OUTPUT_CAP`] bytes of `bytes` as text (within the job's
     /// budget), and whether any was left out.
     fn keep(&mut self, bytes: &[u8]) -> (String, bool) {

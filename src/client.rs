@@ -42,6 +42,15 @@ pub struct RunArgs {
     /// The server's API key, if it needs one.
     #[arg(long, env = "CODE_RUNNER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Judge the program against a folder of tests: pairs `NAME.in` (input)
+    /// and `NAME.out` (expected output). Prints a verdict per test and exits
+    /// 0 only when every test is accepted.
+    #[arg(long, value_name = "DIR", conflicts_with = "stdin")]
+    pub tests: Option<PathBuf>,
+    /// The checker of `--tests`: exact, lines (default), tokens, float
+    /// (tolerance 1e-6) or unordered.
+    #[arg(long, requires = "tests")]
+    pub checker: Option<String>,
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -134,8 +143,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     .clone();
     let inputs = read_inputs(&args)?;
+    if let Some(dir) = &args.tests {
+        let spec = code_runner_queue::judge::JudgeSpec {
+            tests: crate::judge_cli::read_tests(dir)?,
+            checker: crate::judge_cli::checker(args.checker.as_deref())?,
+            stop_on_first_failure: false,
+        };
+        return match &args.server {
+            Some(server) => {
+                run_remote(server, &args, &language.name, code, inputs, Some(&spec)).await
+            }
+            None => {
+                let files = source_files(&inputs);
+                crate::judge_cli::judge_locally(&args, &languages, &language, code, files, spec)
+                    .await
+            }
+        };
+    }
     match &args.server {
-        Some(server) => run_remote(server, &args, &language.name, code, inputs).await,
+        Some(server) => run_remote(server, &args, &language.name, code, inputs, None).await,
         None => run_local(&args, &languages, &language.name, code, inputs).await,
     }
 }
@@ -148,14 +174,7 @@ async fn run_local(
     inputs: Inputs,
 ) -> anyhow::Result<u8> {
     let language = languages.get(language).expect("resolved above").clone();
-    let files: Vec<code_runner_queue::SourceFile> = inputs
-        .files
-        .iter()
-        .map(|(name, content)| code_runner_queue::SourceFile {
-            name: name.clone(),
-            content: content.clone(),
-        })
-        .collect();
+    let files = source_files(&inputs);
     if let Some(refusal) =
         code_runner_worker::files_refusal(&language, &code, &files, &args.worker.run_limits()?)
     {
@@ -193,6 +212,7 @@ async fn run_remote(
     language: &str,
     code: String,
     inputs: Inputs,
+    judge: Option<&code_runner_queue::judge::JudgeSpec>,
 ) -> anyhow::Result<u8> {
     let server = server.trim_end_matches('/');
     let client = reqwest::Client::new();
@@ -219,6 +239,9 @@ async fn run_remote(
     }
     if let Some(mb) = args.requested.memory_limit_mb {
         body["memory_limit_mb"] = json!(mb);
+    }
+    if let Some(spec) = judge {
+        crate::judge_cli::request_fields(&mut body, spec)?;
     }
     let response = with_key(client.post(format!("{server}/run-code")))
         .json(&body)
@@ -253,8 +276,14 @@ async fn run_remote(
             let answer: serde_json::Value = response.json().await.unwrap_or_default();
             bail!("cannot read the result ({status}): {}", describe(&answer));
         }
-        let body: ResultBody = response.json().await.context("reading the result")?;
+        let whole: serde_json::Value = response.json().await.context("reading the result")?;
+        let body: ResultBody =
+            serde_json::from_value(whole.clone()).context("reading the result")?;
         if body.status != "PENDING" {
+            if judge.is_some() {
+                drop(spinner);
+                return crate::judge_cli::report_remote(&whole);
+            }
             break body;
         }
         if let Some(spinner) = &spinner {
@@ -400,4 +429,16 @@ fn exit_status(
             }
         }
     }
+}
+
+/// The extra files as the queue's records.
+fn source_files(inputs: &Inputs) -> Vec<code_runner_queue::SourceFile> {
+    inputs
+        .files
+        .iter()
+        .map(|(name, content)| code_runner_queue::SourceFile {
+            name: name.clone(),
+            content: content.clone(),
+        })
+        .collect()
 }

@@ -6,6 +6,7 @@
 
 mod client;
 mod config;
+mod judge_cli;
 mod roles;
 
 use clap::parser::ValueSource;

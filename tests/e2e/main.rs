@@ -379,3 +379,59 @@ async fn cli_run_refuses_an_extra_file_named_like_the_source() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `code-runner run FILE --tests DIR`, locally and through a server: a
+/// folder of `N.in`/`N.out` pairs judged with one compile, a verdict table,
+/// exit 0 only when every test is accepted.
+#[tokio::test]
+async fn cli_run_judges_a_folder_of_tests() {
+    let app = app().await;
+    let dir = std::env::temp_dir().join(format!("cli-judge-{}", app.prefix));
+    let tests = dir.join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    let file = dir.join("double.c");
+    std::fs::write(
+        &file,
+        "#include <stdio.h>\nint main(void){ long n; if (scanf(\"%ld\", &n) != 1) return 3; printf(\"%ld\\n\", n == 7 ? 0 : 2 * n); return 0; }\n",
+    )
+    .unwrap();
+    for (name, input, output) in [("1", "1", "2"), ("2", "21", "42"), ("10", "-5", "-10")] {
+        std::fs::write(tests.join(format!("{name}.in")), input).unwrap();
+        std::fs::write(tests.join(format!("{name}.out")), format!("{output}\n")).unwrap();
+    }
+    for server in [None, Some(app.address.clone())] {
+        let mut command = tokio::process::Command::new(helpers::BIN);
+        command.arg("run").arg(&file).arg("--tests").arg(&tests);
+        if let Some(server) = &server {
+            command.arg("--server").arg(server);
+        }
+        let output = command.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{server:?}: {output:?}");
+        assert!(stdout.contains("3/3 accepted"), "{server:?}: {stdout}");
+        let order: Vec<&str> = stdout
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .take(3)
+            .collect();
+        assert_eq!(order, ["1", "2", "10"], "{stdout}");
+    }
+    // A wrong answer on one test: exit 1, that test named in the table.
+    std::fs::write(tests.join("7.in"), "7").unwrap();
+    std::fs::write(tests.join("7.out"), "14\n").unwrap();
+    for server in [None, Some(app.address.clone())] {
+        let mut command = tokio::process::Command::new(helpers::BIN);
+        command.arg("run").arg(&file).arg("--tests").arg(&tests);
+        if let Some(server) = &server {
+            command.arg("--server").arg(server);
+        }
+        let output = command.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{server:?}: {output:?}");
+        let line = stdout.lines().find(|l| l.starts_with("7 ")).unwrap_or_default();
+        assert!(line.contains("wrong_answer"), "{server:?}: {stdout}");
+        assert!(stdout.contains("3/4 accepted"), "{server:?}: {stdout}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,7 +5,8 @@ Usage: python playground.py http://127.0.0.1:PORT
 Loads the page, picks Python, types a program (through the keyboard, so the
 textarea's Tab handling is exercised), gives it stdin, clicks Run and waits
 for its output, verdict, time and memory (and shows an unknown peak memory,
-`null`, as unknown); then runs a failing C program. Then opens the Swagger
+`null`, as unknown); then runs a failing C program; then judges a Python program on two tests
+added in the tests panel (one accepted, one wrong answer). Then opens the Swagger
 UI at /docs. Both pages are served with a strict Content-Security-Policy
 (no inline script or style): the browser must log no violation of it, and
 the API key typed in the playground is kept in sessionStorage only.
@@ -81,6 +82,41 @@ try:
         "return [sessionStorage.getItem('code-runner.apikey'),"
         " localStorage.getItem('code-runner.apikey')]")
     assert stored == ["a-key-for-this-tab", None], stored
+
+    # Judge mode: two tests in the tests panel, one right and one wrong, for
+    # a Python program; the table shows a verdict per test and the summary.
+    driver.find_element(By.ID, "apikey").clear()
+    Select(driver.find_element(By.ID, "language")).select_by_value("python")
+    code.clear()
+    code.send_keys("print(int(input()) * 2)")
+    assert driver.find_element(By.ID, "judge-box").get_attribute("hidden") is not None
+    for stdin, expected in (("2", "4"), ("3", "7")):
+        driver.find_element(By.ID, "add-test").click()
+        row = driver.find_elements(By.CSS_SELECTOR, "#tests .test-row")[-1]
+        row.find_element(By.CSS_SELECTOR, ".test-stdin").send_keys(stdin)
+        row.find_element(By.CSS_SELECTOR, ".test-expected").send_keys(expected)
+    # A row added and removed again is not sent.
+    driver.find_element(By.ID, "add-test").click()
+    driver.find_elements(By.CSS_SELECTOR, "#tests .test-row")[-1].find_element(
+        By.CSS_SELECTOR, "button.remove").click()
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#tests .test-row")) == 2
+    # The float checker's tolerances show only for it.
+    checker = Select(driver.find_element(By.ID, "checker"))
+    checker.select_by_value("float")
+    assert driver.find_element(By.ID, "checker-abs").is_displayed()
+    checker.select_by_value("tokens")
+    assert not driver.find_element(By.ID, "checker-abs").is_displayed()
+    driver.find_element(By.ID, "run").click()
+    wait.until(lambda d: "passed" in d.find_element(By.ID, "summary").text)
+    rows = [[cell.text for cell in tr.find_elements(By.TAG_NAME, "td")]
+            for tr in driver.find_elements(By.CSS_SELECTOR, "#judge-rows tr")]
+    assert [r[:2] for r in rows] == [["1", "accepted"], ["2", "wrong_answer"]], rows
+    assert all(r[2].endswith(" ms") for r in rows), rows
+    assert "expected" in rows[1][4], rows
+    summary = driver.find_element(By.ID, "summary").text
+    assert summary.startswith("1/2 passed"), summary
+    assert driver.find_element(By.ID, "verdict").text == "wrong_answer"
+    assert "Wrong answer on test 2" in driver.find_element(By.ID, "message").text
 
     # The Swagger UI renders its operations under the page's policy.
     driver.get(base + "/docs")

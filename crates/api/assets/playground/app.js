@@ -52,6 +52,10 @@ const ui = {
   verdict: $("verdict"), time: $("time"), memory: $("memory"), exit: $("exit"),
   stdout: $("stdout"), stderr: $("stderr"), compileBox: $("compile-box"),
   compile: $("compile"), message: $("message"),
+  tests: $("tests"), addTest: $("add-test"), testsHint: $("tests-hint"), checker: $("checker"),
+  floatOptions: $("float-options"), checkerAbs: $("checker-abs"), checkerRel: $("checker-rel"),
+  stopOnFailure: $("stop-on-failure"), judgeBox: $("judge-box"), summary: $("summary"),
+  judgeRows: $("judge-rows"),
 };
 // What the user typed per language, so switching back and forth keeps it.
 const drafts = {};
@@ -68,6 +72,116 @@ function clearResult() {
   }
   ui.verdict.className = "verdict";
   ui.compileBox.hidden = true;
+  ui.judgeBox.hidden = true;
+  ui.summary.textContent = "";
+  ui.judgeRows.replaceChildren();
+}
+
+// The tests panel: rows of (name, stdin, expected output), built with DOM
+// calls (the page's policy allows no inline handlers).
+function addTestRow(test = {}) {
+  const row = document.createElement("div");
+  row.className = "test-row";
+  const field = (labelText, cls, element, value) => {
+    const label = document.createElement("label");
+    label.className = cls;
+    label.append(labelText, element);
+    element.spellcheck = false;
+    element.value = value ?? "";
+    element.setAttribute("aria-label", labelText);
+    row.appendChild(label);
+    return element;
+  };
+  const name = document.createElement("input");
+  name.type = "text";
+  name.placeholder = String(ui.tests.children.length + 1);
+  field("Name", "name", name, test.name).classList.add("test-name");
+  const stdin = document.createElement("textarea");
+  stdin.rows = 2;
+  field("Input", "stdin", stdin, test.stdin).classList.add("test-stdin");
+  const expected = document.createElement("textarea");
+  expected.rows = 2;
+  field("Expected output", "expected", expected, test.expected_output).classList.add("test-expected");
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "remove";
+  remove.title = "Remove this test";
+  remove.textContent = "✕";
+  remove.addEventListener("click", () => { row.remove(); updateTestsHint(); });
+  row.appendChild(remove);
+  ui.tests.appendChild(row);
+  updateTestsHint();
+  return row;
+}
+
+function updateTestsHint() {
+  ui.testsHint.hidden = ui.tests.children.length > 0;
+  // Unnamed tests are named by position: keep the placeholders in step.
+  [...ui.tests.children].forEach((row, i) => {
+    row.querySelector(".test-name").placeholder = String(i + 1);
+  });
+}
+
+function collectTests() {
+  return [...ui.tests.children].map((row) => {
+    const test = {
+      stdin: row.querySelector(".test-stdin").value,
+      expected_output: row.querySelector(".test-expected").value,
+    };
+    const name = row.querySelector(".test-name").value.trim();
+    if (name) test.name = name;
+    return test;
+  });
+}
+
+function collectChecker() {
+  const checker = { type: ui.checker.value };
+  if (checker.type === "float") {
+    for (const [key, input] of [["abs", ui.checkerAbs], ["rel", ui.checkerRel]]) {
+      const text = input.value.trim();
+      // Sent as typed when it is not a number: the server's 422 says why.
+      if (text) checker[key] = Number.isFinite(Number(text)) ? Number(text) : text;
+    }
+  }
+  return checker;
+}
+
+const FAILING = new Set(["wrong_answer", "presentation_error", "time_limit", "memory_limit",
+  "output_limit", "runtime_error", "judge_error"]);
+
+// The per-test table: the tests finished so far while the job runs, all of
+// them (skipped ones included) once it is done.
+function showTests(tests, summary, running) {
+  ui.judgeBox.hidden = false;
+  const rows = tests.map((t) => {
+    const tr = document.createElement("tr");
+    const cell = (text, cls) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      if (cls) td.className = cls;
+      tr.appendChild(td);
+    };
+    cell(t.name, "name");
+    const kind = t.verdict === "accepted" ? "v-accepted" : t.verdict === "skipped" ? "v-skipped" : "v-fail";
+    cell(t.verdict, "verdict " + kind);
+    cell(typeof t.time_ms === "number" ? `${t.time_ms} ms` : "", "time");
+    cell(typeof t.memory_peak_kib === "number" ? `${(t.memory_peak_kib / 1024).toFixed(1)} MiB` : "", "memory");
+    cell(t.checker_message ?? "", "msg");
+    return tr;
+  });
+  ui.judgeRows.replaceChildren(...rows);
+  if (summary) {
+    let text = `${summary.passed}/${summary.total} passed`;
+    if (summary.failed) text += `, ${summary.failed} failed`;
+    if (summary.skipped) text += `, ${summary.skipped} skipped`;
+    if (summary.first_failure !== null && summary.first_failure !== undefined) {
+      text += ` · first failure: ${summary.first_failure}`;
+    }
+    ui.summary.textContent = text;
+  } else if (running) {
+    const failed = tests.filter((t) => FAILING.has(t.verdict)).length;
+    ui.summary.textContent = `running: ${tests.length}/${running} finished` + (failed ? `, ${failed} failed` : "");
+  }
 }
 
 function headers() {
@@ -173,6 +287,7 @@ function showResult(body) {
   } else if (body.signal) {
     ui.exit.textContent = `· signal ${body.signal}`;
   }
+  if (Array.isArray(body.tests)) showTests(body.tests, body.summary, 0);
   if (failed && typeof body.result === "string" && body.verdict !== "runtime_error") {
     ui.message.textContent = body.result;
   }
@@ -189,6 +304,12 @@ async function run() {
   const request = { language: ui.language.value, code: ui.code.value, stdin: ui.stdin.value };
   const args = ui.args.value.trim();
   if (args) request.args = args.split(/\s+/);
+  const tests = collectTests();
+  if (tests.length) {
+    request.tests = tests;
+    request.checker = collectChecker();
+    request.stop_on_first_failure = ui.stopOnFailure.checked;
+  }
   const started = performance.now();
   try {
     const submitted = await fetch("/run-code", {
@@ -213,6 +334,8 @@ async function run() {
         showResult(body);
         return;
       }
+      // A judged job's progress: the tests finished so far.
+      if (tests.length && Array.isArray(body.tests)) showTests(body.tests, null, tests.length);
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       setStatus(body.state === "running" ? `Running… ${seconds} s` : `Queued… ${seconds} s`, true);
     }
@@ -228,6 +351,8 @@ ui.code.addEventListener("keydown", onKey);
 ui.code.addEventListener("input", () => { drafts[ui.language.value] = ui.code.value; });
 ui.language.addEventListener("change", showLanguage);
 ui.run.addEventListener("click", run);
+ui.addTest.addEventListener("click", () => addTestRow().querySelector(".test-stdin").focus());
+ui.checker.addEventListener("change", () => { ui.floatOptions.hidden = ui.checker.value !== "float"; });
 // Earlier versions kept the key in localStorage, on disk for good: forget it.
 localStorage.removeItem("code-runner.apikey");
 ui.apikey.value = sessionStorage.getItem("code-runner.apikey") || "";

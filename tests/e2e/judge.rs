@@ -591,3 +591,39 @@ async fn judge_jobs_on_two_workers_sharing_redis() {
         );
     }
 }
+
+/// A judged job longer than the visibility timeout keeps its lease: the
+/// other worker never takes it over (nor runs it a second time).
+#[tokio::test]
+async fn a_judged_job_longer_than_the_visibility_timeout_runs_once() {
+    let app = spawn_app(Options {
+        workers: 2,
+        worker_flags: flags(&[
+            "--time-limit-ms",
+            "3000",
+            "--memory-limit-mb",
+            "128",
+            "--visibility-timeout-secs",
+            "1",
+        ]),
+        ..Options::default()
+    })
+    .await;
+    let tests: Vec<Value> = (0..8)
+        .map(|i| json!({"stdin": format!("{i}\n"), "expected_output": format!("{i}\n")}))
+        .collect();
+    let answer = judge(
+        &app,
+        json!({"language": "python", "code": "import time\ntime.sleep(0.4)\nprint(input())", "tests": tests}),
+    )
+    .await;
+    assert_eq!(answer["verdict"], "accepted", "{answer}");
+    assert!(answer["wall_time_ms"].as_u64().unwrap() > 3_000, "{answer}");
+    for worker in ["worker-0", "worker-1"] {
+        let log = app.log(worker);
+        assert!(
+            !log.contains("redelivered") && !log.contains("reclaimed"),
+            "{worker} took the job over:\n{log}"
+        );
+    }
+}

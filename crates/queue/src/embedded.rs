@@ -564,6 +564,20 @@ impl Queue for EmbeddedQueue {
         Ok(())
     }
 
+    async fn touch(&self, _consumer: &str, delivery: &Delivery) -> Result<bool, QueueError> {
+        let mut jobs = lock(&self.inner.jobs);
+        match jobs.in_flight.get_mut(&receipt_number(&delivery.receipt)) {
+            // Still this delivery's (not released, not reclaimed since).
+            Some(in_flight)
+                if in_flight.since.is_some() && in_flight.delivery.attempt == delivery.attempt =>
+            {
+                in_flight.since = Some(Instant::now());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn cancel_for(
         &self,
         id: &TaskId,

@@ -191,6 +191,16 @@ pub trait Queue: Send + Sync + 'static {
     /// final result wins: a later one for the same task is ignored.
     async fn complete(&self, delivery: &Delivery, result: &JobResult) -> Result<(), QueueError>;
 
+    /// Extends a delivery's lease: its visibility timeout starts again, as if
+    /// it had just been delivered to `consumer`, so a job that runs longer
+    /// than the timeout (a judged job with many tests) is not handed to
+    /// another worker while its own is alive. Nothing when the delivery is
+    /// no longer `consumer`'s (reclaimed, released or completed): `false`.
+    async fn touch(&self, consumer: &str, delivery: &Delivery) -> Result<bool, QueueError> {
+        let _ = (consumer, delivery);
+        Ok(false)
+    }
+
     /// Gives an unfinished delivery back (a worker shutting down): it stays
     /// unacknowledged and becomes reclaimable at once, without waiting out
     /// the visibility timeout, and this delivery is not counted against

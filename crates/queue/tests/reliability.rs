@@ -114,6 +114,30 @@ mod cases {
             .is_empty());
     }
 
+    /// A live worker extends its lease (a judged job longer than the
+    /// visibility timeout); once it stops, the job is reclaimed, and the
+    /// old holder can no longer extend what another worker now holds.
+    pub async fn a_touched_delivery_is_not_reclaimed(h: &Harness) {
+        let q = h.queue().await;
+        let j = job();
+        q.submit(&j).await.unwrap();
+        let first = q.reserve("slow", 1, CAP).await.unwrap().remove(0);
+        let p = policy(SHORT, 3);
+        for _ in 0..3 {
+            tokio::time::sleep(SHORT / 2).await;
+            assert!(q.touch("slow", &first).await.unwrap());
+            assert!(q.reclaim("other", 10, &p).await.unwrap().is_empty());
+        }
+        tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+        let again = q.reclaim("other", 10, &p).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempt, 2, "touches count no delivery");
+        assert!(!q.touch("slow", &first).await.unwrap());
+        assert!(q.touch("other", &again[0]).await.unwrap());
+        q.complete(&again[0], &ok_result("")).await.unwrap();
+        assert!(!q.touch("other", &again[0]).await.unwrap());
+    }
+
     pub async fn a_redelivered_job_never_replaces_the_first_result(h: &Harness) {
         let q = h.queue().await;
         let j = job();
@@ -302,6 +326,7 @@ macro_rules! suite {
             use super::*;
             suite!(@cases $make;
                 a_lost_delivery_is_reclaimed_after_the_visibility_timeout,
+                a_touched_delivery_is_not_reclaimed,
                 a_redelivered_job_never_replaces_the_first_result,
                 a_finished_job_still_pending_is_not_redelivered,
                 a_job_whose_workers_keep_dying_ends_as_internal_error,

@@ -311,6 +311,7 @@ impl Worker {
         let leases = self.leases.clone();
         let tally = self.tally.clone();
         let store_for = self.config.redelivery.visibility_timeout;
+        let consumer = self.config.consumer.clone();
         // Held until the lease is recorded, so the job cannot remove its
         // lease before it exists.
         let mut table = self.leases.lock();
@@ -335,7 +336,7 @@ impl Worker {
                     Some(language) => {
                         let mut result = match &delivery.job.judge {
                             Some(spec) => {
-                                execute_judged_job(
+                                let judged = execute_judged_job(
                                     &queue,
                                     sandbox.as_ref(),
                                     &languages,
@@ -347,6 +348,15 @@ impl Worker {
                                         compile: compile_limits,
                                     },
                                     started_at_ms,
+                                );
+                                // A judged job may run longer than the
+                                // visibility timeout: keep its lease.
+                                keeping_the_lease(
+                                    judged,
+                                    queue.as_ref(),
+                                    &consumer,
+                                    &delivery,
+                                    store_for,
                                 )
                                 .await
                             }
@@ -464,6 +474,37 @@ async fn execute_judged_job(
         started_at_ms,
     )
     .await
+}
+
+/// Runs `job` while extending `delivery`'s lease every third of the
+/// visibility timeout ([`Queue::touch`]), so no other worker takes over a
+/// job that is still running here. A worker that dies stops extending it,
+/// and the job is reclaimed as before.
+async fn keeping_the_lease<T>(
+    job: impl Future<Output = T>,
+    queue: &dyn Queue,
+    consumer: &str,
+    delivery: &Delivery,
+    visibility_timeout: Duration,
+) -> T {
+    tokio::pin!(job);
+    let every = (visibility_timeout / 3).max(Duration::from_millis(100));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            output = &mut job => return output,
+            _ = ticks.tick() => {
+                // Bounded, so the job is not held up long by a slow Redis.
+                match tokio::time::timeout(Duration::from_secs(1), queue.touch(consumer, delivery)).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => tracing::debug!("the delivery is no longer this worker's; not extended"),
+                    Ok(Err(e)) => tracing::debug!(error = %error_chain(&e), "cannot extend the lease"),
+                    Err(_) => tracing::debug!("extending the lease took over 1 s"),
+                }
+            }
+        }
+    }
 }
 
 /// What the user reads when the sandbox failed running their task.

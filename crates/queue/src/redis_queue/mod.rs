@@ -80,6 +80,9 @@ static RECLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("re
 /// Which tasks are final; retires their entries.
 static SETTLED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settled.lua")));
 
+/// Extends a delivery's lease while its consumer still holds it.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("touch.lua")));
+
 /// The atomic cancel: a final `cancelled` state unless the task has one.
 static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cancel.lua")));
 
@@ -973,6 +976,22 @@ impl Queue for RedisQueue {
             cmd.query_async::<Value>(&mut conn).await.map(drop)
         })
         .await
+    }
+
+    async fn touch(&self, consumer: &str, delivery: &Delivery) -> Result<bool, QueueError> {
+        let mut invocation = TOUCH.prepare_invoke();
+        invocation
+            .key(&self.inner.keys.jobs)
+            .arg(&self.inner.keys.group)
+            .arg(consumer)
+            .arg(&delivery.receipt);
+        let invocation = &invocation;
+        let touched: i64 = self
+            .on_shared("touch script", move |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        Ok(touched == 1)
     }
 
     async fn cancel_for(

@@ -37,7 +37,7 @@ pub fn read_tests(dir: &Path) -> anyhow::Result<Vec<TestCase>> {
             dir.display()
         );
     }
-    names.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+    names.sort_by_key(|name| natural_key(name));
     names
         .into_iter()
         .map(|name| {

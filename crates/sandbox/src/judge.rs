@@ -100,8 +100,28 @@ pub struct Judged {
     pub checker_compile: Option<StepReport>,
     /// One outcome per test run, in the order given: fewer than the tests
     /// given when the observer stopped the job (the rest were skipped) or a
-    /// compile failed.
+    /// compile failed. Each keeps at most [`KEPT_OUTPUT`] bytes of each of
+    /// its streams (the observer saw them whole), so that a job of a
+    /// thousand tests at the output cap does not hold a gigabyte.
     pub tests: Vec<TestOutcome>,
+}
+
+/// The most of each stream (stdout, stderr, of the run and of the checker)
+/// a test's outcome keeps in [`Judged::tests`] once its observer has seen it.
+pub const KEPT_OUTPUT: usize = 64 * 1024;
+
+impl Judged {
+    /// Keeps a test's outcome, its output cut to [`KEPT_OUTPUT`] per stream.
+    pub fn keep(&mut self, mut outcome: TestOutcome) {
+        let reports = std::iter::once(&mut outcome.run).chain(outcome.checker.as_mut());
+        for report in reports {
+            report.stdout.truncate(KEPT_OUTPUT);
+            report.stdout.shrink_to_fit();
+            report.stderr.truncate(KEPT_OUTPUT);
+            report.stderr.shrink_to_fit();
+        }
+        self.tests.push(outcome);
+    }
 }
 
 /// Told about each test as soon as it (and its checker) finished, while the
@@ -297,10 +317,54 @@ pub async fn execute_per_test<S: Sandbox + ?Sized>(
             checker: checked,
         };
         let go_on = observer.finished(index, &outcome).await;
-        judged.tests.push(outcome);
+        judged.keep(outcome);
         if !go_on {
             break;
         }
     }
     Ok(judged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Termination;
+    use std::time::Duration;
+
+    fn report(bytes: usize) -> StepReport {
+        StepReport {
+            stdout: vec![b'o'; bytes],
+            stderr: vec![b'e'; bytes],
+            exit_code: Some(0),
+            signal: None,
+            termination: Termination::Exited,
+            output_truncated: false,
+            wall_time: Duration::ZERO,
+            cpu_time: Duration::ZERO,
+            memory_peak_bytes: None,
+        }
+    }
+
+    /// A thousand tests at a 1 MiB output cap keep 64 KiB a stream each.
+    #[test]
+    fn kept_outcomes_hold_at_most_kept_output_per_stream() {
+        let mut judged = Judged::default();
+        judged.keep(TestOutcome {
+            run: report(1 << 20),
+            checker: Some(report(KEPT_OUTPUT + 1)),
+        });
+        judged.keep(TestOutcome {
+            run: report(10),
+            checker: None,
+        });
+        let [big, small] = &judged.tests[..] else {
+            panic!()
+        };
+        assert_eq!(big.run.stdout.len(), KEPT_OUTPUT);
+        assert_eq!(big.run.stderr.len(), KEPT_OUTPUT);
+        let checker = big.checker.as_ref().unwrap();
+        assert_eq!(checker.stdout.len(), KEPT_OUTPUT);
+        assert!(big.run.stdout.capacity() <= KEPT_OUTPUT);
+        assert_eq!(small.run.stdout.len(), 10);
+    }
 }

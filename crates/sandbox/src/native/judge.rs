@@ -224,7 +224,7 @@ impl Job<'_> {
             };
             let outcome = TestOutcome { run, checker };
             let go_on = observer.finished(index, &outcome).await;
-            judged.tests.push(outcome);
+            judged.keep(outcome);
             if !go_on {
                 break;
             }

@@ -711,3 +711,219 @@ async fn the_program_cannot_stop_its_init() {
     })
     .await;
 }
+
+/// A language whose compile step writes 16 random hex digits to `id`, and
+/// whose run command is `sh main.sh`: a program compiled twice would see two
+/// different ids.
+fn random_id_language(name: &str) -> Arc<code_runner_sandbox::Language> {
+    Arc::new(code_runner_sandbox::Language {
+        name: name.into(),
+        version: "test".into(),
+        aliases: Vec::new(),
+        extensions: Vec::new(),
+        source_file: "main.sh".into(),
+        compile: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \\n' > id".into(),
+        ]),
+        run: vec!["/bin/sh".into(), "main.sh".into()],
+        mounts: Vec::new(),
+        main_from: Default::default(),
+    })
+}
+
+/// Which judge implementation a job goes through.
+#[derive(Clone, Copy, Debug)]
+enum JudgeVia {
+    /// The backend's own `execute_tests`.
+    Backend,
+    /// The generic fallback, `execute_per_test` (compiles per test).
+    PerTest,
+}
+
+async fn judge_via(
+    via: JudgeVia,
+    sandbox: &DockerSandbox,
+    program: code_runner_sandbox::Program,
+    checker: Option<code_runner_sandbox::CheckerProgram>,
+    tests: Vec<code_runner_sandbox::TestRun>,
+) -> Result<code_runner_sandbox::Judged, SandboxError> {
+    let mut observer = |_: usize, _: &code_runner_sandbox::TestOutcome| true;
+    match via {
+        JudgeVia::Backend => {
+            sandbox
+                .execute_tests(program, checker, tests, &mut observer)
+                .await
+        }
+        JudgeVia::PerTest => {
+            code_runner_sandbox::judge::execute_per_test(
+                sandbox,
+                program,
+                checker,
+                tests,
+                &mut observer,
+            )
+            .await
+        }
+    }
+}
+
+/// The body of `judge_compiles_each_program_once`, for either
+/// implementation (the fallback must fail it).
+async fn compiles_each_program_once(via: JudgeVia, sandbox: Arc<DockerSandbox>) {
+    use code_runner_sandbox::{CheckerProgram, Limits, Program, TestRun};
+    // The submission prints its compile step's id on stderr and echoes its
+    // input; the checker prints its own compile step's id, and accepts when
+    // `output` and `input` both equal `answer`, byte for byte, and the test
+    // files are read-only.
+    let program = Program {
+        language: random_id_language("solution"),
+        source: "cat id >&2\ncat\n".into(),
+        stdin: Vec::new(),
+        args: Vec::new(),
+        files: Vec::new(),
+        compile_limits: Limits::COMPILE_DEFAULT,
+        run_limits: Limits::RUN_DEFAULT,
+    };
+    let checker = CheckerProgram {
+        language: random_id_language("checker"),
+        source: format!(
+            "cat id >&2\n{}cmp -s \"$2\" \"$3\" && cmp -s \"$1\" \"$3\"\n",
+            // The fallback's files are writable.
+            match via {
+                JudgeVia::Backend => "[ -w input ] && exit 3\n",
+                JudgeVia::PerTest => "",
+            }
+        ),
+        files: Vec::new(),
+        compile_limits: Limits::COMPILE_DEFAULT,
+        run_limits: Limits::RUN_DEFAULT,
+    };
+    let tests: Vec<TestRun> = (0u8..6)
+        .map(|n| {
+            // Not UTF-8 (bytes a text-only path would refuse or mangle),
+            // but for the fallback, which refuses them.
+            let bytes = match via {
+                JudgeVia::Backend => vec![0xff, 0xfe, 0, n, 0x80, b'\n', 0xc3],
+                JudgeVia::PerTest => vec![b'a', n + b'0', b'\n'],
+            };
+            TestRun {
+                stdin: bytes.clone(),
+                args: Vec::new(),
+                limits: Limits::RUN_DEFAULT,
+                answer: bytes,
+            }
+        })
+        .collect();
+    let judged = judge_via(via, &sandbox, program, Some(checker), tests)
+        .await
+        .unwrap_or_else(|e| panic!("{via:?}: the job failed: {e}"));
+    let compile = judged.compile.as_ref().expect("a compile step");
+    assert!(compile.succeeded(), "{compile:?}");
+    let checker_compile = judged.checker_compile.as_ref().expect("a checker compile");
+    assert!(checker_compile.succeeded(), "{checker_compile:?}");
+    assert_eq!(judged.tests.len(), 6);
+    let ids = |reports: Vec<&code_runner_sandbox::StepReport>| -> Vec<String> {
+        reports
+            .into_iter()
+            .map(|r| String::from_utf8_lossy(&r.stderr).into_owned())
+            .collect()
+    };
+    let runs = ids(judged.tests.iter().map(|t| &t.run).collect());
+    let checks = ids(judged
+        .tests
+        .iter()
+        .map(|t| t.checker.as_ref().expect("the checker ran"))
+        .collect());
+    for (n, test) in judged.tests.iter().enumerate() {
+        assert!(test.run.succeeded(), "{via:?} test {n}: {test:?}");
+        let check = test.checker.as_ref().unwrap();
+        assert_eq!(check.exit_code, Some(0), "{via:?} test {n}: {check:?}");
+    }
+    assert_eq!(runs[0].len(), 16, "{runs:?}");
+    assert_eq!(checks[0].len(), 16, "{checks:?}");
+    assert_ne!(runs[0], checks[0], "the checker has its own compile");
+    assert!(
+        runs.iter().all(|id| *id == runs[0]),
+        "{via:?}: the tests ran more than one compile's output: {runs:?}"
+    );
+    assert!(
+        checks.iter().all(|id| *id == checks[0]),
+        "{via:?}: the checker ran more than one compile's output: {checks:?}"
+    );
+}
+
+/// A judged job compiles the submission once and the checker once: every
+/// test's container runs the same compile step's files, and so does every
+/// checker's; test files that are not UTF-8 reach the checker intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_compiles_each_program_once() {
+    with_config(config("judge_compiles_each_program_once"), |sandbox| {
+        compiles_each_program_once(JudgeVia::Backend, sandbox)
+    })
+    .await;
+}
+
+/// The same job (with UTF-8 test files) through the generic fallback
+/// (`execute_per_test`, what this backend ran before it had its own) fails
+/// the test above on the ids: the proof that the test tells one compile
+/// from many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "PerTest: the tests ran more than one compile's output")]
+async fn judge_per_test_fallback_compiles_again() {
+    with_config(config("judge_per_test_fallback"), |sandbox| {
+        compiles_each_program_once(JudgeVia::PerTest, sandbox)
+    })
+    .await;
+}
+
+/// The wall time of one judged job of 100 tests (a C submission that
+/// doubles a number; then the same with a C++ checker), through the
+/// backend's own `execute_tests` and (without the checker) through the
+/// per-test fallback. A
+/// measurement, not a check: `cargo nextest run -p code-runner-sandbox
+/// --test docker judge_wall_time_of_100_tests --run-ignored only
+/// --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints the wall times"]
+async fn judge_wall_time_of_100_tests() {
+    with_config(config("judge_wall_time"), |sandbox| async move {
+        let source = "#include <stdio.h>\nint main(void){long n; if(scanf(\"%ld\",&n)!=1) return 2; printf(\"%ld\\n\",2*n); return 0;}\n";
+        let checker_source = "#include <fstream>\nint main(int, char **argv){std::ifstream o(argv[2]), a(argv[3]); long x, y; return (o >> x) && (a >> y) && x == y ? 0 : 1;}\n";
+        let tests: Vec<code_runner_sandbox::TestRun> = (0..100)
+            .map(|n| suite::judge::test(&format!("{n}\n"), &format!("{}\n", 2 * n)))
+            .collect();
+        for with_checker in [false, true] {
+            for via in [JudgeVia::Backend, JudgeVia::PerTest] {
+                if with_checker && matches!(via, JudgeVia::PerTest) {
+                    // Four containers and two compiles per test: over the
+                    // test runner's time limit.
+                    continue;
+                }
+                let checker =
+                    with_checker.then(|| suite::judge::checker("cpp", checker_source));
+                let started = std::time::Instant::now();
+                let judged = judge_via(
+                    via,
+                    &sandbox,
+                    suite::program("c", source),
+                    checker,
+                    tests.clone(),
+                )
+                .await
+                .expect("the job runs");
+                let elapsed = started.elapsed();
+                assert_eq!(judged.tests.len(), 100);
+                assert!(judged.tests.iter().all(|t| t.run.succeeded()
+                    && t.checker.as_ref().is_none_or(|c| c.exit_code == Some(0))));
+                println!(
+                    "100 tests, {}: {via:?}: {:.1} s",
+                    if with_checker { "C++ checker" } else { "no checker" },
+                    elapsed.as_secs_f64()
+                );
+            }
+        }
+    })
+    .await;
+}

@@ -24,6 +24,8 @@ pub(crate) struct Entry {
     pub path: String,
     pub directory: bool,
     pub executable: bool,
+    /// Written read-only (0444): a checker's test files.
+    pub read_only: bool,
     pub contents: Vec<u8>,
 }
 
@@ -33,13 +35,25 @@ impl Entry {
             path: path.to_owned(),
             directory: false,
             executable: false,
+            read_only: false,
             contents: contents.to_vec(),
+        }
+    }
+
+    /// A file the program may read but not write (as its owner it could
+    /// still change the mode: the point is that it does not by mistake).
+    pub(crate) fn read_only(path: &str, contents: &[u8]) -> Self {
+        Self {
+            read_only: true,
+            ..Self::file(path, contents)
         }
     }
 
     pub(crate) fn mode(&self) -> u32 {
         if self.directory || self.executable {
             0o755
+        } else if self.read_only {
+            0o444
         } else {
             0o644
         }
@@ -81,6 +95,7 @@ pub(crate) fn repack_work(archive: &[u8], max_bytes: u64) -> Result<Vec<Entry>, 
             path,
             directory: kind.is_dir(),
             executable,
+            read_only: false,
             contents,
         });
     }

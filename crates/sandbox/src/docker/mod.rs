@@ -41,6 +41,7 @@
 
 mod archive;
 pub mod cgroup;
+mod judge;
 mod launch;
 mod pool;
 mod settings;
@@ -64,6 +65,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::judge::{CheckerProgram, Judged, TestObserver, TestRun};
 use crate::language::Substitutions;
 use crate::limits::Limits;
 use crate::native::seccomp::SeccompFilters;
@@ -1001,21 +1003,11 @@ impl Sandbox for DockerSandbox {
             main,
             memory_mb: program.run_limits.memory_mb(),
         };
-        let source_file = language.source_file(&run_subs);
-        let mut work = vec![Entry::file(&source_file, program.source.as_bytes())];
-        for (name, contents) in &program.files {
-            // The API only lets plain names through; refuse anything else
-            // here too rather than trust every caller.
-            if !crate::is_plain_file_name(name) || work.iter().any(|e| e.path == *name) {
-                return Err(SandboxError::setup(format!("extra file {name:?}"))(
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "not a plain file name, or a name given twice",
-                    ),
-                ));
-            }
-            work.push(Entry::file(name, contents.as_bytes()));
-        }
+        let mut work = source_entries(
+            &language.source_file(&run_subs),
+            &program.source,
+            &program.files,
+        )?;
 
         let mut compile = None;
         if let Some(argv) = language.compile_command(&compile_subs) {
@@ -1051,6 +1043,43 @@ impl Sandbox for DockerSandbox {
             run: Some(run),
         })
     }
+
+    /// Compiles each program once, in a container of its own, and runs
+    /// every test (and the checker after it) in a fresh container
+    /// ([`judge`]).
+    async fn execute_tests(
+        &self,
+        program: Program,
+        checker: Option<CheckerProgram>,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        self.judge(program, checker, tests, observer).await
+    }
+}
+
+/// The job's sources as `/work`'s entries: the main source under its
+/// language's name, then the extra files.
+fn source_entries(
+    source_file: &str,
+    source: &str,
+    files: &[(String, String)],
+) -> Result<Vec<Entry>, SandboxError> {
+    let mut work = vec![Entry::file(source_file, source.as_bytes())];
+    for (name, contents) in files {
+        // The API only lets plain names through; refuse anything else
+        // here too rather than trust every caller.
+        if !crate::is_plain_file_name(name) || work.iter().any(|e| e.path == *name) {
+            return Err(SandboxError::setup(format!("extra file {name:?}"))(
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a plain file name, or a name given twice",
+                ),
+            ));
+        }
+        work.push(Entry::file(name, contents.as_bytes()));
+    }
+    Ok(work)
 }
 
 /// A 12- or 64-hex-digit name: the host name the engine gives a container.

@@ -30,8 +30,10 @@
 //!
 //! The native backend runs the whole job in one slot (no job ever waits for
 //! a second one), compiles each program once, and keeps the checker in a
-//! directory no step of the submission can see (docs/judge-sandbox.md).
-//! Backends without their own implementation get [`execute_per_test`], which
+//! directory no step of the submission can see (docs/judge-sandbox.md). The
+//! docker backend also compiles each program once, in a container of its
+//! own, and gives every test (and every checker run) a fresh container with
+//! that compile's `/work`. Backends without their own implementation get [`execute_per_test`], which
 //! keeps the same guarantees by calling [`Sandbox::execute`] per test, and
 //! so compiles per test.
 

@@ -70,7 +70,8 @@ pub trait Sandbox: Send + Sync + 'static {
     ///
     /// The default implementation ([`judge::execute_per_test`]) goes
     /// through [`Sandbox::execute`] alone and compiles for every test; the
-    /// native backend compiles once and runs the whole job in one slot.
+    /// native and docker backends compile once and run the whole job in one
+    /// slot.
     async fn execute_tests(
         &self,
         program: Program,

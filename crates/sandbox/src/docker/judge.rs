@@ -209,7 +209,7 @@ impl DockerSandbox {
                 checker: checked,
             };
             let go_on = observer.finished(index, &outcome).await;
-            judged.tests.push(outcome);
+            judged.keep(outcome);
             if !go_on {
                 break;
             }

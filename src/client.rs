@@ -148,6 +148,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             tests: crate::judge_cli::read_tests(dir)?,
             checker: crate::judge_cli::checker(args.checker.as_deref())?,
             stop_on_first_failure: false,
+            testset: None,
         };
         return match &args.server {
             Some(server) => {

@@ -179,8 +179,23 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u64).range(1..=256 * 1024 * 1024))]
     pub max_test_bytes: u64,
 
+    /// Test sets: largest `POST /testsets` body, in bytes (413 above it).
+    #[arg(long, env = "CODE_RUNNER_MAX_TESTSET_BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
+    pub max_testset_bytes: u64,
+
+    /// Test sets: seconds a stored set is kept after its last use (stored,
+    /// read, or named by a run request).
+    #[arg(long, env = "CODE_RUNNER_TESTSET_TTL_SECS", default_value_t = 24 * 60 * 60,
+          value_parser = clap::value_parser!(u64).range(1..=365 * 24 * 60 * 60))]
+    pub testset_ttl_secs: u64,
+
     /// `GET /metrics` needs an API key, as `/stats` does (needs --api-keys).
-    #[arg(long, env = "CODE_RUNNER_METRICS_REQUIRE_KEY", conflicts_with = "metrics_bind")]
+    #[arg(
+        long,
+        env = "CODE_RUNNER_METRICS_REQUIRE_KEY",
+        conflicts_with = "metrics_bind"
+    )]
     pub metrics_require_key: bool,
 
     /// Serve `GET /metrics` on this address instead (open, no key): a port
@@ -233,6 +248,8 @@ impl ApiArgs {
             max_wait_secs: self.max_wait_secs,
             max_tests: self.max_tests as usize,
             max_test_bytes: self.max_test_bytes as usize,
+            max_testset_bytes: usize::try_from(self.max_testset_bytes)?,
+            testset_ttl: Duration::from_secs(self.testset_ttl_secs),
             access: code_runner_api::AccessConfig {
                 api_keys: self.api_keys.clone().unwrap_or_default(),
                 rate_limit,

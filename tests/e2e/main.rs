@@ -10,6 +10,7 @@ mod features;
 mod helpers;
 mod judge;
 mod reliability;
+mod testsets;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -9,8 +9,10 @@ class Foo`). A request breaking only those is valid to the schema and
 rightly refused with a 422 naming the file; that refusal is not a failure.
 The same two rules hold for a custom checker's files (judge mode), and judge
 mode's `checker` and `stop_on_first_failure` need `tests` (stated with
-`dependentRequired`, which not every generator honours). Every other
-failure, and every other 422, still counts.
+`dependentRequired`, which not every generator honours). A run request
+naming a test set (`"tests": "sha256:<hex>"`) that was never stored is
+refused with a 422 too: whether a set exists is state, not schema. Every
+other failure, and every other 422, still counts.
 """
 
 import schemathesis
@@ -20,6 +22,8 @@ UNSTATABLE = ("is given twice", "is the name this program's own source is saved 
 # The same for judge mode (crates/api/src/judge.rs).
 UNSTATABLE_CHECKER = ("is given twice", "is the name the checker's own source is saved under")
 NEEDS_TESTS = "is a judge-mode field: it needs 'tests'"
+# A test set id no POST /testsets stored (crates/api/src/testsets.rs).
+UNKNOWN_TESTSET = "is stored (never stored, or expired)"
 
 
 def _unstatable(issue):
@@ -33,6 +37,8 @@ def _unstatable(issue):
         return any(text in msg for text in UNSTATABLE_CHECKER)
     if loc in (["body", "checker"], ["body", "stop_on_first_failure"]):
         return NEEDS_TESTS in msg
+    if loc == ["body", "tests"]:
+        return UNKNOWN_TESTSET in msg
     return False
 
 

@@ -64,6 +64,10 @@ pub(crate) enum ApiError {
     #[error("Task not found")]
     TaskNotFound,
 
+    /// Never stored, or expired (`GET /testsets/{id}`).
+    #[error("Test set not found")]
+    TestSetNotFound,
+
     /// Starlette's text for an unknown route.
     #[error("Not Found")]
     RouteNotFound,
@@ -149,7 +153,9 @@ impl ApiError {
             | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyUnreadable => StatusCode::BAD_REQUEST,
-            Self::TaskNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::TaskNotFound | Self::TestSetNotFound | Self::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::QueueUnavailable(_)
             | Self::QueueFull { .. }

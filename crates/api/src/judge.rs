@@ -112,7 +112,28 @@ pub(crate) fn parse(
         }
         return (issues.len() == before).then_some(None);
     };
-    let tests = test_list(tests_raw, defaults, config, issues);
+    // A stored test set's id (`POST /testsets`): whether it exists is
+    // checked at submit (`routes`), where the queue is at hand.
+    let (tests, testset) = if tests_raw.get().starts_with('"') {
+        match string_of(tests_raw).filter(|id| crate::testsets::is_id(id)) {
+            Some(id) => (Some(Vec::new()), Some(id)),
+            None => {
+                issues.push(ValidationIssue {
+                    kind: "value_error",
+                    loc: loc(&[LocPart::Key("tests")]),
+                    msg: Cow::Borrowed(
+                        "Value error, 'tests' is a list of tests or a stored test set's id, \
+                         'sha256:' and 64 lowercase hex digits",
+                    ),
+                    input: echo_raw(tests_raw),
+                    ctx: None,
+                });
+                (None, None)
+            }
+        }
+    } else {
+        (test_list(tests_raw, defaults, config, issues), None)
+    };
     let checker = match checker {
         None => Some(CheckerSpec::Lines),
         Some(raw) => parse_checker(raw, languages, issues),
@@ -140,6 +161,7 @@ pub(crate) fn parse(
                 tests,
                 checker,
                 stop_on_first_failure,
+                testset,
             }))
         }
         _ => None,
@@ -298,7 +320,7 @@ fn extra_forbidden(
     }
 }
 
-fn test_list(
+pub(crate) fn test_list(
     raw: &RawValue,
     defaults: &Defaults<'_>,
     config: &ApiConfig,
@@ -1088,9 +1110,32 @@ mod tests {
     }
 
     #[test]
+    fn a_test_set_id_is_carried_not_its_tests() {
+        let id = format!("sha256:{}", "0a".repeat(32));
+        let spec = parse(with(json!({"tests": id, "checker": {"type": "tokens"}})))
+            .unwrap()
+            .judge
+            .unwrap();
+        assert_eq!(spec.testset.as_deref(), Some(id.as_str()));
+        assert!(spec.tests.is_empty());
+        assert_eq!(spec.checker, CheckerSpec::Tokens);
+    }
+
+    #[test]
     fn every_bad_part_is_a_422_naming_it() {
         let cases = [
-            (json!({"tests": "x"}), json!(["body", "tests"]), "list_type"),
+            (json!({"tests": 5}), json!(["body", "tests"]), "list_type"),
+            // A string must be a test set's id.
+            (
+                json!({"tests": "x"}),
+                json!(["body", "tests"]),
+                "value_error",
+            ),
+            (
+                json!({"tests": format!("sha256:{}", "A".repeat(64))}),
+                json!(["body", "tests"]),
+                "value_error",
+            ),
             (json!({"tests": []}), json!(["body", "tests"]), "too_short"),
             (
                 json!({"tests": [{}, {}, {}, {}]}),

@@ -49,6 +49,7 @@ mod routes;
 mod server;
 mod service;
 mod state;
+mod testsets;
 
 use std::future::Future;
 
@@ -90,7 +91,10 @@ pub async fn serve_with(
     let peer_addresses = state.needs_peer_address();
     // Room for at least one body of the largest size.
     let config = ServeConfig {
-        max_body_memory: config.max_body_memory.max(state.config().max_body_bytes()),
+        max_body_memory: config
+            .max_body_memory
+            .max(state.config().max_body_bytes())
+            .max(state.config().max_testset_bytes),
         ..config.clone()
     };
     let router = routes::router_with(state, config.metrics);

@@ -475,6 +475,7 @@ pub(crate) fn document(config: &ApiConfig, languages: &Languages) -> Bytes {
     doc["components"]["schemas"]["SourceFile"]["properties"]["name"]["not"] =
         json!({"enum": languages.source_file_names()});
     crate::judge::document(&mut doc, config, languages);
+    crate::testsets::document(&mut doc, config);
     // Any JSON value at all (utoipa has no spelling for "no type").
     doc["components"]["schemas"]["ValidationError"]["properties"]["input"] =
         json!({"description": "The offending value (any JSON value)."});
@@ -517,6 +518,8 @@ pub(crate) fn document(config: &ApiConfig, languages: &Languages) -> Bytes {
             ("/results/{task_id}", "get"),
             ("/results/{task_id}", "delete"),
             ("/stats", "get"),
+            ("/testsets", "post"),
+            ("/testsets/{testset_id}", "get"),
         ] {
             doc["paths"][path][method]["security"] = json!([{"bearer": []}, {"apiKey": []}]);
         }
@@ -538,8 +541,10 @@ pub(crate) fn document(config: &ApiConfig, languages: &Languages) -> Bytes {
         }
     }
     if config.access.rate_limit.is_none() {
-        if let Some(responses) = doc["paths"]["/run-code"]["post"]["responses"].as_object_mut() {
-            responses.remove("429");
+        for path in ["/run-code", "/testsets"] {
+            if let Some(responses) = doc["paths"][path]["post"]["responses"].as_object_mut() {
+                responses.remove("429");
+            }
         }
     }
     Bytes::from(serde_json::to_vec(&doc).expect("JSON values serialize"))

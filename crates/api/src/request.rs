@@ -421,7 +421,7 @@ const BODY_FIELDS: [&str; 7] = [
 /// The raw values of the fields `names` of a JSON object (the last one when
 /// a field is repeated, as Python's `json` keeps), or `None` when `raw` is
 /// not an object. Other fields are skipped without being kept.
-fn pick<'a, const N: usize>(
+pub(crate) fn pick<'a, const N: usize>(
     raw: &'a RawValue,
     names: [&'static str; N],
 ) -> Option<[Option<&'a RawValue>; N]> {
@@ -930,7 +930,7 @@ fn invalid(issue: ValidationIssue) -> ApiError {
     ApiError::Validation(vec![issue])
 }
 
-fn missing_body() -> ValidationIssue {
+pub(crate) fn missing_body() -> ValidationIssue {
     ValidationIssue {
         kind: "missing",
         loc: vec![LocPart::Key("body")],
@@ -971,7 +971,7 @@ fn unknown_language(input: Value, languages: &Languages) -> ValidationIssue {
 
 /// FastAPI's answer to a body that is not JSON: `input` is `{}` and `ctx`
 /// carries the parser's own words.
-fn json_invalid(body: &[u8], err: &serde_json::Error) -> ValidationIssue {
+pub(crate) fn json_invalid(body: &[u8], err: &serde_json::Error) -> ValidationIssue {
     let message = err.to_string();
     // serde_json appends " at line L column C"; the offset in `loc` says it.
     let reason = match message.rfind(" at line ") {

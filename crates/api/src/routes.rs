@@ -40,6 +40,15 @@ pub(crate) fn router_with(state: AppState, metrics: MetricsAccess) -> Router {
     let mut jobs = Router::new()
         .route("/run-code", access::limit_rate(post(run_code), &state))
         .route(
+            "/testsets",
+            access::limit_rate(
+                post(crate::testsets::store)
+                    .layer(DefaultBodyLimit::max(state.config().max_testset_bytes)),
+                &state,
+            ),
+        )
+        .route("/testsets/{testset_id}", get(crate::testsets::fetch))
+        .route(
             "/results/{task_id}",
             access::limit_waits(get(task_result).delete(cancel_task), &state),
         )
@@ -82,6 +91,9 @@ async fn run_code(
     let run = read_run_request(&state, request).await?;
     service::check_sizes(&run, state.config())?;
     crate::judge::check_sizes(run.judge.as_ref(), state.config())?;
+    if let Some(id) = run.judge.as_ref().and_then(|spec| spec.testset.as_deref()) {
+        crate::testsets::check_reference(&state, id).await?;
+    }
     let job = Job {
         id: TaskId::new(),
         language: run.language,
@@ -123,7 +135,27 @@ const PARSE_INLINE_MAX: usize = 64 * 1024;
 /// bodies being received (`503` before reading when it is spent) when served
 /// by [`crate::serve_with`], parsed off the async threads when large.
 async fn read_run_request(state: &AppState, request: Request) -> Result<RunRequest, ApiError> {
-    let limit = state.config().max_body_bytes();
+    let (body, reserved) = read_body(request, state.config().max_body_bytes()).await?;
+    if body.len() <= PARSE_INLINE_MAX {
+        return parse_run_request(&body, state.languages(), state.config());
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let _reserved = reserved;
+        parse_run_request(&body, state.languages(), state.config())
+    })
+    .await
+    .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
+}
+
+/// Reads a body of at most `limit` bytes, with the bounds of
+/// [`read_run_request`]; `POST /testsets` reads its own (larger) bodies so.
+/// The reservation of the body memory budget comes with the body: hold it
+/// until the body is parsed.
+pub(crate) async fn read_body(
+    request: Request,
+    limit: usize,
+) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -153,21 +185,13 @@ async fn read_run_request(state: &AppState, request: Request) -> Result<RunReque
         }
         None => read.await,
     }
-    .map_err(|rejection| body_error(&rejection, state))?;
-    if body.len() <= PARSE_INLINE_MAX {
-        return parse_run_request(&body, state.languages(), state.config());
-    }
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || parse_run_request(&body, state.languages(), state.config()))
-        .await
-        .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
+    .map_err(|rejection| body_error(&rejection, limit))?;
+    Ok((body, _reserved))
 }
 
-fn body_error(rejection: &BytesRejection, state: &AppState) -> ApiError {
+fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::BodyTooLarge {
-            limit: state.config().max_body_bytes(),
-        }
+        ApiError::BodyTooLarge { limit }
     } else {
         ApiError::BodyUnreadable
     }

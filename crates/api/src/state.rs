@@ -53,6 +53,12 @@ pub struct ApiConfig {
     /// Judge mode: largest total of the tests' stdin, expected output and
     /// arguments, in UTF-8 bytes (`413` above it).
     pub max_test_bytes: usize,
+    /// Test sets: the largest `POST /testsets` body, in bytes (`413` above
+    /// it, before reading it when its `Content-Length` says so).
+    pub max_testset_bytes: usize,
+    /// Test sets: how long a set is kept after it was last stored, read or
+    /// named by a run request.
+    pub testset_ttl: std::time::Duration,
     /// API keys, rate limit and CORS; all off by default.
     pub access: AccessConfig,
 }
@@ -101,6 +107,8 @@ impl Default for ApiConfig {
             max_wait_secs: 60,
             max_tests: 1_000,
             max_test_bytes: 16 * 1024 * 1024,
+            max_testset_bytes: 64 * 1024 * 1024,
+            testset_ttl: std::time::Duration::from_secs(24 * 60 * 60),
             access: AccessConfig::default(),
         }
     }

@@ -76,6 +76,15 @@ struct Inner {
     next_receipt: AtomicU64,
     /// Result waiters, running marks, worker reports, counters.
     observe: observe::Observe,
+    /// Test sets by id: their JSON, number of tests and expiry.
+    testsets: Mutex<HashMap<String, StoredTestSet>>,
+}
+
+#[derive(Debug)]
+struct StoredTestSet {
+    json: Arc<str>,
+    tests: usize,
+    expires_at: Instant,
 }
 
 /// Every unfinished job: waiting, or delivered and not yet acknowledged.
@@ -180,6 +189,7 @@ impl EmbeddedQueue {
                 states: Mutex::new(States::default()),
                 next_receipt: AtomicU64::new(1),
                 observe: observe::Observe::default(),
+                testsets: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -370,8 +380,57 @@ impl Inner {
     }
 }
 
+impl EmbeddedQueue {
+    /// A live test set, its expiry moved to `ttl` from now when given; the
+    /// expired ones are dropped on the way.
+    fn live_testset<T>(
+        &self,
+        id: &str,
+        ttl: Option<Duration>,
+        read: impl FnOnce(&StoredTestSet) -> T,
+    ) -> Option<T> {
+        let now = Instant::now();
+        let mut sets = lock(&self.inner.testsets);
+        sets.retain(|_, set| set.expires_at > now);
+        let set = sets.get_mut(id)?;
+        if let Some(ttl) = ttl {
+            set.expires_at = now + ttl;
+        }
+        Some(read(set))
+    }
+}
+
 #[async_trait]
 impl Queue for EmbeddedQueue {
+    async fn store_testset(
+        &self,
+        id: &str,
+        json: &str,
+        tests: usize,
+        ttl: Duration,
+    ) -> Result<(), QueueError> {
+        let now = Instant::now();
+        let mut sets = lock(&self.inner.testsets);
+        sets.retain(|_, set| set.expires_at > now);
+        sets.insert(
+            id.to_owned(),
+            StoredTestSet {
+                json: Arc::from(json),
+                tests,
+                expires_at: now + ttl,
+            },
+        );
+        Ok(())
+    }
+
+    async fn testset_len(&self, id: &str, ttl: Duration) -> Result<Option<usize>, QueueError> {
+        Ok(self.live_testset(id, Some(ttl), |set| set.tests))
+    }
+
+    async fn testset(&self, id: &str, ttl: Option<Duration>) -> Result<Option<String>, QueueError> {
+        Ok(self.live_testset(id, ttl, |set| set.json.to_string()))
+    }
+
     /// Like the Redis backend, a task id that is already known is not queued
     /// again, so a retried submit cannot run a job twice.
     async fn submit_for(

@@ -13,8 +13,15 @@ use crate::{SourceFile, Verdict};
 /// The judge-mode part of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JudgeSpec {
-    /// The tests, in order (at least one; the API bounds how many).
+    /// The tests, in order (at least one; the API bounds how many); empty
+    /// when the job names a stored test set instead (`testset`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestCase>,
+    /// The stored test set (`sha256:<hex>`, SPEC §7) whose tests the job
+    /// runs, fetched by the worker when the job starts: the job carries the
+    /// reference, not a copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub testset: Option<String>,
     #[serde(default)]
     pub checker: CheckerSpec,
     /// After the first test that is not accepted, run no more (the rest are
@@ -43,6 +50,20 @@ impl JudgeSpec {
             _ => 0,
         };
         (tests + checker) as u64
+    }
+}
+
+/// A stored test set (SPEC §7): its canonical JSON is this record's, and its
+/// id `sha256:` and the hex SHA-256 of that JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestSet {
+    pub tests: Vec<TestCase>,
+}
+
+impl TestSet {
+    /// Reads a stored set's JSON.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
     }
 }
 
@@ -256,6 +277,7 @@ mod tests {
                 time_limit_ms: Some(500),
                 memory_limit_mb: None,
             }],
+            testset: None,
             checker: CheckerSpec::Float {
                 abs: Some(1e-6),
                 rel: None,

@@ -290,6 +290,26 @@ pub trait Queue: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Test sets (SPEC §7): stores a set's canonical JSON (`{"tests":[...]}`)
+    /// and its number of tests under `id` (`sha256:<hex>`) for `ttl`, replacing
+    /// a set stored before under the same id (the same content) and so
+    /// refreshing its TTL.
+    async fn store_testset(
+        &self,
+        id: &str,
+        json: &str,
+        tests: usize,
+        ttl: Duration,
+    ) -> Result<(), QueueError>;
+
+    /// A stored set's number of tests, its TTL refreshed to `ttl`; `None`
+    /// when there is no such set (never stored, or expired).
+    async fn testset_len(&self, id: &str, ttl: Duration) -> Result<Option<usize>, QueueError>;
+
+    /// A stored set's canonical JSON, its TTL refreshed to `ttl` when given;
+    /// `None` when there is no such set (never stored, or expired).
+    async fn testset(&self, id: &str, ttl: Option<Duration>) -> Result<Option<String>, QueueError>;
+
     /// A worker's heartbeat: its busy and idle slots, and counts of the jobs
     /// it finished since the last one.
     async fn report_worker(&self, report: &stats::WorkerReport) -> Result<(), QueueError> {

@@ -347,6 +347,57 @@ mod cases {
             ));
         }
     }
+
+    const SET_ID: &str = "sha256:00000000000000000000000000000000000000000000000000000000000000ab";
+    const SET_JSON: &str = r#"{"tests":[{"name":"1","stdin":"1 2\n","expected_output":"3\n"}]}"#;
+
+    pub async fn testsets_are_stored_and_fetched_and_unknown_ones_are_none(h: &Harness) {
+        let q = h.queue(LONG_TTL).await;
+        let other = SET_ID.replace("ab", "cd");
+        assert_eq!(q.testset(&other, None).await.unwrap(), None);
+        assert_eq!(q.testset_len(&other, LONG_TTL).await.unwrap(), None);
+        q.store_testset(SET_ID, SET_JSON, 1, LONG_TTL)
+            .await
+            .unwrap();
+        // Stored twice (the same id is the same content): still one set.
+        q.store_testset(SET_ID, SET_JSON, 1, LONG_TTL)
+            .await
+            .unwrap();
+        assert_eq!(
+            q.testset(SET_ID, None).await.unwrap().as_deref(),
+            Some(SET_JSON)
+        );
+        assert_eq!(
+            q.testset(SET_ID, Some(LONG_TTL)).await.unwrap().as_deref(),
+            Some(SET_JSON)
+        );
+        assert_eq!(q.testset_len(SET_ID, LONG_TTL).await.unwrap(), Some(1));
+        assert_eq!(q.testset(&other, None).await.unwrap(), None);
+    }
+
+    pub async fn testsets_expire_after_their_ttl_which_use_refreshes(h: &Harness) {
+        let q = h.queue(LONG_TTL).await;
+        let ttl = Duration::from_millis(600);
+        q.store_testset(SET_ID, SET_JSON, 1, ttl).await.unwrap();
+        // Used every 300 ms for 1.2 s: twice the TTL, and still there.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(q.testset_len(SET_ID, ttl).await.unwrap(), Some(1));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(q.testset(SET_ID, Some(ttl)).await.unwrap().is_some());
+        // A fetch without a TTL does not refresh it: gone a TTL later.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(q.testset(SET_ID, None).await.unwrap().is_some());
+        assert!(
+            eventually(CAP, || async {
+                q.testset(SET_ID, None).await.unwrap().is_none()
+            })
+            .await,
+            "the set never expired"
+        );
+        assert_eq!(q.testset_len(SET_ID, ttl).await.unwrap(), None);
+    }
 }
 
 /// Generates one `#[tokio::test]` per case for a backend.
@@ -369,6 +420,8 @@ macro_rules! suite {
                 resubmitting_a_known_id_changes_nothing,
                 states_expire_after_the_ttl,
                 many_jobs_two_consumers_each_delivered_exactly_once,
+                testsets_are_stored_and_fetched_and_unknown_ones_are_none,
+                testsets_expire_after_their_ttl_which_use_refreshes,
             );
         }
     };

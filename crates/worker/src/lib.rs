@@ -463,6 +463,27 @@ async fn execute_judged_job(
         result.verdict = Verdict::CompileError;
         return result;
     }
+    let resolved;
+    let spec = match &spec.testset {
+        None => spec,
+        Some(id) => match fetch_testset(queue.as_ref(), id).await {
+            Ok(tests) => {
+                resolved = code_runner_queue::judge::JudgeSpec {
+                    tests,
+                    testset: None,
+                    ..spec.clone()
+                };
+                &resolved
+            }
+            Err(message) => {
+                tracing::info!(testset = %id, %message, "judged job without its test set");
+                let mut result = JobResult::internal_error(message, started_at_ms);
+                result.verdict = Verdict::JudgeError;
+                result.judge = Some(code_runner_queue::judge::JudgeReport::new(Vec::new()));
+                return result;
+            }
+        },
+    };
     judge::execute_judged(
         Some(queue),
         sandbox,
@@ -474,6 +495,36 @@ async fn execute_judged_job(
         started_at_ms,
     )
     .await
+}
+
+/// The tests of the stored test set `id` a judged job names, or the message
+/// of its `judge_error` when the set is gone (expired between the submit,
+/// which checked it, and the job's start) or cannot be read.
+async fn fetch_testset(
+    queue: &dyn Queue,
+    id: &str,
+) -> Result<Vec<code_runner_queue::judge::TestCase>, String> {
+    let json = match queue.testset(id, None).await {
+        Ok(Some(json)) => json,
+        Ok(None) => {
+            return Err(format!(
+                "Judge error: the test set {id} has expired (or was deleted) since the job was \
+                 submitted; store it again with POST /testsets and resubmit"
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(testset = %id, error = %error_chain(&e), "cannot fetch a test set");
+            return Err(format!(
+                "Judge error: the test set {id} could not be fetched"
+            ));
+        }
+    };
+    match code_runner_queue::judge::TestSet::from_json(&json) {
+        Ok(stored) if !stored.tests.is_empty() => Ok(stored.tests),
+        _ => Err(format!(
+            "Judge error: the stored test set {id} is not valid"
+        )),
+    }
 }
 
 /// Runs `job` while extending `delivery`'s lease every third of the

@@ -117,3 +117,28 @@ async fn extra_files_that_clash_are_refused_before_the_sandbox() {
         assert!(message.contains(&format!("'{culprit}'")), "{message}");
     }
 }
+
+/// A judged job naming a test set that is gone by the time it starts (it
+/// expired after the API checked it): `judge_error` saying so, without
+/// running anything; with the set stored, the job gets its tests.
+#[tokio::test]
+async fn a_job_whose_test_set_expired_is_a_judge_error_that_says_so() {
+    let sandbox = Arc::new(FailingSandbox::default());
+    let id = format!("sha256:{}", "a".repeat(64));
+    let mut job = Job::new(TaskId::new(), "python", "print(1)", 0);
+    job.judge = Some(code_runner_queue::judge::JudgeSpec {
+        tests: Vec::new(),
+        checker: Default::default(),
+        stop_on_first_failure: false,
+        testset: Some(id.clone()),
+    });
+    let result = run_one(sandbox.clone(), &job).await;
+    assert_eq!(sandbox.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(result.verdict, Verdict::JudgeError);
+    let message = result.message.unwrap();
+    assert!(
+        message.contains(&id) && message.contains("expired"),
+        "{message}"
+    );
+    assert_eq!(result.judge.unwrap().tests.len(), 0);
+}

@@ -10,6 +10,7 @@
 //! | `P:workers`      | consumer group  | on `P:jobs`; tracks which worker holds which entry, since when, and how often it was delivered |
 //! | `P:task:{id}`    | string, TTL     | JSON of [`TaskState`], with the task's owner (see [`Job::owner`]) second and, while pending, the client it counts against |
 //! | `P:client:{client}` | sorted set, TTL | a client's unfinished task ids, scored by when their pending state expires (only with a [`ClientQuota`]) |
+//! | `P:testset:{id}` | hash, TTL       | a test set (SPEC §7): fields `json` (its canonical JSON) and `tests` (how many) |
 //!
 //! Each operation that must be atomic is one Lua script in its own file
 //! (`submit.lua`, `complete.lua`, `reclaim.lua`, `settled.lua`, `cancel.lua`),
@@ -195,6 +196,8 @@ struct Keys {
     task_prefix: String,
     /// `{prefix}:client:`; the client's name is appended.
     client_prefix: String,
+    /// `{prefix}:testset:`; the set's id (`sha256:<hex>`) is appended.
+    testset_prefix: String,
     /// Result channels, running marks, worker statuses, counters.
     observe: observe::ObserveKeys,
 }
@@ -206,6 +209,7 @@ impl Keys {
             group: format!("{prefix}:workers"),
             task_prefix: format!("{prefix}:task:"),
             client_prefix: format!("{prefix}:client:"),
+            testset_prefix: format!("{prefix}:testset:"),
             observe: observe::ObserveKeys::new(prefix),
         }
     }
@@ -216,6 +220,10 @@ impl Keys {
 
     fn client(&self, client: &str) -> String {
         format!("{}{client}", self.client_prefix)
+    }
+
+    fn testset(&self, id: &str) -> String {
+        format!("{}{id}", self.testset_prefix)
     }
 }
 
@@ -1067,6 +1075,74 @@ impl Queue for RedisQueue {
         tests: &[crate::judge::TestResult],
     ) -> Result<(), QueueError> {
         self.set_progress(id, tests).await
+    }
+
+    async fn store_testset(
+        &self,
+        id: &str,
+        json: &str,
+        tests: usize,
+        ttl: Duration,
+    ) -> Result<(), QueueError> {
+        let mut pipe = redis::pipe();
+        let key = self.inner.keys.testset(id);
+        pipe.atomic()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("json")
+            .arg(json)
+            .arg("tests")
+            .arg(tests)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl.as_millis().max(1) as u64)
+            .ignore();
+        let pipe = &pipe;
+        self.on_shared("HSET testset", move |mut conn| async move {
+            pipe.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    async fn testset_len(&self, id: &str, ttl: Duration) -> Result<Option<usize>, QueueError> {
+        let mut pipe = redis::pipe();
+        let key = self.inner.keys.testset(id);
+        pipe.atomic()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(ttl.as_millis().max(1) as u64)
+            .ignore()
+            .cmd("HGET")
+            .arg(&key)
+            .arg("tests");
+        let pipe = &pipe;
+        let (tests,) = self
+            .on_shared("HGET testset", move |mut conn| async move {
+                pipe.query_async::<(Option<usize>,)>(&mut conn).await
+            })
+            .await?;
+        Ok(tests)
+    }
+
+    async fn testset(&self, id: &str, ttl: Option<Duration>) -> Result<Option<String>, QueueError> {
+        let mut pipe = redis::pipe();
+        let key = self.inner.keys.testset(id);
+        pipe.atomic();
+        if let Some(ttl) = ttl {
+            pipe.cmd("PEXPIRE")
+                .arg(&key)
+                .arg(ttl.as_millis().max(1) as u64)
+                .ignore();
+        }
+        pipe.cmd("HGET").arg(&key).arg("json");
+        let pipe = &pipe;
+        let (json,) = self
+            .on_shared("HGET testset", move |mut conn| async move {
+                pipe.query_async::<(Option<String>,)>(&mut conn).await
+            })
+            .await?;
+        Ok(json)
     }
 
     async fn progress(

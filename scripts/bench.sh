@@ -9,7 +9,9 @@
 # It builds the release binaries, starts a private redis-server and the API
 # on free loopback ports, measures POST /run-code with no worker running (so
 # the queue only fills), flushes Redis, starts a worker, then measures the
-# bare python3 baseline, python hello latency and throughput, and idle memory.
+# bare python3 baseline, python hello latency and throughput, idle memory,
+# and judge mode (C, 1,000 tests in one job; Java, 100 tests), which needs
+# gcc on the host for the bare C baseline.
 # Everything it started is stopped on exit, on failure too.
 #
 # Installs redis-server and bubblewrap from Debian's packages when missing.
@@ -149,7 +151,11 @@ started+=("$worker_pid")
 sleep 1
 ensure_alive "$worker_pid" worker
 
-"$bench" --server "$server" --phase baseline,latency,throughput,rss \
+# (e) and (f), judge mode, after the idle memory is read: a C program on
+# 1,000 tests in one job (the API's default --max-tests and --max-test-bytes
+# fit it) against the same binary bare and 1,000 separate submissions; a
+# Java solution on 100 tests against 100 separate submissions.
+"$bench" --server "$server" --phase baseline,latency,throughput,rss,judge,judge-java \
   --api-pid "$api_pid" --worker-pid "$worker_pid" --state "$work/state.json" "${bench_args[@]}"
 ensure_alive "$api_pid" api
 ensure_alive "$worker_pid" worker

@@ -100,7 +100,7 @@ impl BaselineResult {
 }
 
 /// (max − min) / mean; 0 for fewer than two values.
-fn spread(values: &[f64]) -> f64 {
+pub fn spread(values: &[f64]) -> f64 {
     if values.len() < 2 {
         return 0.0;
     }

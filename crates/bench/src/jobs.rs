@@ -20,8 +20,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::http::{Conn, Target};
 use crate::stats::Summary;
 
-/// The output every job must print.
-const EXPECTED_OUTPUT: &str = "hi\n";
+/// The output every python hello job must print.
+pub const EXPECTED_OUTPUT: &str = "hi\n";
 
 /// The fields of `GET /results/{id}` read here.
 #[derive(Debug, Deserialize)]
@@ -61,7 +61,7 @@ fn now_ms() -> u64 {
 }
 
 /// Submits one job; its task id.
-async fn submit(conn: &mut Conn, body: &Bytes) -> anyhow::Result<String> {
+pub async fn submit(conn: &mut Conn, body: &Bytes) -> anyhow::Result<String> {
     let (status, answer) = conn.post_json("/run-code", body.clone()).await?;
     if status != StatusCode::OK {
         bail!(
@@ -83,6 +83,7 @@ async fn poll(
     conn: &mut Conn,
     task_id: &str,
     wait_secs: Option<u64>,
+    expected: &str,
 ) -> anyhow::Result<Option<Finished>> {
     let path = match wait_secs {
         Some(secs) => format!("/results/{task_id}?wait={secs}"),
@@ -103,7 +104,7 @@ async fn poll(
         .result
         .get("output")
         .and_then(serde_json::Value::as_str);
-    let correct = body.status == "SUCCESS" && output == Some(EXPECTED_OUTPUT);
+    let correct = body.status == "SUCCESS" && output == Some(expected);
     Ok(Some(Finished {
         correct,
         wrong: (!correct).then(|| format!("{} {}", body.status, body.result)),
@@ -250,7 +251,7 @@ async fn one_job(conn: &mut Conn, body: &Bytes, config: &LatencyConfig) -> anyho
             // answer just means asking again.
             None => Some(config.job_timeout.as_secs().max(1)),
         };
-        if let Some(finished) = poll(conn, &task_id, wait_secs).await? {
+        if let Some(finished) = poll(conn, &task_id, wait_secs, EXPECTED_OUTPUT).await? {
             return Ok(Sample {
                 elapsed: start.elapsed(),
                 submitted_ms,
@@ -269,6 +270,10 @@ async fn one_job(conn: &mut Conn, body: &Bytes, config: &LatencyConfig) -> anyho
 #[derive(Debug, Clone)]
 pub struct ThroughputConfig {
     pub jobs: usize,
+    /// Every job's request body, and the output each must print: the
+    /// python hello ([`hello_body`], [`EXPECTED_OUTPUT`]) in phase (c).
+    pub body: Bytes,
+    pub expected: String,
     /// Connections submitting at once, and polling at once.
     pub connections: usize,
     /// Oldest outstanding jobs polled per round: only about as many as the
@@ -303,7 +308,7 @@ pub async fn throughput(
     target: &Target,
     config: &ThroughputConfig,
 ) -> anyhow::Result<ThroughputResult> {
-    let body = hello_body();
+    let body = config.body.clone();
     let mut conns = Vec::with_capacity(config.connections);
     for _ in 0..config.connections.max(1) {
         conns.push(Conn::connect(target).await?);
@@ -396,7 +401,7 @@ async fn poll_all(
     let mut done = Vec::with_capacity(outstanding.len());
     while !outstanding.is_empty() && Instant::now() < deadline {
         let window = outstanding.len().min(config.poll_window);
-        let (back, finished) = poll_round(conns, &outstanding[..window]).await?;
+        let (back, finished) = poll_round(conns, &outstanding[..window], &config.expected).await?;
         conns = back;
         let seen = Instant::now();
         outstanding.retain(|id| !finished.contains_key(id));
@@ -415,16 +420,18 @@ async fn poll_all(
 async fn poll_round(
     conns: Vec<Conn>,
     ids: &[String],
+    expected: &str,
 ) -> anyhow::Result<(Vec<Conn>, HashMap<String, Finished>)> {
     let per_conn = ids.len().div_ceil(conns.len());
     let mut tasks = JoinSet::new();
     let mut chunks = ids.chunks(per_conn.max(1));
     for mut conn in conns {
         let chunk: Vec<String> = chunks.next().map(<[String]>::to_vec).unwrap_or_default();
+        let expected = expected.to_owned();
         tasks.spawn(async move {
             let mut finished = Vec::new();
             for id in chunk {
-                if let Some(f) = poll(&mut conn, &id, None).await? {
+                if let Some(f) = poll(&mut conn, &id, None, &expected).await? {
                     finished.push((id, f));
                 }
             }

@@ -12,6 +12,11 @@
 //! - `latency` (b): one python hello job at a time, submit to result.
 //! - `throughput` (c): many jobs at once, submit to last completion.
 //! - `rss` (d): idle resident memory of the API and worker processes.
+//! - `judge` (e): a C program judged on 1,000 tests in one job: per-test
+//!   time against the same binary started bare, and the job against 1,000
+//!   separate submissions.
+//! - `judge-java` (f): a Java solution judged on 100 tests (one compile)
+//!   against 100 separate submissions.
 //!
 //! `scripts/bench.sh` runs `submit` first, then starts a worker and runs the
 //! rest; `--state FILE` carries results from one invocation to the next so
@@ -19,13 +24,14 @@
 //! CPU pressure, which says how far a noisy machine can be trusted.
 //!
 //! Layout: [`http`] is the lean client, [`load`] phase (a), [`jobs`] phases
-//! (b) and (c), [`baseline`] the bare program, [`procfs`] memory, CPU time
+//! (b) and (c), [`judge`] phases (e) and (f), [`baseline`] the bare program, [`procfs`] memory, CPU time
 //! and pressure, [`stats`] the percentiles and [`report`] the targets and
 //! the table.
 
 mod baseline;
 mod http;
 mod jobs;
+mod judge;
 mod load;
 mod procfs;
 mod report;
@@ -55,7 +61,7 @@ struct Cli {
     server: String,
 
     /// Phases to run, comma-separated. The order is fixed: submit; baseline
-    /// halves around latency and around throughput; rss.
+    /// halves around latency and around throughput; rss; judge; judge-java.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     phase: Vec<Phase>,
 
@@ -94,6 +100,9 @@ struct Cli {
     #[command(flatten)]
     baseline: BaselineArgs,
 
+    #[command(flatten)]
+    judge: JudgeArgs,
+
     /// Idle pause before reading memory (phase rss).
     #[arg(long, default_value_t = 3)]
     idle_secs: u64,
@@ -106,7 +115,40 @@ enum Phase {
     Latency,
     Throughput,
     Rss,
+    /// (e): judge mode, C, 1,000 tests in one job.
+    Judge,
+    /// (f): judge mode, Java, 100 tests in one job.
+    JudgeJava,
     All,
+}
+
+/// Phases (e) and (f) settings.
+#[derive(Debug, clap::Args)]
+struct JudgeArgs {
+    /// Tests in the judged C job of phase (e) (at most the server's
+    /// `--max-tests`, 1,000 by default).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    judge_tests: u64,
+    /// Separate C submissions the job is compared with in phase (e).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    judge_separate_jobs: u64,
+    /// Bare runs of the compiled C program (half before, half after the job).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    judge_bare_runs: u64,
+    /// Tests in the judged Java job of phase (f), and separate Java
+    /// submissions it is compared with.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    judge_java_tests: u64,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    judge_java_separate_jobs: u64,
+    /// Separate Java submissions unfinished at once (submitted all at once,
+    /// most compiles pass the compile time limit on a small machine).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    judge_java_separate_in_flight: u16,
+    /// Deadline of one judged job, and of each set of separate submissions,
+    /// in seconds.
+    #[arg(long, default_value_t = 600)]
+    judge_timeout_secs: u64,
 }
 
 /// Phase (a) settings.
@@ -200,9 +242,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         sequential: Vec::new(),
         parallel: Vec::new(),
     };
-    let needs_server = [Phase::Submit, Phase::Latency, Phase::Throughput]
-        .iter()
-        .any(|&phase| cli.runs(phase));
+    let needs_server = [
+        Phase::Submit,
+        Phase::Latency,
+        Phase::Throughput,
+        Phase::Judge,
+        Phase::JudgeJava,
+    ]
+    .iter()
+    .any(|&phase| cli.runs(phase));
     if needs_server {
         let timeout = Duration::from_secs(cli.ready_timeout_secs);
         session
@@ -216,6 +264,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     session.throughput_with_baseline()?;
     if let Some((api, worker)) = pids {
         session.rss(api, worker)?;
+    }
+    if cli.runs(Phase::Judge) {
+        session.judge(false)?;
+    }
+    if cli.runs(Phase::JudgeJava) {
+        session.judge(true)?;
     }
     finish(cli, &session.results)
 }
@@ -362,6 +416,8 @@ impl Session<'_> {
     fn throughput(&mut self) -> anyhow::Result<()> {
         let config = jobs::ThroughputConfig {
             jobs: usize::try_from(self.cli.jobs.throughput_jobs)?,
+            body: jobs::hello_body(),
+            expected: jobs::EXPECTED_OUTPUT.to_owned(),
             connections: usize::from(self.cli.jobs.throughput_connections),
             // A little over the worker's concurrency (50): only that many can
             // have finished out of order. Polling more, or more often, takes
@@ -378,6 +434,67 @@ impl Session<'_> {
                 result.jobs_per_s, result.failures
             ));
             s.results.throughput = Some(result);
+            Ok(())
+        })
+    }
+
+    /// Phase (e), or with `java` phase (f).
+    fn judge(&mut self, java: bool) -> anyhow::Result<()> {
+        let args = &self.cli.judge;
+        let timeout = Duration::from_secs(args.judge_timeout_secs);
+        let config = if java {
+            judge::JudgeConfig {
+                language: "java",
+                code: judge::JAVA_ECHO,
+                tests: usize::try_from(args.judge_java_tests)?,
+                bare_runs: 0,
+                separate_jobs: usize::try_from(args.judge_java_separate_jobs)?,
+                separate_connections: usize::from(self.cli.jobs.throughput_connections),
+                // All at once, the worker runs its 50 slots of javac at once
+                // and most pass the compile time limit on a small machine:
+                // that compares with failures, not compiles.
+                separate_in_flight: Some(usize::from(args.judge_java_separate_in_flight)),
+                job_timeout: timeout,
+                separate_timeout: timeout,
+            }
+        } else {
+            judge::JudgeConfig {
+                language: "c",
+                code: judge::C_ECHO,
+                tests: usize::try_from(args.judge_tests)?,
+                bare_runs: usize::try_from(args.judge_bare_runs)?,
+                separate_jobs: usize::try_from(args.judge_separate_jobs)?,
+                separate_connections: usize::from(self.cli.jobs.throughput_connections),
+                separate_in_flight: None,
+                job_timeout: timeout,
+                separate_timeout: timeout,
+            }
+        };
+        let name = if java { "judge-java" } else { "judge" };
+        self.phase(name, |s| {
+            let result = judge::run(&s.runtime, &s.target, &config)?;
+            progress(&format!(
+                "{name}: {} tests, {} accepted, per-test p50 {:.1} ms, job {:.2} s{}{}",
+                result.tests,
+                result.passed,
+                result.per_test.p50_ms,
+                result.job_s,
+                result
+                    .bare
+                    .map_or_else(String::new, |b| format!(", bare p50 {:.2} ms", b.p50_ms)),
+                result
+                    .separate
+                    .as_ref()
+                    .map_or_else(String::new, |sep| format!(
+                        ", {} separate in {:.2} s",
+                        sep.jobs, sep.elapsed_s
+                    )),
+            ));
+            if java {
+                s.results.judge_java = Some(result);
+            } else {
+                s.results.judge = Some(result);
+            }
             Ok(())
         })
     }

@@ -15,8 +15,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::BaselineResult;
+use crate::baseline::{spread, BaselineResult};
 use crate::jobs::{LatencyResult, ThroughputResult};
+use crate::judge::JudgeResult;
 use crate::load::LoadResult;
 use crate::procfs::{Memory, RssResult};
 
@@ -42,6 +43,11 @@ const THROUGHPUT_ORIGINAL_JOBS_PER_S: f64 = 140.0;
 /// (d) target for each process, and the original 50-process worker.
 const RSS_TARGET_MIB: f64 = 25.0;
 const RSS_ORIGINAL_WORKER_MIB: f64 = 1.1 * 1024.0;
+/// (e) targets: a judged test at most this much over the bare binary's
+/// p50, and the whole judged job at least this many times faster than the
+/// same tests as separate submissions.
+const JUDGE_TEST_SLACK_MS: f64 = 1.0;
+const JUDGE_SPEEDUP: f64 = 5.0;
 
 /// Marks an original-design figure (and a ratio to one) in the text report.
 const FIXED_REFERENCE_MARK: &str = "[fixed ref]";
@@ -80,6 +86,11 @@ pub struct Results {
     pub latency: Option<LatencyResult>,
     pub throughput: Option<ThroughputResult>,
     pub rss: Option<RssResult>,
+    /// (e) and (f): judge mode, C and Java.
+    #[serde(default)]
+    pub judge: Option<JudgeResult>,
+    #[serde(default)]
+    pub judge_java: Option<JudgeResult>,
     /// Per phase, the share of its time some task on the host waited for a
     /// CPU: how much to trust the figures of a noisy run.
     #[serde(default)]
@@ -174,7 +185,215 @@ pub fn rows(results: &Results) -> Vec<Row> {
         results.baseline.as_ref(),
     ));
     rows.extend(rss_rows(results.rss.as_ref()));
+    rows.extend(judge_rows(results.judge.as_ref()));
+    rows.extend(judge_java_rows(results.judge_java.as_ref()));
     rows
+}
+
+/// Whether every test of a judged job was accepted, and if not why.
+fn judged_note(judge: &JudgeResult) -> String {
+    let mut note = format!(
+        "{} tests, {} accepted (verdict {}); per test p99 {:.0} ms, cpu p50 {:.0} ms (whole ms, as the result gives them); progress answers seen {}",
+        judge.tests,
+        judge.passed,
+        judge.verdict,
+        judge.per_test.p99_ms,
+        judge.per_test_cpu.p50_ms,
+        judge.progress_answers
+    );
+    if let Some(problem) = &judge.problem {
+        note = format!("{note}; NOT ALL ACCEPTED: {}", one_line(problem));
+    }
+    note
+}
+
+/// The job against the same program as separate submissions: (ratio, its
+/// text, the baseline's text, whether all separate ones were right).
+fn separate_comparison(judge: &JudgeResult) -> Option<(f64, String, String, bool)> {
+    let separate = judge.separate.as_ref()?;
+    let ratio = separate.elapsed_s / judge.job_s.max(1e-9);
+    let mut baseline = format!("{} separate: {:.2} s", separate.jobs, separate.elapsed_s);
+    if separate.failures > 0 {
+        baseline = format!("{baseline} ({} failed)", separate.failures);
+    }
+    Some((
+        ratio,
+        format!("{ratio:.1}x faster"),
+        baseline,
+        separate.failures == 0,
+    ))
+}
+
+fn separate_note(judge: &JudgeResult) -> String {
+    judge
+        .separate
+        .as_ref()
+        .map_or_else(String::new, |separate| {
+            let submitted = if separate.submit_s > 0.0 {
+                format!("submitted at once over {:.2} s", separate.submit_s)
+            } else {
+                "a few unfinished at a time".to_owned()
+            };
+            let mut note = format!(
+                "; separate: {} {submitted}, {:.1} jobs/s, failures {}",
+                separate.jobs, separate.jobs_per_s, separate.failures
+            );
+            if let Some(first) = &separate.first_failure {
+                note = format!("{note}, first: {}", one_line(first));
+            }
+            note
+        })
+}
+
+fn server_note(judge: &JudgeResult) -> String {
+    let overhead = judge
+        .server_job_ms
+        .map(|job| job.saturating_sub(judge.tests_wall_ms));
+    format!(
+        "worker: job {} ms, tests' wall {} ms, the rest (compile, set-up) {} ms; compile CPU {} ms",
+        judge
+            .server_job_ms
+            .map_or_else(|| "?".to_owned(), |ms| ms.to_string()),
+        judge.tests_wall_ms,
+        overhead.map_or_else(|| "?".to_owned(), |ms| ms.to_string()),
+        judge
+            .compile_cpu_ms
+            .map_or_else(|| "?".to_owned(), |ms| ms.to_string()),
+    )
+}
+
+fn judge_rows(judge: Option<&JudgeResult>) -> Vec<Row> {
+    let test_measure = "(e) C judged test p50 (time_ms)";
+    let job_measure = "(e) C judged job, whole";
+    let Some(judge) = judge else {
+        return vec![
+            Row::not_measured(
+                test_measure,
+                format!("<= bare p50 + {JUDGE_TEST_SLACK_MS} ms"),
+            ),
+            Row::not_measured(
+                job_measure,
+                format!(">= {JUDGE_SPEEDUP}x faster than separate"),
+            ),
+        ];
+    };
+    let all_accepted = judge.problem.is_none();
+    let bare = judge.bare;
+    let limit = bare.map(|bare| bare.p50_ms + JUDGE_TEST_SLACK_MS);
+    let p50 = judge.per_test.p50_ms;
+    let mut test_note = judged_note(judge);
+    if let Some(bare) = bare {
+        test_note = format!(
+            "{test_note}; bare: {} runs, p99 {:.2} ms, {}",
+            bare.count,
+            bare.p99_ms,
+            parts_text(
+                &judge.bare_p50_parts_ms,
+                "p50",
+                "ms",
+                spread(&judge.bare_p50_parts_ms)
+            )
+        );
+    }
+    if let Some(limit) = limit.filter(|&limit| p50 > limit) {
+        test_note = format!("{:.2} ms over; {test_note}", p50 - limit);
+    }
+    let test_row = Row {
+        measure: format!("(e) C judged test p50 (time_ms), {} tests", judge.tests),
+        value: Some(p50),
+        unit: "ms",
+        target: limit,
+        target_text: limit.map_or_else(
+            || format!("<= bare p50 + {JUDGE_TEST_SLACK_MS} ms"),
+            |limit| format!("<= {limit:.2} ms (bare + {JUDGE_TEST_SLACK_MS})"),
+        ),
+        baseline_text: bare.map_or_else(String::new, |bare| {
+            format!("bare fork+exec+wait p50 {:.2} ms", bare.p50_ms)
+        }),
+        ratio: bare.map(|bare| p50 / bare.p50_ms.max(1e-9)),
+        ratio_text: bare.map_or_else(String::new, |bare| {
+            format!("bare {:+.2} ms", p50 - bare.p50_ms)
+        }),
+        verdict: match limit {
+            None => Verdict::NotMeasured,
+            Some(limit) => pass_if(p50 <= limit && all_accepted),
+        },
+        note: test_note,
+        fixed_reference: None,
+    };
+    let comparison = separate_comparison(judge);
+    let mut job_note = format!(
+        "submit to result, client side; {}{}",
+        server_note(judge),
+        separate_note(judge)
+    );
+    if let Some((ratio, ..)) = comparison
+        .as_ref()
+        .filter(|(ratio, ..)| *ratio < JUDGE_SPEEDUP)
+    {
+        job_note = format!("{:.1}x short; {job_note}", JUDGE_SPEEDUP - ratio);
+    }
+    let job_row = Row {
+        measure: format!("{job_measure}, {} tests", judge.tests),
+        value: Some(judge.job_s),
+        unit: "s",
+        target: comparison
+            .as_ref()
+            .and(judge.separate.as_ref())
+            .map(|separate| separate.elapsed_s / JUDGE_SPEEDUP),
+        target_text: format!(">= {JUDGE_SPEEDUP}x faster than separate"),
+        baseline_text: comparison
+            .as_ref()
+            .map_or_else(String::new, |(_, _, baseline, _)| baseline.clone()),
+        ratio: comparison.as_ref().map(|(ratio, ..)| *ratio),
+        ratio_text: comparison
+            .as_ref()
+            .map_or_else(String::new, |(_, text, ..)| text.clone()),
+        verdict: match &comparison {
+            None => Verdict::NotMeasured,
+            Some((ratio, _, _, separate_ok)) => {
+                pass_if(*ratio >= JUDGE_SPEEDUP && all_accepted && *separate_ok)
+            }
+        },
+        note: job_note,
+        fixed_reference: None,
+    };
+    vec![test_row, job_row]
+}
+
+fn judge_java_rows(judge: Option<&JudgeResult>) -> Vec<Row> {
+    let measure = "(f) Java judged job, whole";
+    let Some(judge) = judge else {
+        return vec![Row::not_measured(measure, "one compile".to_owned())];
+    };
+    let comparison = separate_comparison(judge);
+    vec![Row {
+        measure: format!("{measure}, {} tests", judge.tests),
+        value: Some(judge.job_s),
+        unit: "s",
+        target: None,
+        target_text: "one compile".to_owned(),
+        baseline_text: comparison
+            .as_ref()
+            .map_or_else(String::new, |(_, _, baseline, _)| baseline.clone()),
+        ratio: comparison.as_ref().map(|(ratio, ..)| *ratio),
+        ratio_text: comparison
+            .as_ref()
+            .map_or_else(String::new, |(_, text, ..)| text.clone()),
+        verdict: Verdict::Info,
+        note: format!(
+            "{}; {}; per test p50 {:.0} ms{}",
+            if judge.problem.is_some() {
+                format!("NOT ALL ACCEPTED: {}", judged_note(judge))
+            } else {
+                format!("{} tests accepted", judge.passed)
+            },
+            server_note(judge),
+            judge.per_test.p50_ms,
+            separate_note(judge)
+        ),
+        fixed_reference: None,
+    }]
 }
 
 fn submit_row(submit: Option<&LoadResult>) -> Row {
@@ -581,6 +800,9 @@ fn value_text(row: &Row) -> String {
     match row.value {
         None => "not measured".to_owned(),
         Some(value) if row.unit == "req/s" => format!("{} {}", thousands(value), row.unit),
+        Some(value) if row.unit == "s" || row.measure.starts_with("(e)") => {
+            format!("{value:.2} {}", row.unit)
+        }
         Some(value) => format!("{value:.1} {}", row.unit),
     }
 }
@@ -679,6 +901,62 @@ mod tests {
             .as_str()
             .unwrap()
             .contains(FIXED_REFERENCE_MARK));
+    }
+
+    #[test]
+    fn judge_targets() {
+        let summary = |p50_ms| Summary {
+            count: 1000,
+            mean_ms: p50_ms,
+            p50_ms,
+            p99_ms: p50_ms,
+            max_ms: p50_ms,
+        };
+        let separate = |elapsed_s| ThroughputResult {
+            jobs: 1000,
+            jobs_per_s: 1000.0 / elapsed_s,
+            elapsed_s,
+            submit_s: 1.0,
+            server_jobs_per_s: None,
+            failures: 0,
+            first_failure: None,
+            unfinished: 0,
+        };
+        let judge = |p50_ms, job_s, separate_s| JudgeResult {
+            language: "c".into(),
+            tests: 1000,
+            passed: 1000,
+            verdict: "accepted".into(),
+            per_test: summary(p50_ms),
+            per_test_cpu: summary(0.0),
+            tests_wall_ms: 1000,
+            job_s,
+            server_job_ms: Some(1500),
+            compile_cpu_ms: Some(100),
+            progress_answers: 0,
+            problem: None,
+            bare: Some(summary(0.5)),
+            bare_p50_parts_ms: vec![0.5, 0.5],
+            separate: Some(separate(separate_s)),
+        };
+        let verdicts = |j: &JudgeResult| {
+            let rows = judge_rows(Some(j));
+            (rows[0].verdict, rows[1].verdict)
+        };
+        assert_eq!(
+            verdicts(&judge(1.0, 2.0, 10.0)),
+            (Verdict::Pass, Verdict::Pass)
+        );
+        assert_eq!(
+            verdicts(&judge(2.0, 2.0, 9.9)),
+            (Verdict::Miss, Verdict::Miss)
+        );
+        let mut wrong = judge(1.0, 2.0, 10.0);
+        wrong.problem = Some("FAILURE".into());
+        assert_eq!(verdicts(&wrong), (Verdict::Miss, Verdict::Miss));
+        let text = render(&judge_rows(Some(&judge(1.0, 2.0, 10.0))), &BTreeMap::new());
+        assert!(text.contains("bare fork+exec+wait p50 0.50 ms"), "{text}");
+        assert!(text.contains("5.0x faster"), "{text}");
     }
 
     #[test]

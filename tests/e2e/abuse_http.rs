@@ -470,6 +470,9 @@ async fn stalled_uploads_cannot_pin_more_than_the_body_memory_budget() {
         // A body limit of ~2.6 MB (no room for judge mode's tests), below
         // the budget, so the budget is not raised to one largest body.
         ("CODE_RUNNER_MAX_TEST_BYTES", "1".to_owned()),
+        // Nor for a large test set (`POST /testsets` has a limit of its own,
+        // and the budget holds at least one such body).
+        ("CODE_RUNNER_MAX_TESTSET_BYTES", "1048576".to_owned()),
     ];
     let api = start(Start {
         env: &env,

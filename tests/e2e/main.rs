@@ -430,7 +430,10 @@ async fn cli_run_judges_a_folder_of_tests() {
         let output = command.output().await.unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(1), "{server:?}: {output:?}");
-        let line = stdout.lines().find(|l| l.starts_with("7 ")).unwrap_or_default();
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("7 "))
+            .unwrap_or_default();
         assert!(line.contains("wrong_answer"), "{server:?}: {stdout}");
         assert!(stdout.contains("3/4 accepted"), "{server:?}: {stdout}");
     }

@@ -300,21 +300,19 @@ impl SlotCgroup {
         None
     }
 
-    /// A meter of the CPU time the slot's processes used since now.
-    pub(crate) fn cpu_meter(&self) -> CpuMeter {
+    /// A meter of the CPU time the slot's processes used since `baseline`
+    /// was taken (its reading is the meter's zero: no second read).
+    pub(crate) fn cpu_meter(&self, baseline: &StepBaseline) -> CpuMeter {
         let file = if self.version == 1 {
             "cpuacct.usage"
         } else {
             "cpu.stat"
         };
-        let file = fs::File::open(self.cpuacct.join(file)).ok();
-        let mut meter = CpuMeter {
-            file,
+        CpuMeter {
+            file: fs::File::open(self.cpuacct.join(file)).ok(),
             version: self.version,
-            start: Duration::ZERO,
-        };
-        meter.start = meter.total();
-        meter
+            start: baseline.cpu,
+        }
     }
 
     /// Applies a step's limits on top of what the slot already holds and

@@ -301,7 +301,7 @@ async fn run_step(
     let baseline = process
         .cgroup()
         .begin_step(limits, step.first_of_job, files_bytes)?;
-    let cpu_meter = process.cgroup().cpu_meter();
+    let cpu_meter = process.cgroup().cpu_meter(&baseline);
     let (names, contents) = step
         .files
         .into_iter()

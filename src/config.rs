@@ -202,6 +202,16 @@ pub struct ApiArgs {
     /// only the metrics collector can reach. The API's port then answers 404.
     #[arg(long, env = "CODE_RUNNER_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+
+    /// Do not serve Judge0's API (`/submissions`, `/statuses`, ...; see
+    /// docs/judge0.md), which is on by default.
+    #[arg(long, env = "CODE_RUNNER_NO_JUDGE0_API")]
+    pub no_judge0_api: bool,
+
+    /// Let Judge0 `callback_url`s name loopback, private and link-local
+    /// addresses (refused by default).
+    #[arg(long, env = "CODE_RUNNER_JUDGE0_ALLOW_PRIVATE_CALLBACKS")]
+    pub judge0_allow_private_callbacks: bool,
 }
 
 impl ApiArgs {
@@ -256,6 +266,10 @@ impl ApiArgs {
                 wait_rate_limit,
                 max_unfinished_per_client: Some(self.max_unfinished_per_client),
                 cors_origins,
+            },
+            judge0: code_runner_api::Judge0Config {
+                enabled: !self.no_judge0_api,
+                allow_private_callbacks: self.judge0_allow_private_callbacks,
             },
         })
     }

@@ -427,6 +427,7 @@ pub(crate) fn cors(router: Router, config: &AccessConfig) -> Router {
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,
                 HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-auth-token"),
             ])
             .expose_headers([
                 header::RETRY_AFTER,
@@ -454,12 +455,24 @@ fn presented_keys(headers: &HeaderMap) -> [Option<Option<&[u8]>>; 2] {
     [bearer, api_key]
 }
 
+/// Judge0's `X-Auth-Token`, which its clients send: one more way to present
+/// an API key.
+fn auth_token(headers: &HeaderMap) -> Option<Option<&[u8]>> {
+    headers
+        .get("x-auth-token")
+        .map(|value| Some(value.as_bytes().trim_ascii()))
+}
+
 /// Every credential presented must be a valid key (a wrong one next to a
 /// right one is still refused), and there must be at least one.
 async fn check_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let keys = &state.config().access.api_keys;
     let mut client = None;
-    for presented in presented_keys(request.headers()).into_iter().flatten() {
+    let headers = request.headers();
+    let presented = presented_keys(headers)
+        .into_iter()
+        .chain([auth_token(headers)]);
+    for presented in presented.flatten() {
         match presented.and_then(|key| keys.find(key)) {
             Some(index) => client = client.or(Some(index)),
             None => return ApiError::InvalidApiKey.into_response(),

@@ -30,7 +30,8 @@
 //! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI,
 //!   and the security headers of every answer;
 //! - `echo`: bounded echoes of request input for `422` answers;
-//! - `server`: the accept loop, with its timeouts and connection cap.
+//! - `server`: the accept loop, with its timeouts and connection cap;
+//! - `judge0`: Judge0 CE 1.13.1's API (`/submissions`, ...) over the same queue.
 //!
 //! [`router`] builds the service without serving it, so tests drive it
 //! in-process; [`serve_with`] runs it on a bound listener until a shutdown
@@ -41,6 +42,7 @@ mod assets;
 mod echo;
 mod error;
 mod judge;
+mod judge0;
 mod main_file;
 mod openapi;
 mod request;
@@ -57,6 +59,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use access::{AccessConfig, ApiKeys, RateLimit};
+pub use judge0::Judge0Config;
 pub use routes::router;
 pub use server::{MetricsAccess, ServeConfig, SPARE_CONNECTIONS};
 pub use state::{ApiConfig, AppState, SupportedLanguage};

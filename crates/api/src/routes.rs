@@ -59,6 +59,9 @@ pub(crate) fn router_with(state: AppState, metrics: MetricsAccess) -> Router {
         MetricsAccess::KeyRequired => jobs = jobs.route("/metrics", get(service::metrics)),
         MetricsAccess::OwnPort => {}
     }
+    if state.config().judge0.enabled {
+        open = open.merge(crate::judge0::routes(&state));
+    }
     let router = Router::new()
         .merge(access::require_keys(jobs, &state))
         .merge(open)

@@ -40,6 +40,10 @@ pub(crate) fn check_sizes(run: &RunRequest, config: &ApiConfig) -> Result<(), Ap
 
 #[derive(Serialize)]
 struct LanguageBody<'a> {
+    /// Judge0's language id, while the Judge0 API is on: its SDK reads the
+    /// `id` of each entry (see `judge0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u32>,
     name: &'a str,
     version: &'a str,
     aliases: &'a [String],
@@ -48,11 +52,15 @@ struct LanguageBody<'a> {
 
 /// `GET /languages`: every language, in table order.
 pub(crate) async fn languages(State(state): State<AppState>) -> Response {
+    let judge0 = state.config().judge0.enabled;
     let body: Vec<LanguageBody<'_>> = state
         .languages()
         .all()
         .iter()
         .map(|l: &SupportedLanguage| LanguageBody {
+            id: judge0
+                .then(|| crate::judge0::tables::primary_id(&l.name))
+                .flatten(),
             name: &l.name,
             version: &l.version,
             aliases: &l.aliases,

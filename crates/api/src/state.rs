@@ -61,6 +61,8 @@ pub struct ApiConfig {
     pub testset_ttl: std::time::Duration,
     /// API keys, rate limit and CORS; all off by default.
     pub access: AccessConfig,
+    /// Judge0's API (`/submissions`, ...): on by default.
+    pub judge0: crate::Judge0Config,
 }
 
 impl ApiConfig {
@@ -110,6 +112,7 @@ impl Default for ApiConfig {
             max_testset_bytes: 64 * 1024 * 1024,
             testset_ttl: std::time::Duration::from_secs(24 * 60 * 60),
             access: AccessConfig::default(),
+            judge0: crate::Judge0Config::default(),
         }
     }
 }

@@ -1,0 +1,263 @@
+//! `callback_url`: when a submission finishes, its 8 default fields
+//! (base64-encoded, as Judge0 sends them) are `PUT` to the URL.
+//!
+//! The delivery is a task of the API process that submitted the job: it
+//! waits for the result through the queue (woken when it is stored, never
+//! holding a sandbox slot), then tries up to [`MAX_TRIES`] times (Judge0's
+//! `CALLBACKS_MAX_TRIES`), each bounded by [`TIMEOUT`]
+//! (`CALLBACKS_TIMEOUT`), with a growing pause between tries. A callback is
+//! lost if that API process stops first (documented in docs/judge0.md).
+//!
+//! Targets on loopback, private, link-local and other non-public addresses
+//! are refused (at submit, and again when delivering, against what the name
+//! resolves to then; the connection goes to the address checked, and
+//! redirects are not followed) unless the operator allows them.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use code_runner_queue::{TaskId, TaskState};
+
+use super::response::{render, Fields, Meta, Outcome};
+use crate::state::AppState;
+
+/// Judge0's `CALLBACKS_MAX_TRIES`.
+pub(crate) const MAX_TRIES: u32 = 3;
+/// Judge0's `CALLBACKS_TIMEOUT`: the bound of each try.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause before the second try; it doubles before each later one.
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+/// How long a delivery task waits for its job at most.
+const LONGEST_WAIT: Duration = Duration::from_secs(60 * 60);
+
+/// Whether `ip` is an address a callback may reach without the operator's
+/// leave: a public unicast address.
+pub(crate) fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || a == 0
+        // Shared address space (carrier-grade NAT), 100.64.0.0/10.
+        || (a == 100 && (64..128).contains(&b))
+        // Reserved, 240.0.0.0/4.
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        // Unique local fc00::/7, link-local fe80::/10.
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+        // Documentation 2001:db8::/32.
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8))
+}
+
+/// A callback URL, checked: where to connect and what to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    url: reqwest::Url,
+    host: String,
+    address: SocketAddr,
+}
+
+/// Checks a callback URL: `http`/`https`, a host that resolves, and (unless
+/// `allow_private`) only to public addresses. The error is the message of
+/// Judge0's `422` under `callback_url`.
+pub(crate) async fn check(url: &str, allow_private: bool) -> Result<Target, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| "is not a valid URL".to_owned())?;
+    // The build has no TLS (see the crate's Cargo.toml).
+    if parsed.scheme() != "http" {
+        return Err("must be an http:// URL (https callbacks are not supported)".into());
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| "must name a host".to_owned())?
+        .to_owned();
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| "must name a port".to_owned())?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            match tokio::time::timeout(TIMEOUT, tokio::net::lookup_host((bare.to_owned(), port)))
+                .await
+            {
+                Ok(Ok(found)) => found.collect(),
+                _ => Vec::new(),
+            }
+        }
+    };
+    let Some(&address) = addresses.first() else {
+        return Err("host could not be resolved".into());
+    };
+    if !allow_private && addresses.iter().any(|a| !is_public(a.ip())) {
+        return Err("must not point to a loopback, private or link-local address".into());
+    }
+    Ok(Target {
+        url: parsed,
+        host: bare.to_owned(),
+        address,
+    })
+}
+
+/// Starts the delivery of `token`'s callback once its task is final.
+pub(crate) fn spawn(state: AppState, token: TaskId, owner: Option<String>, meta: Meta) {
+    tokio::spawn(async move {
+        let Some(url) = meta.callback_url.clone() else {
+            return;
+        };
+        let Some(result) = wait_final(&state, token, owner.as_deref()).await else {
+            tracing::warn!(%token, "callback not sent: the task never finished in time");
+            return;
+        };
+        let outcome = Outcome::finished(&result, Some(&meta));
+        let body = render(
+            &token.to_string(),
+            Some(&meta),
+            &outcome,
+            &Fields::default_set(),
+            true,
+        );
+        let allow = state.config().judge0.allow_private_callbacks;
+        deliver(&url, allow, &serde_json::Value::Object(body)).await;
+    });
+}
+
+async fn wait_final(
+    state: &AppState,
+    token: TaskId,
+    owner: Option<&str>,
+) -> Option<code_runner_queue::JobResult> {
+    let deadline = Instant::now() + LONGEST_WAIT;
+    while Instant::now() < deadline {
+        match state
+            .queue()
+            .wait_for_result_for(&token, owner, Duration::from_secs(60))
+            .await
+        {
+            Ok(Some(TaskState::Done(result))) => return Some(result),
+            Ok(Some(TaskState::Pending)) => {}
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(%token, %error, "callback: queue unavailable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    None
+}
+
+/// Sends `body` to `url`: up to [`MAX_TRIES`] tries, a 2xx answer ends
+/// them. Returns how many tries were made and whether one succeeded.
+pub(crate) async fn deliver(
+    url: &str,
+    allow_private: bool,
+    body: &serde_json::Value,
+) -> (u32, bool) {
+    let mut pause = FIRST_PAUSE;
+    for attempt in 1..=MAX_TRIES {
+        if attempt > 1 {
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+        // Resolved and checked again: the name may point elsewhere now.
+        let target = match check(url, allow_private).await {
+            Ok(target) => target,
+            Err(reason) => {
+                tracing::warn!(attempt, %reason, "callback refused");
+                continue;
+            }
+        };
+        match put(&target, body).await {
+            Ok(status) if status.is_success() => return (attempt, true),
+            Ok(status) => tracing::warn!(attempt, %status, "callback answered with an error"),
+            Err(error) => tracing::warn!(attempt, %error, "callback failed"),
+        }
+    }
+    (MAX_TRIES, false)
+}
+
+async fn put(target: &Target, body: &serde_json::Value) -> reqwest::Result<reqwest::StatusCode> {
+    let client = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&target.host, target.address)
+        .build()?;
+    let response = client.put(target.url.clone()).json(body).send().await?;
+    Ok(response.status())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn urls_to_private_places_are_refused_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://localhost/x",
+            "http://[::1]:8080/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/",
+        ] {
+            assert_eq!(
+                check(url, false).await.unwrap_err(),
+                "must not point to a loopback, private or link-local address",
+                "{url}"
+            );
+        }
+        assert!(check("http://127.0.0.1:9/x", true).await.is_ok());
+        assert_eq!(
+            check("https://1.1.1.1/", false).await.unwrap_err(),
+            "must be an http:// URL (https callbacks are not supported)"
+        );
+        assert_eq!(
+            check("not a url", false).await.unwrap_err(),
+            "is not a valid URL"
+        );
+    }
+}

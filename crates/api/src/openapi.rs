@@ -233,6 +233,8 @@ fn seed_result_schema() -> utoipa::openapi::schema::Schema {
 #[derive(ToSchema)]
 #[schema(as = Language)]
 struct LanguageDoc {
+    /// Judge0's language id, while the Judge0 API is on (docs/judge0.md).
+    id: Option<u32>,
     /// The canonical name, as results report it.
     name: String,
     version: String,
@@ -508,6 +510,9 @@ pub(crate) fn document(config: &ApiConfig, languages: &Languages) -> Bytes {
         }
     }
 
+    if config.judge0.enabled {
+        crate::judge0::openapi::add_paths(&mut doc, config);
+    }
     if !config.access.api_keys.is_empty() {
         doc["components"]["securitySchemes"] = json!({
             "bearer": {"type": "http", "scheme": "bearer"},

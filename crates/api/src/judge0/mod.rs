@@ -22,6 +22,7 @@
 
 mod callback;
 mod handlers;
+pub(crate) mod openapi;
 mod request;
 mod response;
 pub(crate) mod tables;

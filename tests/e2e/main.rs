@@ -9,6 +9,7 @@ mod config;
 mod features;
 mod helpers;
 mod judge;
+mod judge0;
 mod reliability;
 mod testsets;
 

@@ -61,3 +61,30 @@ def filter_failure(context, failure, case, response):
     """Keeps a failure unless it is a schema-valid request refused only for
     one of the two file-name rules the schema cannot state."""
     return not (failure.code == "ST202" and _only_unstatable_file_name_refusals(response))
+
+
+# --- Judge0's API (crates/api/src/judge0) ------------------------------------
+# A `callback_url` is checked by resolving its host and refusing non-public
+# addresses: generated URLs would make the server look up random names beyond
+# loopback, and whether a name resolves is state, not schema. And with
+# `base64_encoded=true`, what a valid `source_code` is depends on decoding it,
+# which a schema cannot state. Such generated requests are not sent.
+
+
+def _judge0_callback(item):
+    return isinstance(item, dict) and isinstance(item.get("callback_url"), str)
+
+
+@schemathesis.hook
+def filter_case(context, case):
+    path = case.operation.path
+    if not path.startswith("/submissions") or case.method.upper() != "POST":
+        return True
+    if isinstance(case.query, dict) and case.query.get("base64_encoded") == "true":
+        return False
+    body = case.body
+    if _judge0_callback(body):
+        return False
+    if isinstance(body, dict) and isinstance(body.get("submissions"), list):
+        return not any(_judge0_callback(item) for item in body["submissions"])
+    return True

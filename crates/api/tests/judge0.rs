@@ -473,3 +473,120 @@ async fn judge0_api_can_be_switched_off() {
     let (_, languages) = app.get("/languages").await;
     assert!(languages[0].get("id").is_none(), "{languages}");
 }
+
+#[tokio::test]
+async fn judge0_batch_of_one_source_is_one_job_with_a_test_per_submission() {
+    use code_runner_queue::judge::{JudgeReport, TestResult};
+
+    let app = app();
+    let double = "print(int(input()) * 2)";
+    let (status, answer) = app
+        .post(
+            "/submissions/batch",
+            json!({"submissions": [
+                {"source_code": double, "language_id": 71, "stdin": "1", "expected_output": "2"},
+                {"source_code": "print(0)", "language_id": 71},
+                {"source_code": double, "language_id": 71, "stdin": "2", "expected_output": "5"},
+                {"source_code": double, "language_id": 113, "stdin": "x", "cpu_time_limit": 1},
+            ]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let tokens: Vec<String> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tokens.len(), 4);
+
+    let first = app.reserve_one().await;
+    let second = app.reserve_one().await;
+    let (shared, alone) = if first.job.judge.is_some() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(alone.job.code, "print(0)");
+    let spec = shared.job.judge.as_ref().unwrap();
+    assert_eq!(shared.job.code, double);
+    let stdins: Vec<&str> = spec.tests.iter().map(|t| t.stdin.as_str()).collect();
+    assert_eq!(stdins, ["1", "2", "x"], "one test per submission, in order");
+    assert_eq!(spec.tests[2].time_limit_ms, Some(1_000));
+
+    let (_, pending) = app.get(&format!("/submissions/{}", tokens[0])).await;
+    assert_eq!(pending["status"]["id"], 1);
+
+    let test = |verdict: Verdict, stdout: &str, cpu: u64| TestResult {
+        verdict,
+        time_ms: cpu + 5,
+        cpu_time_ms: cpu,
+        memory_peak_kib: Some(4_000),
+        exit_code: Some(0),
+        stdout: stdout.to_owned(),
+        ..TestResult::skipped(String::new())
+    };
+    let mut crashed = test(Verdict::RuntimeError, "", 3);
+    crashed.exit_code = Some(1);
+    crashed.stderr = "ValueError\n".into();
+    let mut result = finished(Verdict::WrongAnswer, "");
+    result.cpu_time_ms = 900;
+    result.compile_output = None;
+    result.judge = Some(JudgeReport::new(vec![
+        test(Verdict::Accepted, "2\n", 7),
+        test(Verdict::WrongAnswer, "4\n", 8),
+        crashed,
+    ]));
+    app.queue.complete(&shared, &result).await.unwrap();
+
+    let (_, batch) = app
+        .get(&format!(
+            "/submissions/batch?tokens={},{},{}&fields=status_id,stdout,stderr,time,language_id",
+            tokens[0], tokens[2], tokens[3]
+        ))
+        .await;
+    assert_eq!(
+        batch,
+        json!({"submissions": [
+            {"status_id": 3, "stdout": "2\n", "stderr": null, "time": "0.007", "language_id": 71},
+            {"status_id": 4, "stdout": "4\n", "stderr": null, "time": "0.008", "language_id": 71},
+            {"status_id": 11, "stdout": null, "stderr": "ValueError\n", "time": "0.003", "language_id": 113},
+        ]})
+    );
+    let (_, pending) = app.get(&format!("/submissions/{}", tokens[1])).await;
+    assert_eq!(
+        pending["status"]["id"], 1,
+        "the other source is its own job"
+    );
+}
+
+#[tokio::test]
+async fn judge0_a_shared_batch_that_does_not_compile_is_a_compile_error_for_each() {
+    let app = app();
+    let (_, answer) = app
+        .post(
+            "/submissions/batch",
+            json!({"submissions": [
+                {"source_code": "int main( {", "language_id": 50, "stdin": "1"},
+                {"source_code": "int main( {", "language_id": 50, "stdin": "2"},
+            ]})
+            .to_string(),
+        )
+        .await;
+    let delivery = app.reserve_one().await;
+    let mut result = finished(Verdict::CompileError, "");
+    result.compile_output = Some("main.c:1: error: expected".into());
+    app.queue.complete(&delivery, &result).await.unwrap();
+    for token in answer.as_array().unwrap() {
+        let (_, done) = app
+            .get(&format!(
+                "/submissions/{}",
+                token["token"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(done["status"]["id"], 6, "{done}");
+        assert_eq!(done["compile_output"], "main.c:1: error: expected");
+        assert_eq!(done["time"], Value::Null);
+    }
+}

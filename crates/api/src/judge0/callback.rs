@@ -119,17 +119,22 @@ pub(crate) async fn check(url: &str, allow_private: bool) -> Result<Target, Stri
     })
 }
 
-/// Starts the delivery of `token`'s callback once its task is final.
+/// Starts the delivery of `token`'s callback once its task is final (its
+/// own, or the shared judge-mode job of [`Meta::shared`]).
 pub(crate) fn spawn(state: AppState, token: TaskId, owner: Option<String>, meta: Meta) {
     tokio::spawn(async move {
         let Some(url) = meta.callback_url.clone() else {
             return;
         };
-        let Some(result) = wait_final(&state, token, owner.as_deref()).await else {
+        let (task, test) = match meta.shared {
+            Some(shared) => (shared.job, Some(shared.test)),
+            None => (token, None),
+        };
+        let Some(result) = wait_final(&state, task, owner.as_deref()).await else {
             tracing::warn!(%token, "callback not sent: the task never finished in time");
             return;
         };
-        let outcome = Outcome::finished(&result, Some(&meta));
+        let outcome = Outcome::of(&TaskState::Done(result), false, test, Some(&meta));
         let body = render(
             &token.to_string(),
             Some(&meta),

@@ -9,11 +9,12 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use code_runner_queue::judge::{CheckerSpec, JudgeSpec, TestCase};
 use code_runner_queue::{Job, TaskId, TaskState};
 use serde_json::{json, Map, Value};
 
 use super::request::{parse_submission, Errors, Limits, Submission};
-use super::response::{render, Fields, Meta, Outcome};
+use super::response::{render, Fields, Meta, Outcome, Shared};
 use super::tables::{by_id, display_name, IDS, STATUSES};
 use super::{callback, MAX_BATCH};
 use crate::access::Caller;
@@ -214,6 +215,76 @@ async fn enqueue(
     Ok(id)
 }
 
+/// Enqueues submissions of one language and one source as one judge-mode
+/// job, each submission one of its tests (the program is compiled once),
+/// each with a token of its own whose [`Meta::shared`] names the job and
+/// the test.
+async fn enqueue_shared(
+    state: &AppState,
+    caller: &Caller,
+    submissions: Vec<Submission>,
+) -> Result<Vec<TaskId>, Judge0Error> {
+    let job_id = TaskId::new();
+    let tokens: Vec<TaskId> = submissions.iter().map(|_| TaskId::new()).collect();
+    let tests = submissions
+        .iter()
+        .enumerate()
+        .map(|(index, s)| TestCase {
+            name: (index + 1).to_string(),
+            stdin: s.meta.stdin.clone().unwrap_or_default(),
+            expected_output: s.meta.expected_output.clone().unwrap_or_default(),
+            args: s.args.clone(),
+            time_limit_ms: s.time_limit_ms,
+            memory_limit_mb: s.memory_limit_mb,
+        })
+        .collect();
+    let spec = JudgeSpec {
+        tests,
+        testset: None,
+        checker: CheckerSpec::Lines,
+        stop_on_first_failure: false,
+    };
+    crate::judge::check_sizes(Some(&spec), state.config())?;
+    let first = &submissions[0];
+    let job = Job {
+        id: job_id,
+        language: first.language.clone(),
+        code: first.meta.source_code.clone(),
+        stdin: String::new(),
+        submitted_at_ms: first.meta.created_at_ms,
+        args: Vec::new(),
+        files: Vec::new(),
+        time_limit_ms: None,
+        memory_limit_mb: None,
+        owner: caller.owner().map(str::to_owned),
+        judge: Some(spec),
+    };
+    let mut metas = Vec::with_capacity(submissions.len());
+    for (test, (submission, token)) in submissions.into_iter().zip(&tokens).enumerate() {
+        let mut meta = submission.meta;
+        meta.shared = Some(Shared { job: job_id, test });
+        let stored = serde_json::to_string(&meta).expect("a submission's meta serializes");
+        state
+            .queue()
+            .store_testset(&meta_key(token), &stored, 0, state.config().testset_ttl)
+            .await
+            .map_err(ApiError::QueueUnavailable)?;
+        metas.push(meta);
+    }
+    let quota = caller.quota(&state.config().access);
+    state
+        .queue()
+        .submit_for(&job, quota)
+        .await
+        .map_err(ApiError::queue)?;
+    for (meta, token) in metas.into_iter().zip(&tokens) {
+        if meta.callback_url.is_some() {
+            callback::spawn(state.clone(), *token, job.owner.clone(), meta);
+        }
+    }
+    Ok(tokens)
+}
+
 async fn load_meta(state: &AppState, token: &TaskId) -> Option<Meta> {
     let stored = state
         .queue()
@@ -237,11 +308,17 @@ async fn lookup(
     let Ok(id) = token.parse::<TaskId>() else {
         return Ok(None);
     };
+    let meta = load_meta(state, &id).await;
+    // A batch submission run as one test of a shared job reads that job.
+    let (task_id, test) = match meta.as_ref().and_then(|m| m.shared) {
+        Some(shared) => (shared.job, Some(shared.test)),
+        None => (id, None),
+    };
     let task = match task {
         Some(task) => task,
         None => match state
             .queue()
-            .state_for(&id, caller.owner())
+            .state_for(&task_id, caller.owner())
             .await
             .map_err(ApiError::QueueUnavailable)?
         {
@@ -252,14 +329,13 @@ async fn lookup(
     let running = match task {
         TaskState::Pending => state
             .queue()
-            .running_since(&id)
+            .running_since(&task_id)
             .await
             .map_err(ApiError::QueueUnavailable)?
             .is_some(),
         TaskState::Done(_) => false,
     };
-    let meta = load_meta(state, &id).await;
-    let outcome = Outcome::of(&task, running, meta.as_ref());
+    let outcome = Outcome::of(&task, running, test, meta.as_ref());
     Ok(Some(render(
         &id.to_string(),
         meta.as_ref(),
@@ -350,12 +426,43 @@ pub(crate) async fn create_batch(
         checked.push(validate(&state, item, query.base64).await);
     }
     let any_valid = checked.iter().any(Result::is_ok);
-    let mut answer = Vec::with_capacity(checked.len());
-    for item in checked {
-        answer.push(match item {
-            Ok(submission) => json!({"token": enqueue(&state, &caller, submission).await?}),
+    // Valid submissions of one language and one source run as one job
+    // (compiled once); a submission alone in its group runs by itself.
+    let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
+    for (index, item) in checked.iter().enumerate() {
+        if let Ok(submission) = item {
+            let key = (
+                submission.language.clone(),
+                submission.meta.source_code.clone(),
+            );
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((key, vec![index])),
+            }
+        }
+    }
+    let mut answer: Vec<Value> = checked
+        .iter()
+        .map(|item| match item {
+            Ok(_) => Value::Null,
             Err(errors) => json!(errors),
-        });
+        })
+        .collect();
+    let mut checked: Vec<Option<Submission>> = checked.into_iter().map(Result::ok).collect();
+    for (_, members) in groups {
+        let submissions: Vec<Submission> = members
+            .iter()
+            .filter_map(|&index| checked[index].take())
+            .collect();
+        let tokens = if submissions.len() == 1 {
+            let submission = submissions.into_iter().next().expect("one submission");
+            vec![enqueue(&state, &caller, submission).await?]
+        } else {
+            enqueue_shared(&state, &caller, submissions).await?
+        };
+        for (index, token) in members.into_iter().zip(tokens) {
+            answer[index] = json!({"token": token});
+        }
     }
     let status = if any_valid {
         StatusCode::CREATED

@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use super::request::{Limits, MIN_MEMORY_LIMIT_KB};
+use super::response::ALL_FIELDS;
 use super::tables::IDS;
 use super::MAX_BATCH;
 use crate::state::ApiConfig;
@@ -30,7 +31,7 @@ pub(crate) fn add_paths(doc: &mut Value, config: &ApiConfig) {
         "description": "A Judge0 submission (docs/judge0.md). With `base64_encoded=true`, `source_code`, `stdin` and `expected_output` are base64.",
         "required": ["source_code", "language_id"],
         "properties": {
-            "source_code": {"type": "string"},
+            "source_code": {"type": "string", "pattern": "\\S", "description": "Not blank"},
             "language_id": {"type": "integer", "enum": ids},
             "stdin": {"type": ["string", "null"]},
             "expected_output": {"type": ["string", "null"]},
@@ -48,9 +49,23 @@ pub(crate) fn add_paths(doc: &mut Value, config: &ApiConfig) {
             "redirect_stderr_to_stdout": {"type": "boolean"},
             "enable_network": {"type": "boolean", "enum": [false]},
             "number_of_runs": {"type": "integer", "minimum": 1, "maximum": 20},
-            "callback_url": {"type": ["string", "null"], "format": "uri", "description": "http:// only; PUT when finished"},
+            "callback_url": {"type": ["string", "null"], "description": "An http:// URL; PUT when finished"},
         },
     });
+    // Judge0 reads `null` as absent: every optional field may be null.
+    if let Some(properties) = schemas["Judge0Submission"]["properties"].as_object_mut() {
+        for (name, property) in properties.iter_mut() {
+            if name == "source_code" || name == "language_id" {
+                continue;
+            }
+            if let Some(kind) = property["type"].as_str() {
+                property["type"] = json!([kind, "null"]);
+            }
+            if let Some(values) = property.get_mut("enum").and_then(Value::as_array_mut) {
+                values.push(Value::Null);
+            }
+        }
+    }
     schemas["Judge0Result"] = json!({
         "type": "object",
         "description": "The submission's fields asked for with `fields` (default: token, time, memory, stdout, stderr, compile_output, message, status; `*`: all 35).",
@@ -77,7 +92,14 @@ pub(crate) fn add_paths(doc: &mut Value, config: &ApiConfig) {
     });
     let query = |name: &str, description: &str| json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}});
     let base64 = query("base64_encoded", "`true`: text fields are base64");
-    let fields = query("fields", "Comma-separated field names, or `*`");
+    let mut fields = query("fields", "Comma-separated field names, or `*`");
+    fields["schema"]["pattern"] = json!(format!(
+        "^(\\*|({names})(,({names}))*)?$",
+        names = ALL_FIELDS.join("|")
+    ));
+    let tokens = json!({"name": "tokens", "in": "query", "required": true,
+        "description": "Comma-separated tokens, at most 20 (or a `tokens` header)",
+        "schema": {"type": "string", "pattern": "^,*[^,]+(,+[^,]+){0,19},*$"}});
     let token = json!({"name": "token", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
     let submission = json!({"$ref": "#/components/schemas/Judge0Submission"});
     let result = json!({"$ref": "#/components/schemas/Judge0Result"});
@@ -139,7 +161,7 @@ pub(crate) fn add_paths(doc: &mut Value, config: &ApiConfig) {
         "get": {
             "tags": ["judge0"], "operationId": "judge0_get_batch",
             "summary": "Get up to 20 submissions (Judge0)",
-            "parameters": [query("tokens", "Comma-separated tokens"), base64, fields],
+            "parameters": [tokens, base64, fields],
             "responses": refusals(json!({
                 "200": json_body("`{\"submissions\": [...]}`, `null` for an unknown token", json!({
                     "type": "object", "properties": {"submissions": {"type": "array", "items": {"anyOf": [result, {"type": "null"}]}}},

@@ -123,8 +123,6 @@ impl Parser<'_> {
         let value = self.present(field)?.clone();
         let text = match value {
             Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
             _ => {
                 self.error(field, "is not a string");
                 return None;
@@ -149,7 +147,10 @@ impl Parser<'_> {
             self.error(field, "is not a number");
             return None;
         };
-        if min_inclusive && n < min {
+        if INTEGERS.contains(&field) && n.fract() != 0.0 {
+            self.error(field, "must be an integer");
+            None
+        } else if min_inclusive && n < min {
             self.error(
                 field,
                 format!("must be greater than or equal to {}", bound(min)),
@@ -192,6 +193,15 @@ impl Parser<'_> {
         Some(text)
     }
 }
+
+/// The fields Judge0 keeps in integer columns.
+const INTEGERS: &[&str] = &[
+    "memory_limit",
+    "stack_limit",
+    "max_processes_and_or_threads",
+    "max_file_size",
+    "number_of_runs",
+];
 
 /// Judge0 strips these from command-line arguments before running them.
 const STRIPPED: &[char] = &['$', '&', ';', '<', '>', '|', '`'];
@@ -326,6 +336,7 @@ pub(crate) fn parse_submission(
         callback_url,
         enable_network: false,
         created_at_ms,
+        shared: None,
     };
     Ok(Submission {
         language: mapping.canonical.to_owned(),
@@ -426,7 +437,8 @@ mod tests {
                           "wall_time_limit": 0.5, "memory_limit": "lots",
                           "number_of_runs": 0, "enable_network": true,
                           "additional_files": "UEsDBA==", "redirect_stderr_to_stdout": "maybe",
-                          "compiler_options": "x".repeat(513)})
+                          "compiler_options": "x".repeat(513), "stack_limit": 1.5,
+                          "stdin": 7})
             ),
             json!({
                 "language_id": ["is not a number"],
@@ -438,6 +450,8 @@ mod tests {
                 "additional_files": ["setting additional files is not allowed"],
                 "redirect_stderr_to_stdout": ["is not a boolean"],
                 "compiler_options": ["is too long (maximum is 512 characters)"],
+                "stack_limit": ["must be an integer"],
+                "stdin": ["is not a string"],
             })
         );
         assert_eq!(

@@ -3,7 +3,7 @@
 //! units ([`Outcome`]), and the JSON the client asked for (`fields`,
 //! `base64_encoded`).
 
-use code_runner_queue::{JobResult, TaskState, Verdict};
+use code_runner_queue::{JobResult, TaskId, TaskState, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -35,6 +35,17 @@ pub(crate) struct Meta {
     pub(crate) callback_url: Option<String>,
     pub(crate) enable_network: bool,
     pub(crate) created_at_ms: u64,
+    /// Set when the submission is one test of a judge-mode job shared by a
+    /// batch's submissions of one source (compiled once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shared: Option<Shared>,
+}
+
+/// Where a batch submission's run is: test `test` of the job `job`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Shared {
+    pub(crate) job: TaskId,
+    pub(crate) test: usize,
 }
 
 /// Every field of a submission, in Judge0's order (`fields=*`).
@@ -101,7 +112,7 @@ impl Fields {
     /// or names split on `,` without trimming; unknown names are listed in
     /// the error, as Judge0 does (`invalid fields: [foo, bar]`).
     pub(crate) fn parse(param: Option<&str>) -> Result<Self, String> {
-        let Some(param) = param else {
+        let Some(param) = param.filter(|p| !p.is_empty()) else {
             return Ok(Self::default_set());
         };
         if param == "*" {
@@ -121,6 +132,21 @@ impl Fields {
             Err(format!("invalid fields: [{}]", invalid.join(", ")))
         }
     }
+}
+
+/// What one run (a plain job's, or one test's of a judge-mode job) left.
+struct Run<'a> {
+    verdict: Verdict,
+    stdout: &'a str,
+    stderr: &'a str,
+    signal: Option<i32>,
+    exit_code: Option<i32>,
+    cpu_time_ms: u64,
+    wall_time_ms: u64,
+    memory_kib: Option<u64>,
+    message: Option<&'a str>,
+    compile_output: Option<&'a str>,
+    finished_at_ms: u64,
 }
 
 /// A task's state in Judge0's terms.
@@ -180,16 +206,65 @@ impl Outcome {
     /// A finished task: status by verdict (and `expected_output`), outputs
     /// `null` when empty, CPU time as `time`, memory in KB.
     pub(crate) fn finished(result: &JobResult, meta: Option<&Meta>) -> Self {
-        let expected = meta.and_then(|m| m.expected_output.as_deref());
-        let status_id = match result.verdict {
-            Verdict::Ok | Verdict::Accepted => match expected {
-                Some(expected) if !output_matches(&result.stdout, expected) => 4,
-                _ => 3,
+        Self::from_run(
+            &Run {
+                verdict: result.verdict,
+                stdout: &result.stdout,
+                stderr: &result.stderr,
+                signal: result.signal,
+                exit_code: result.exit_code,
+                cpu_time_ms: result.cpu_time_ms,
+                wall_time_ms: result.wall_time_ms,
+                memory_kib: result.memory_peak_kib,
+                message: result.message.as_deref(),
+                compile_output: result.compile_output.as_deref(),
+                finished_at_ms: result.finished_at_ms,
             },
-            Verdict::WrongAnswer | Verdict::PresentationError => 4,
+            meta,
+        )
+    }
+
+    /// Test `index` of a finished judge-mode job that ran a batch's
+    /// submissions of one source as its tests (see `handlers`): the
+    /// compile's outcome is every test's; a test's own time is its run's.
+    pub(crate) fn finished_test(result: &JobResult, index: usize, meta: Option<&Meta>) -> Self {
+        let test = result.judge.as_ref().and_then(|j| j.tests.get(index));
+        match test {
+            Some(test) if result.verdict != Verdict::CompileError => Self::from_run(
+                &Run {
+                    verdict: test.verdict,
+                    stdout: &test.stdout,
+                    stderr: &test.stderr,
+                    signal: test.signal,
+                    exit_code: test.exit_code,
+                    cpu_time_ms: test.cpu_time_ms,
+                    wall_time_ms: test.time_ms,
+                    memory_kib: test.memory_peak_kib,
+                    message: test.checker_message.as_deref(),
+                    compile_output: result.compile_output.as_deref(),
+                    finished_at_ms: result.finished_at_ms,
+                },
+                meta,
+            ),
+            _ => Self::finished(result, meta),
+        }
+    }
+
+    fn from_run(run: &Run<'_>, meta: Option<&Meta>) -> Self {
+        let expected = meta.and_then(|m| m.expected_output.as_deref());
+        let status_id = match run.verdict {
+            // Judged here by Judge0's own comparison, whatever a judge-mode
+            // checker said; without `expected_output`, a run that ended
+            // well is accepted.
+            Verdict::Ok | Verdict::Accepted | Verdict::WrongAnswer | Verdict::PresentationError => {
+                match expected {
+                    Some(expected) if !output_matches(run.stdout, expected) => 4,
+                    _ => 3,
+                }
+            }
             Verdict::TimeLimit => 5,
             Verdict::CompileError => 6,
-            Verdict::RuntimeError => runtime_error_status(result.signal),
+            Verdict::RuntimeError => runtime_error_status(run.signal),
             // Judge0 has no memory status: a kill by the memory cgroup is
             // SIGKILL there, "Runtime Error (Other)".
             Verdict::MemoryLimit => 12,
@@ -201,51 +276,61 @@ impl Outcome {
             | Verdict::JudgeError
             | Verdict::Skipped => 13,
         };
-        let compile_output = result.compile_output.as_deref().and_then(non_empty);
+        let compile_output = run.compile_output.and_then(non_empty);
         if status_id == 6 {
             return Self {
                 status_id,
                 compile_output,
-                finished_at_ms: Some(result.finished_at_ms),
+                finished_at_ms: Some(run.finished_at_ms),
                 ..Self::default()
             };
         }
-        let mut stdout = result.stdout.clone();
-        let mut stderr = result.stderr.clone();
+        let mut stdout = run.stdout.to_owned();
+        let mut stderr = run.stderr.to_owned();
         if meta.is_some_and(|m| m.redirect_stderr_to_stdout) {
             stdout.push_str(&std::mem::take(&mut stderr));
         }
-        let message = match (status_id, result.signal, result.exit_code) {
+        let message = match (status_id, run.signal, run.exit_code) {
             (5, _, _) => Some("Time limit exceeded".to_owned()),
-            (7..=12, Some(signal), _) if result.verdict == Verdict::RuntimeError => {
+            (7..=12, Some(signal), _) if run.verdict == Verdict::RuntimeError => {
                 Some(format!("Caught fatal signal {signal}"))
             }
             (11, None, Some(code)) => Some(format!("Exited with error status {code}")),
             (3 | 4, _, _) => None,
-            _ => result.message.clone(),
+            _ => run.message.map(str::to_owned),
         };
-        let ran = !matches!(result.verdict, Verdict::Cancelled | Verdict::InternalError);
+        let ran = !matches!(
+            run.verdict,
+            Verdict::Cancelled | Verdict::InternalError | Verdict::Skipped | Verdict::JudgeError
+        );
         Self {
             status_id,
             stdout: non_empty(&stdout),
             stderr: non_empty(&stderr),
             compile_output,
             message,
-            time_ms: ran.then_some(result.cpu_time_ms),
-            wall_time_ms: ran.then_some(result.wall_time_ms),
-            memory_kb: if ran { result.memory_peak_kib } else { None },
+            time_ms: ran.then_some(run.cpu_time_ms),
+            wall_time_ms: ran.then_some(run.wall_time_ms),
+            memory_kb: if ran { run.memory_kib } else { None },
             // Judge0 reports 0 when the program has no exit code (killed).
-            exit_code: ran.then_some(result.exit_code.unwrap_or(0)),
-            exit_signal: result.signal,
-            finished_at_ms: Some(result.finished_at_ms),
+            exit_code: ran.then_some(run.exit_code.unwrap_or(0)),
+            exit_signal: run.signal,
+            finished_at_ms: Some(run.finished_at_ms),
         }
     }
 
-    /// The outcome of a task's state (`running`: a worker has started it).
-    pub(crate) fn of(task: &TaskState, running: bool, meta: Option<&Meta>) -> Self {
-        match task {
-            TaskState::Pending => Self::pending(running),
-            TaskState::Done(result) => Self::finished(result, meta),
+    /// The outcome of a task's state (`running`: a worker has started it);
+    /// `test`: the submission is that test of a shared judge-mode job.
+    pub(crate) fn of(
+        task: &TaskState,
+        running: bool,
+        test: Option<usize>,
+        meta: Option<&Meta>,
+    ) -> Self {
+        match (task, test) {
+            (TaskState::Pending, _) => Self::pending(running),
+            (TaskState::Done(result), None) => Self::finished(result, meta),
+            (TaskState::Done(result), Some(index)) => Self::finished_test(result, index, meta),
         }
     }
 }

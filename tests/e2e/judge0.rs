@@ -187,3 +187,30 @@ async fn judge0_callbacks_are_put_once_and_retried_on_500() {
         }
     }
 }
+
+#[tokio::test]
+async fn judge0_wait_true_answers_the_finished_submission_and_plain_text_fields() {
+    let app = spawn_app(Options {
+        worker_flags: worker_flags(),
+        ..Options::default()
+    })
+    .await;
+    let response = app
+        .client
+        .post(format!(
+            "{}/submissions?base64_encoded=false&wait=true&fields=stdout,status,time,memory,language",
+            app.address
+        ))
+        .json(&json!({"source_code": "print(input()[::-1])", "language_id": 113, "stdin": "olleh"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["stdout"], "hello\n", "{body}");
+    assert_eq!(body["status"], json!({"id": 3, "description": "Accepted"}));
+    assert_eq!(body["language"]["id"], 113);
+    let time: f64 = body["time"].as_str().unwrap().parse().unwrap();
+    assert!((0.0..3.0).contains(&time), "{body}");
+    assert!(body["memory"].as_u64().unwrap() > 0, "{body}");
+}

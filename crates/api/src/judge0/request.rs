@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::response::Meta;
 use super::tables::{by_id, display_name, ARCHIVED};
 use super::wire::decode64;
+use crate::request::MAX_ARGS;
 use crate::state::{ApiConfig, SupportedLanguage};
 
 /// Judge0's validation errors: each field's messages.
@@ -295,11 +296,7 @@ pub(crate) fn parse_submission(
         );
     }
     let callback_url = p.text("callback_url", false).filter(|u| !u.is_empty());
-    if !p.errors.is_empty() {
-        return Err(p.errors);
-    }
-    let mapping = mapping.expect("a valid submission has a language");
-    let args = command_line_arguments
+    let args: Vec<String> = command_line_arguments
         .as_deref()
         .map(|line| {
             line.replace(STRIPPED, "")
@@ -308,6 +305,20 @@ pub(crate) fn parse_submission(
                 .collect()
         })
         .unwrap_or_default();
+    // The limits of `args` in POST /run-code, which the workers rely on.
+    if args.len() > MAX_ARGS {
+        p.error(
+            "command_line_arguments",
+            format!("has more than {MAX_ARGS} arguments"),
+        );
+    }
+    if args.iter().any(|arg| arg.contains('\0')) {
+        p.error("command_line_arguments", "must not contain NUL characters");
+    }
+    if !p.errors.is_empty() {
+        return Err(p.errors);
+    }
+    let mapping = mapping.expect("a valid submission has a language");
     // One limit bounds our runs' CPU and wall time: the CPU limit when the
     // client set one (what judges mean), else the wall limit it set.
     let time_limit_ms = cpu_time_limit
@@ -391,6 +402,16 @@ mod tests {
         assert_eq!(submission.time_limit_ms, Some(2_500));
         assert_eq!(submission.memory_limit_mb, Some(64));
         assert_eq!(submission.args, ["a", "brm"]);
+        let many = parse(
+            json!({"source_code": "x", "language_id": 71,
+                   "command_line_arguments": "a ".repeat(65)}),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            many["command_line_arguments"],
+            ["has more than 64 arguments"]
+        );
         assert_eq!(submission.meta.language_name, "Python (3.11)");
         assert_eq!(submission.meta.stdin.as_deref(), Some("x"));
         assert_eq!(submission.meta.wall_time_limit, 10.0);

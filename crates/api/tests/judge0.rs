@@ -590,3 +590,95 @@ async fn judge0_a_shared_batch_that_does_not_compile_is_a_compile_error_for_each
         assert_eq!(done["time"], Value::Null);
     }
 }
+
+#[tokio::test]
+async fn judge0_sizes_over_the_limits_are_refused_in_judge0s_shapes() {
+    let config = ApiConfig {
+        max_code_bytes: 10,
+        max_stdin_bytes: 4,
+        ..ApiConfig::default()
+    };
+    let body_limit = config.max_body_bytes();
+    let app = app_with(config);
+    let (status, body) = app
+        .post(
+            "/submissions",
+            json!({"source_code": "x".repeat(11), "language_id": 71, "stdin": "12345"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body,
+        json!({
+            "source_code": ["is too long (11 bytes; the maximum is 10 bytes)"],
+            "stdin": ["is too long (5 bytes; the maximum is 4 bytes)"],
+        })
+    );
+    let (status, body) = app
+        .post(
+            "/submissions",
+            json!({"source_code": "x", "language_id": 71, "stdin": "y".repeat(body_limit)})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({"error": format!("request body is larger than the limit of {body_limit} bytes")})
+    );
+}
+
+#[tokio::test]
+async fn judge0_rate_limited_submissions_get_429_with_retry_after() {
+    let mut config = ApiConfig::default();
+    config.access.rate_limit = Some(code_runner_api::RateLimit {
+        per_minute: 1,
+        burst: 1,
+    });
+    let app = app_with(config);
+    let body = json!({"source_code": "print(1)", "language_id": 71}).to_string();
+    assert_eq!(
+        app.post("/submissions", body.clone()).await.0,
+        StatusCode::CREATED
+    );
+    let response = app
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/submissions")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Rate limit exceeded"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn judge0_missing_api_key_is_401_in_judge0s_shape() {
+    let mut config = ApiConfig::default();
+    config.access.api_keys = ApiKeys::parse("judge0-key-0001").unwrap();
+    let app = app_with(config);
+    let (status, body) = app
+        .get(&format!("/submissions/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not authenticated"),
+        "{body}"
+    );
+}

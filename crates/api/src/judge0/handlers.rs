@@ -69,6 +69,32 @@ impl IntoResponse for Judge0Error {
     }
 }
 
+/// Gives the refusals of the shared layers (API keys, rate limits, body
+/// bounds: `{"detail": "..."}`) Judge0's shape on Judge0's routes:
+/// `{"error": "..."}`, same status and headers.
+pub(crate) async fn error_shape(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error bodies are small (at most 64 KiB, see `error`).
+    let Ok(bytes) = axum::body::to_bytes(body, 1024 * 1024).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let detail = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|body| body.get("detail")?.as_str().map(str::to_owned));
+    match detail {
+        Some(detail) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let (_, body) = Json(json!({"error": detail})).into_response().into_parts();
+            Response::from_parts(parts, body)
+        }
+        None => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
+}
+
 /// The query parameters Judge0 reads.
 #[derive(Debug, Default)]
 struct Query {

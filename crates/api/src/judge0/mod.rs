@@ -63,6 +63,7 @@ impl Default for Judge0Config {
 
 /// The Judge0 routes: submissions behind the API keys (when configured)
 /// and the rate limit of submissions; the tables open, as `/languages` is.
+/// Every refusal has Judge0's `{"error": ...}` shape.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let create = || access::limit_rate(post(handlers::create), state);
     let jobs = Router::new()
@@ -82,4 +83,5 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/statuses", get(handlers::statuses))
         .route("/about", get(handlers::about))
         .route("/config_info", get(handlers::config_info))
+        .layer(axum::middleware::map_response(handlers::error_shape))
 }

@@ -189,7 +189,7 @@ async fn judge0_callbacks_are_put_once_and_retried_on_500() {
 }
 
 #[tokio::test]
-async fn judge0_wait_true_answers_the_finished_submission_and_plain_text_fields() {
+async fn judge0_wait_true_answers_the_finished_submission_and_private_callbacks_are_refused() {
     let app = spawn_app(Options {
         worker_flags: worker_flags(),
         ..Options::default()
@@ -213,4 +213,28 @@ async fn judge0_wait_true_answers_the_finished_submission_and_plain_text_fields(
     let time: f64 = body["time"].as_str().unwrap().parse().unwrap();
     assert!((0.0..3.0).contains(&time), "{body}");
     assert!(body["memory"].as_u64().unwrap() > 0, "{body}");
+
+    // Without --judge0-allow-private-callbacks, callbacks to loopback,
+    // private and link-local addresses are refused at submit.
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.1/hook",
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/submissions", app.address))
+            .json(&json!({"source_code": "print(1)", "language_id": 71, "callback_url": url}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{url}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"callback_url": ["must not point to a loopback, private or link-local address"]}),
+            "{url}"
+        );
+    }
 }

@@ -682,3 +682,22 @@ async fn judge0_missing_api_key_is_401_in_judge0s_shape() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn judge0_routes_it_does_not_serve_are_refused_cleanly() {
+    let app = app();
+    let (status, body) = app.get("/submissions").await;
+    // The service's own 405 (Judge0 answers the list with 403 unless its
+    // authorization token is configured).
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    let (status, _) = app
+        .send(
+            Request::delete(format!("/submissions/{}", uuid::Uuid::new_v4()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _) = app.get("/system_info").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

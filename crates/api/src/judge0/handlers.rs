@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use code_runner_queue::judge::{CheckerSpec, JudgeSpec, TestCase};
+use code_runner_queue::judge::JudgeSpec;
 use code_runner_queue::{Job, TaskId, TaskState};
 use serde_json::{json, Map, Value};
 
@@ -252,24 +252,29 @@ async fn enqueue_shared(
 ) -> Result<Vec<TaskId>, Judge0Error> {
     let job_id = TaskId::new();
     let tokens: Vec<TaskId> = submissions.iter().map(|_| TaskId::new()).collect();
-    let tests = submissions
+    let tests: Vec<Value> = submissions
         .iter()
         .enumerate()
-        .map(|(index, s)| TestCase {
-            name: (index + 1).to_string(),
-            stdin: s.meta.stdin.clone().unwrap_or_default(),
-            expected_output: s.meta.expected_output.clone().unwrap_or_default(),
-            args: s.args.clone(),
-            time_limit_ms: s.time_limit_ms,
-            memory_limit_mb: s.memory_limit_mb,
+        .map(|(index, s)| {
+            json!({
+                "name": (index + 1).to_string(),
+                "stdin": s.meta.stdin.clone().unwrap_or_default(),
+                "expected_output": s.meta.expected_output.clone().unwrap_or_default(),
+                "args": s.args,
+                "time_limit_ms": s.time_limit_ms,
+                "memory_limit_mb": s.memory_limit_mb,
+            })
         })
         .collect();
-    let spec = JudgeSpec {
-        tests,
-        testset: None,
-        checker: CheckerSpec::Lines,
-        stop_on_first_failure: false,
-    };
+    // Built from its JSON form, so that every judge-mode option not named
+    // here (a custom checker, an interactor, ...) keeps its default: plain
+    // tests, the `lines` checker, no early stop.
+    let spec: JudgeSpec = serde_json::from_value(json!({
+        "tests": tests,
+        "checker": {"type": "lines"},
+        "stop_on_first_failure": false,
+    }))
+    .expect("a judge-mode spec of plain tests reads");
     crate::judge::check_sizes(Some(&spec), state.config())?;
     let first = &submissions[0];
     let job = Job {

@@ -207,6 +207,7 @@ impl DockerSandbox {
             let outcome = TestOutcome {
                 run,
                 checker: checked,
+                interactor: None,
             };
             let go_on = observer.finished(index, &outcome).await;
             judged.keep(outcome);

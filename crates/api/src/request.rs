@@ -156,7 +156,12 @@ pub(crate) fn parse_run_request(
                     check_range(field, value, Value::from(value), config, &mut issues);
                 }
             }
-            let judge_fields = [fast.tests, fast.checker, fast.stop_on_first_failure];
+            let judge_fields = [
+                fast.tests,
+                fast.checker,
+                fast.interactor,
+                fast.stop_on_first_failure,
+            ];
             let stdin = fast.stdin.unwrap_or_default();
             let defaults = crate::judge::Defaults {
                 stdin: &stdin,
@@ -223,6 +228,8 @@ struct FastBody<'a> {
     tests: Option<&'a RawValue>,
     #[serde(default, borrow)]
     checker: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    interactor: Option<&'a RawValue>,
     #[serde(default, borrow)]
     stop_on_first_failure: Option<&'a RawValue>,
 }

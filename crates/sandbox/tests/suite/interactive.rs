@@ -176,12 +176,15 @@ pub async fn interactive_guessing_game_in_python_and_cpp(sandbox: Arc<dyn Sandbo
 /// exited 0.
 pub async fn interactive_submission_cannot_see_the_interactor(sandbox: Arc<dyn Sandbox>) {
     let peek = r#"
-import glob, os
+import glob, os, stat
 found = None
 for pattern in ["/work/input", "/work/answer", "/judge/input", "/judge/*", "/tmp/*",
                 "/proc/*/cwd/input", "/proc/*/root/work/input", "/proc/*/fd/*"]:
     for path in glob.glob(pattern):
         try:
+            # Regular files only: its own stdin is a pipe it must not drain.
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                continue
             data = open(path).read().strip()
         except Exception:
             continue

@@ -3,9 +3,6 @@
 //! the five languages, checked for output, status and limits.
 
 pub mod attacks;
-// Run by the native backend only (`every_interactive_test`); the docker
-// backend refuses interactive jobs.
-#[allow(dead_code)]
 pub mod interactive;
 pub mod judge;
 
@@ -52,9 +49,8 @@ macro_rules! every_suite_test {
 }
 
 /// Expands `$runner!(...)` over every attack in `attacks`.
-/// Expands `$runner!(...)` over the interactive judge tests, which only
-/// backends that join two steps by pipes run.
-#[allow(unused_macros)]
+/// Expands `$runner!(...)` over the interactive judge tests (both backends
+/// run them; a backend without `execute_interactive` would not).
 macro_rules! every_interactive_test {
     ($runner:ident) => {
         $runner!(

@@ -244,8 +244,8 @@ pub async fn execute_judged(
         Ok(Err(code_runner_sandbox::SandboxError::Unavailable(why)))
             if spec.interactor.is_some() =>
         {
-            // A backend that cannot join two steps by pipes (docker), or a
-            // worker with a single slot: the job cannot be judged here.
+            // A worker with a single slot, or a backend that cannot join two
+            // steps: the job cannot be judged here.
             tracing::warn!(task_id = %job.id, %why, "interactive job refused by the sandbox");
             let mut result = judge_error(format!("Judge error: {why}"));
             result.finished_at_ms = finished_at_ms;

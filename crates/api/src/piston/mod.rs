@@ -61,6 +61,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/v2/runtimes", get(list_runtimes))
         .route("/api/v2/connect", any(connect))
         .route("/api/v2/{*rest}", any(not_found))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(map_response(piston_errors))
         .layer(map_request(bare_key))
 }
@@ -164,6 +165,11 @@ async fn connect() -> Response {
         "the WebSocket /api/v2/connect is not supported by this server: it cannot stream a \
          running job's stdin and output yet; use POST /api/v2/execute",
     )
+}
+
+/// axum still adds the `Allow` header listing the route's methods.
+async fn method_not_allowed() -> Response {
+    refuse(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
 async fn not_found() -> Response {

@@ -196,7 +196,16 @@ pub(crate) fn parse(
 /// A file's text: its `content` decoded by its `encoding`.
 fn decode_file(index: usize, file: &Value) -> Result<String, Invalid> {
     let content = file.get("content").and_then(Value::as_str).unwrap_or("");
-    let bytes = match file.get("encoding").and_then(Value::as_str) {
+    let encoding = match file.get("encoding") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(encoding)) => Some(encoding.as_str()),
+        Some(_) => {
+            return Err(bad(format!(
+                "If specified, files[{index}].encoding must be a string"
+            )))
+        }
+    };
+    let bytes = match encoding {
         Some("base64") => base64::engine::general_purpose::STANDARD
             .decode(content)
             .map_err(|e| bad(format!("files[{index}].content is not valid base64: {e}")))?,
@@ -226,7 +235,11 @@ fn message_of(issue: &ValidationIssue, field: &str, shift: usize) -> String {
             }
         }
     }
-    format!("{path}: {}", issue.msg)
+    let message = issue
+        .msg
+        .strip_prefix("Value error, ")
+        .unwrap_or(&issue.msg);
+    format!("{path}: {message}")
 }
 
 /// A limit as Piston reads it: absent, `null` or `0` is its default;
@@ -532,6 +545,10 @@ mod tests {
             (
                 with("stdin", json!(5)),
                 "If specified, stdin must be a string",
+            ),
+            (
+                json!({"language": "python", "version": "*", "files": [{"content": "", "encoding": 64}]}),
+                "If specified, files[0].encoding must be a string",
             ),
             (json!([1]), "the request body must be a JSON object"),
         ] {

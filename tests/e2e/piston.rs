@@ -613,3 +613,30 @@ async fn keys_and_rate_limits_apply_and_the_api_can_be_turned_off() {
         json!(["piston"])
     );
 }
+
+#[tokio::test]
+async fn a_job_that_cannot_finish_within_the_longest_wait_is_cancelled_and_says_so() {
+    let mut options = piston_app();
+    options
+        .api_flags
+        .extend(["--max-wait-secs", "1"].map(String::from));
+    let app = spawn_app(options).await;
+    let started = std::time::Instant::now();
+    let (status, body) = execute(
+        &app,
+        json!({"language": "python", "version": "*", "run_timeout": 3000,
+               "files": [{"content": "while True: pass"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2_900),
+        "waited past the cap"
+    );
+    let run = &body["run"];
+    assert_eq!(run["status"], "XX", "{body}");
+    assert_eq!(run["code"], Value::Null);
+    let message = run["message"].as_str().unwrap();
+    assert!(message.contains("did not finish within 1 s"), "{message}");
+    assert!(body.get("compile").is_none());
+}

@@ -158,7 +158,10 @@ async fn list_runtimes(State(state): State<AppState>) -> Response {
 /// `/api/v2/connect`, Piston's WebSocket for live stdin and output: this
 /// service cannot yet stream a running job's input and output, so the
 /// upgrade is refused with `501` before any WebSocket exists (a client
-/// sees its handshake fail with that status and message).
+/// sees its handshake fail with that status and message). An HTTP refusal
+/// rather than an accepted socket closed with Piston's 4002: the accept
+/// loop (`server`) does not hand connections over to upgrades, and opening
+/// it to long-lived sockets belongs with live output, not with a refusal.
 async fn connect() -> Response {
     refuse(
         StatusCode::NOT_IMPLEMENTED,

@@ -230,3 +230,54 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn json_body(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn shared_errors_take_pistons_shape_and_keep_status_and_headers() {
+        let response = piston_errors(ApiError::InvalidApiKey.into_response()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(
+            json_body(response).await,
+            json!({"message": "Invalid API key"})
+        );
+        let response = piston_errors(ApiError::BodyTooLarge { limit: 10 }.into_response()).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            json_body(response).await,
+            json!({"message": "request body is larger than the limit of 10 bytes"})
+        );
+        // Piston's own answers pass unchanged.
+        let response = piston_errors(refuse(StatusCode::BAD_REQUEST, "no")).await;
+        assert_eq!(json_body(response).await, json!({"message": "no"}));
+    }
+
+    #[tokio::test]
+    async fn a_bare_key_is_moved_to_x_api_key() {
+        let request = |authorization: &str| {
+            Request::builder()
+                .header(header::AUTHORIZATION, authorization)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let moved = bare_key(request("some-key-0001")).await;
+        assert_eq!(moved.headers()["x-api-key"], "some-key-0001");
+        assert!(!moved.headers().contains_key(header::AUTHORIZATION));
+        let bearer = bare_key(request("Bearer some-key-0001")).await;
+        assert_eq!(
+            bearer.headers()[header::AUTHORIZATION],
+            "Bearer some-key-0001"
+        );
+        assert!(!bearer.headers().contains_key("x-api-key"));
+    }
+}

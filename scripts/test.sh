@@ -32,13 +32,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # schemathesis and selenium from PyPI, in a virtualenv under target/ (the
-# end-to-end tests find it there; CODE_RUNNER_TEST_PYTHON overrides).
+# end-to-end tests find it there; CODE_RUNNER_TEST_PYTHON overrides); and
+# piston-rspy, a Piston client the Piston API's tests run unchanged.
 venv=target/py-venv
-if ! "$venv/bin/python" -c 'import schemathesis, selenium' >/dev/null 2>&1; then
-  echo "preparing $venv (schemathesis, selenium)"
+if ! "$venv/bin/python" -c 'import schemathesis, selenium, piston_rspy' >/dev/null 2>&1; then
+  echo "preparing $venv (schemathesis, selenium, piston-rspy)"
   rm -rf "$venv"
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'selenium>=4.20,<5'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'selenium>=4.20,<5' \
+    'piston-rspy>=0.4.3,<0.5'
 fi
 
 # --- docker backend (issue 5) ----------------------------------------------

@@ -202,6 +202,11 @@ pub struct ApiArgs {
     /// only the metrics collector can reach. The API's port then answers 404.
     #[arg(long, env = "CODE_RUNNER_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+
+    /// Do not serve the Piston v2 API (`/api/v2/execute`, `/api/v2/runtimes`;
+    /// see docs/piston.md), which is on by default.
+    #[arg(long, env = "CODE_RUNNER_NO_PISTON_API")]
+    pub no_piston_api: bool,
 }
 
 impl ApiArgs {
@@ -257,6 +262,7 @@ impl ApiArgs {
                 max_unfinished_per_client: Some(self.max_unfinished_per_client),
                 cors_origins,
             },
+            piston_api: !self.no_piston_api,
         })
     }
 }

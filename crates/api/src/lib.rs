@@ -30,7 +30,8 @@
 //! - `openapi`: the OpenAPI document; `assets`: the playground and Swagger UI,
 //!   and the security headers of every answer;
 //! - `echo`: bounded echoes of request input for `422` answers;
-//! - `server`: the accept loop, with its timeouts and connection cap.
+//! - `server`: the accept loop, with its timeouts and connection cap;
+//! - `piston`: the Piston v2 API (`/api/v2/...`), on by default.
 //!
 //! [`router`] builds the service without serving it, so tests drive it
 //! in-process; [`serve_with`] runs it on a bound listener until a shutdown
@@ -43,6 +44,7 @@ mod error;
 mod judge;
 mod main_file;
 mod openapi;
+mod piston;
 mod request;
 mod response;
 mod routes;

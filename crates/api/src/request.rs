@@ -735,7 +735,7 @@ fn check_range(
     });
 }
 
-fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
+pub(crate) fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
     if args.len() > MAX_ARGS {
         issues.push(too_long("args", args.len(), MAX_ARGS));
         return;
@@ -772,7 +772,7 @@ fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
 /// under, none the name this program is saved under (`main_file`, when the
 /// language and code are known), none given twice. One issue per bad name,
 /// in order; a repeat is reported at its second (and later) place.
-fn check_files(
+pub(crate) fn check_files(
     files: &[SourceFile],
     languages: &Languages,
     main_file: Option<&str>,

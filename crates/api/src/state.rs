@@ -61,6 +61,8 @@ pub struct ApiConfig {
     pub testset_ttl: std::time::Duration,
     /// API keys, rate limit and CORS; all off by default.
     pub access: AccessConfig,
+    /// Serve the Piston v2 API (`/api/v2/...`, see `piston`); on by default.
+    pub piston_api: bool,
 }
 
 impl ApiConfig {
@@ -110,6 +112,7 @@ impl Default for ApiConfig {
             max_testset_bytes: 64 * 1024 * 1024,
             testset_ttl: std::time::Duration::from_secs(24 * 60 * 60),
             access: AccessConfig::default(),
+            piston_api: true,
         }
     }
 }

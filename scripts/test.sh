@@ -33,14 +33,15 @@ fi
 
 # schemathesis and selenium from PyPI, in a virtualenv under target/ (the
 # end-to-end tests find it there; CODE_RUNNER_TEST_PYTHON overrides); and
+# piston-rspy, a Piston client the Piston API's tests run unchanged; and
 # Judge0's official Python SDK, which tests/e2e/judge0.rs runs unchanged.
 venv=target/py-venv
-if ! "$venv/bin/python" -c 'import schemathesis, selenium, judge0' >/dev/null 2>&1; then
-  echo "preparing $venv (schemathesis, selenium, judge0)"
+if ! "$venv/bin/python" -c 'import schemathesis, selenium, piston_rspy, judge0' >/dev/null 2>&1; then
+  echo "preparing $venv (schemathesis, selenium, piston-rspy, judge0)"
   rm -rf "$venv"
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'selenium>=4.20,<5' \
-    'judge0>=0.0.8,<0.1'
+    'piston-rspy>=0.4.3,<0.5' 'judge0>=0.0.8,<0.1'
 fi
 
 # --- docker backend (issue 5) ----------------------------------------------

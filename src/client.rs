@@ -51,6 +51,17 @@ pub struct RunArgs {
     /// (tolerance 1e-6) or unordered.
     #[arg(long, requires = "tests")]
     pub checker: Option<String>,
+    /// An interactive problem's interactor for `--tests` (its language from
+    /// its file name): run beside the program on each test as `interactor
+    /// input output [answer]`, each one's stdout the other's stdin; its exit
+    /// code decides (0 accepted, 1 wrong answer, 2 presentation error).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tests",
+        conflicts_with = "checker"
+    )]
+    pub interactor: Option<PathBuf>,
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -145,8 +156,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let inputs = read_inputs(&args)?;
     if let Some(dir) = &args.tests {
         let spec = code_runner_queue::judge::JudgeSpec {
-            tests: crate::judge_cli::read_tests(dir)?,
+            tests: crate::judge_cli::read_tests(dir, args.interactor.is_some())?,
             checker: crate::judge_cli::checker(args.checker.as_deref())?,
+            interactor: match &args.interactor {
+                Some(path) => Some(crate::judge_cli::interactor(path, &languages)?),
+                None => None,
+            },
             stop_on_first_failure: false,
             testset: None,
         };

@@ -212,6 +212,10 @@ pub struct ApiArgs {
     /// addresses (refused by default).
     #[arg(long, env = "CODE_RUNNER_JUDGE0_ALLOW_PRIVATE_CALLBACKS")]
     pub judge0_allow_private_callbacks: bool,
+    /// Do not serve the Piston v2 API (`/api/v2/execute`, `/api/v2/runtimes`;
+    /// see docs/piston.md), which is on by default.
+    #[arg(long, env = "CODE_RUNNER_NO_PISTON_API")]
+    pub no_piston_api: bool,
 }
 
 impl ApiArgs {
@@ -271,6 +275,7 @@ impl ApiArgs {
                 enabled: !self.no_judge0_api,
                 allow_private_callbacks: self.judge0_allow_private_callbacks,
             },
+            piston_api: !self.no_piston_api,
         })
     }
 }

@@ -4,7 +4,9 @@
 //! The folder holds pairs `NAME.in` (the test's standard input) and
 //! `NAME.out` (its expected output), the convention of judges' test folders;
 //! tests run in the natural order of their names (`2` before `10`). The
-//! checker is `lines` unless `--checker` names another built-in one. The
+//! checker is `lines` unless `--checker` names another built-in one; with
+//! `--interactor FILE` the interactor decides instead (and `NAME.out` is
+//! optional: when present, it is the interactor's `answer`). The
 //! command prints a table (test, verdict, time, memory, the checker's word)
 //! and exits 0 only when every test is accepted (1 otherwise, 2 when the
 //! program did not compile).
@@ -20,8 +22,10 @@ use code_runner_worker::judge::{execute_judged, JudgeLimits};
 
 use crate::client::RunArgs;
 
-/// The tests of a folder, in the natural order of their names.
-pub fn read_tests(dir: &Path) -> anyhow::Result<Vec<TestCase>> {
+/// The tests of a folder, in the natural order of their names. With
+/// `answers_optional` (an interactive problem, whose interactor decides), a
+/// missing `NAME.out` is an empty expected output.
+pub fn read_tests(dir: &Path, answers_optional: bool) -> anyhow::Result<Vec<TestCase>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
@@ -50,9 +54,14 @@ pub fn read_tests(dir: &Path) -> anyhow::Result<Vec<TestCase>> {
                     )
                 })
             };
+            let answer = dir.join(format!("{name}.out"));
             Ok(TestCase {
                 stdin: read("in")?,
-                expected_output: read("out")?,
+                expected_output: if answers_optional && !answer.exists() {
+                    String::new()
+                } else {
+                    read("out")?
+                },
                 name,
                 args: Vec::new(),
                 time_limit_ms: None,
@@ -97,8 +106,10 @@ pub async fn judge_locally(
     files: Vec<code_runner_queue::SourceFile>,
     spec: JudgeSpec,
 ) -> anyhow::Result<u8> {
-    let sandbox =
-        NativeSandbox::new(args.worker.native_config(1)).context("starting the native sandbox")?;
+    // An interactive job runs its interactor in a second slot.
+    let slots = if spec.interactor.is_some() { 2 } else { 1 };
+    let sandbox = NativeSandbox::new(args.worker.native_config(slots))
+        .context("starting the native sandbox")?;
     let mut job = Job::new(TaskId::new(), language.name.clone(), code, 0);
     job.files = files;
     job.time_limit_ms = args.requested.time_limit_ms;
@@ -125,8 +136,29 @@ pub async fn judge_locally(
 /// The judge fields of a `POST /run-code` body.
 pub fn request_fields(body: &mut serde_json::Value, spec: &JudgeSpec) -> anyhow::Result<()> {
     body["tests"] = serde_json::to_value(&spec.tests)?;
-    body["checker"] = serde_json::to_value(&spec.checker)?;
+    match &spec.interactor {
+        Some(interactor) => body["interactor"] = serde_json::to_value(interactor)?,
+        None => body["checker"] = serde_json::to_value(&spec.checker)?,
+    }
     Ok(())
+}
+
+/// The interactor `--interactor` names: its source, in the language its
+/// file name says.
+pub fn interactor(
+    path: &std::path::Path,
+    languages: &code_runner_sandbox::LanguageTable,
+) -> anyhow::Result<code_runner_queue::judge::HelperProgram> {
+    let code = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --interactor {}", path.display()))?;
+    let language = languages
+        .for_file(path)
+        .with_context(|| format!("cannot tell the language of {}", path.display()))?;
+    Ok(code_runner_queue::judge::HelperProgram {
+        language: language.name.clone(),
+        code,
+        files: Vec::new(),
+    })
 }
 
 /// Prints a judged result read from a server, and the exit status.
@@ -205,13 +237,13 @@ mod tests {
             std::fs::write(dir.join(format!("{name}.out")), output).unwrap();
         }
         std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
-        let tests = read_tests(&dir).unwrap();
+        let tests = read_tests(&dir, false).unwrap();
         let names: Vec<_> = tests.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["2", "10", "a"]);
         assert_eq!(tests[0].stdin, "2");
         assert_eq!(tests[0].expected_output, "4");
         std::fs::write(dir.join("3.in"), "3").unwrap();
-        let error = read_tests(&dir).unwrap_err();
+        let error = read_tests(&dir, false).unwrap_err();
         assert!(format!("{error:#}").contains("3.out"), "{error:#}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -510,6 +510,36 @@ async fn bad_judge_requests_are_refused_naming_the_field() {
             json!({"tests": [{}], "stop_on_first_failure": 1}),
             json!(["body", "stop_on_first_failure"]),
         ),
+        (
+            json!({"interactor": {"language": "python", "code": ""}}),
+            json!(["body", "interactor"]),
+        ),
+        (
+            json!({"tests": [{}], "interactor": {"language": "python", "code": ""},
+                   "checker": {"type": "tokens"}}),
+            json!(["body", "checker"]),
+        ),
+        (
+            json!({"tests": [{}], "interactor": {"language": "python", "code": "", "type": "custom"}}),
+            json!(["body", "interactor"]),
+        ),
+        (
+            json!({"tests": [{}], "interactor": {"language": "cobol", "code": ""}}),
+            json!(["body", "interactor", "language"]),
+        ),
+        (
+            json!({"tests": [{}], "interactor": {"language": "python"}}),
+            json!(["body", "interactor", "code"]),
+        ),
+        (
+            json!({"tests": [{}], "interactor": "print(1)"}),
+            json!(["body", "interactor"]),
+        ),
+        (
+            json!({"tests": [{}], "interactor": {"language": "python", "code": "",
+                   "files": [{"name": "input", "content": ""}]}}),
+            json!(["body", "interactor", "files", 0, "name"]),
+        ),
     ];
     for (extra, loc) in cases {
         let mut body = base();
@@ -626,4 +656,170 @@ async fn a_judged_job_longer_than_the_visibility_timeout_runs_once() {
             "{worker} took the job over:\n{log}"
         );
     }
+}
+
+/// The guessing game's interactor (C++): the secret in its `input` file,
+/// `higher` / `lower` / `=` to each guess, at most 30 guesses.
+const GUESS_INTERACTOR: &str = r#"
+#include <cstdio>
+int main(int argc, char **argv) {
+    FILE *in = fopen(argv[1], "r");
+    long secret;
+    if (!in || fscanf(in, "%ld", &secret) != 1) return 3;
+    for (int i = 0; i < 30; i++) {
+        long guess;
+        if (scanf("%ld", &guess) != 1) { fprintf(stderr, "no guess\n"); return 2; }
+        if (guess == secret) { puts("="); fflush(stdout); fprintf(stderr, "ok in %d\n", i + 1); return 0; }
+        puts(guess < secret ? "higher" : "lower");
+        fflush(stdout);
+    }
+    fprintf(stderr, "too many guesses\n");
+    return 1;
+}
+"#;
+
+const PY_GUESSER: &str = "lo, hi = 1, 10**9\nwhile True:\n    mid = (lo + hi) // 2\n    print(mid, flush=True)\n    r = input()\n    if r == '=':\n        break\n    if r == 'higher':\n        lo = mid + 1\n    else:\n        hi = mid - 1\n";
+
+const CPP_GUESSER: &str = "#include <iostream>\n#include <string>\nint main() { long lo = 1, hi = 1000000000; std::string r;\n  while (true) { long mid = (lo + hi) / 2; std::cout << mid << std::endl;\n    if (!(std::cin >> r) || r == \"=\") return 0;\n    if (r == \"higher\") lo = mid + 1; else hi = mid - 1; } }\n";
+
+/// An interactive problem end to end: a C++ interactor, binary searches in
+/// Python and C++ accepted on every test; a linear search (too many
+/// guesses) a wrong answer named by test; a program that never answers a
+/// time limit (the deadlock ends at the test's wall clock); a program that
+/// crashes a runtime error. The interactor's stderr is the test's
+/// `checker_message`.
+#[tokio::test]
+async fn an_interactive_guessing_game() {
+    let app = app().await;
+    let tests = json!([
+        {"name": "small", "stdin": "3\n"},
+        {"name": "large", "stdin": "999999937\n", "expected_output": "999999937"},
+        {"name": "one", "stdin": "1\n"},
+    ]);
+    let interactor = json!({"language": "cpp", "code": GUESS_INTERACTOR});
+    for (language, code) in [("python", PY_GUESSER), ("cpp", CPP_GUESSER)] {
+        let status = judge(
+            &app,
+            json!({"language": language, "code": code, "tests": tests, "interactor": interactor}),
+        )
+        .await;
+        assert_eq!(status["status"], "SUCCESS", "{language}: {status}");
+        assert_eq!(status["verdict"], "accepted", "{status}");
+        for test in status["tests"].as_array().unwrap() {
+            assert_eq!(test["verdict"], "accepted", "{test}");
+            assert!(
+                test["checker_message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ok in "),
+                "{test}"
+            );
+            assert_eq!(test["stdout"], "", "{test}");
+        }
+    }
+
+    let linear = "i = 1\nwhile True:\n    print(i, flush=True)\n    if input() == '=':\n        break\n    i += 1\n";
+    let status = judge(
+        &app,
+        json!({"language": "python", "code": linear, "tests": tests, "interactor": interactor}),
+    )
+    .await;
+    assert_eq!(status["status"], "FAILURE", "{status}");
+    assert_eq!(status["verdict"], "wrong_answer", "{status}");
+    assert_eq!(status["result"], "Wrong answer on test large", "{status}");
+    let verdicts: Vec<&str> = status["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["accepted", "wrong_answer", "accepted"],
+        "{status}"
+    );
+    assert_eq!(status["tests"][1]["checker_message"], "too many guesses\n");
+
+    let silent = "import sys\nsys.stdin.read()\n";
+    let status = judge(
+        &app,
+        json!({"language": "python", "code": silent, "time_limit_ms": 1000,
+               "tests": [{"stdin": "5\n"}], "interactor": interactor}),
+    )
+    .await;
+    assert_eq!(status["verdict"], "time_limit", "{status}");
+    let time_ms = status["tests"][0]["time_ms"].as_u64().unwrap();
+    assert!((1000..2500).contains(&time_ms), "{status}");
+
+    let crash = "print(5, flush=True)\nraise SystemExit(3)\n";
+    let status = judge(
+        &app,
+        json!({"language": "python", "code": crash, "tests": [{"stdin": "5\n"}],
+               "interactor": interactor}),
+    )
+    .await;
+    assert_eq!(status["verdict"], "runtime_error", "{status}");
+}
+
+/// A worker killed in the middle of a judged job: the job is redelivered
+/// after the visibility timeout to a worker started afterwards, judged
+/// again from its first test, and its one result holds every test once.
+#[tokio::test]
+async fn a_judged_job_whose_worker_is_killed_is_judged_again_once() {
+    let mut app = spawn_app(Options {
+        workers: 1,
+        worker_flags: flags(&[
+            "--time-limit-ms",
+            "3000",
+            "--memory-limit-mb",
+            "128",
+            "--visibility-timeout-secs",
+            "2",
+        ]),
+        ..Options::default()
+    })
+    .await;
+    let tests: Vec<Value> = (0..10)
+        .map(|i| json!({"stdin": format!("{i}\n"), "expected_output": format!("{i}\n")}))
+        .collect();
+    let id = submit(
+        &app,
+        json!({"language": "python", "code": "import time\ntime.sleep(0.25)\nprint(input())", "tests": tests}),
+    )
+    .await;
+    // Kill the worker once a few tests are done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, status) = app.result(&id).await;
+        let done = status["tests"].as_array().map_or(0, Vec::len);
+        if done >= 2 {
+            assert_eq!(status["status"], "PENDING", "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.signal("worker-0", "KILL");
+    app.wait_exit("worker-0", std::time::Duration::from_secs(10))
+        .await;
+    app.start_worker("worker-1");
+    let answer = app.wait_result(&id).await;
+    assert_eq!(answer["verdict"], "accepted", "{answer}");
+    let names: Vec<&str> = answer["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=10).map(|n| n.to_string()).collect();
+    assert_eq!(names, expected, "{answer}");
+    assert_eq!(answer["summary"]["passed"], 10, "{answer}");
+    let log = app.log("worker-1");
+    assert!(
+        log.contains("running a redelivered job") && log.contains(&id),
+        "worker-1 did not take the job over:\n{log}"
+    );
 }

@@ -7,9 +7,10 @@ the same `name` (`uniqueItems` compares whole items, not one field), and no
 file named after the Java code's public class (`Foo.java` next to `public
 class Foo`). A request breaking only those is valid to the schema and
 rightly refused with a 422 naming the file; that refusal is not a failure.
-The same two rules hold for a custom checker's files (judge mode), and judge
-mode's `checker` and `stop_on_first_failure` need `tests` (stated with
-`dependentRequired`, which not every generator honours). A run request
+The same two rules hold for a custom checker's and an interactor's files
+(judge mode), and judge mode's `checker`, `interactor` and
+`stop_on_first_failure` need `tests` (stated with `dependentRequired`, which
+not every generator honours); `checker` and `interactor` exclude each other. A run request
 naming a test set (`"tests": "sha256:<hex>"`) that was never stored is
 refused with a 422 too: whether a set exists is state, not schema. Every
 other failure, and every other 422, still counts.
@@ -21,7 +22,9 @@ import schemathesis
 UNSTATABLE = ("is given twice", "is the name this program's own source is saved under")
 # The same for judge mode (crates/api/src/judge.rs).
 UNSTATABLE_CHECKER = ("is given twice", "is the name the checker's own source is saved under")
+UNSTATABLE_INTERACTOR = ("is given twice", "is the name the interactor's own source is saved under")
 NEEDS_TESTS = "is a judge-mode field: it needs 'tests'"
+NOT_WITH_INTERACTOR = "is judged by the interactor's exit code"
 # A test set id no POST /testsets stored (crates/api/src/testsets.rs).
 UNKNOWN_TESTSET = "is stored (never stored, or expired)"
 
@@ -35,7 +38,11 @@ def _unstatable(issue):
         return any(text in msg for text in UNSTATABLE)
     if loc[:3] == ["body", "checker", "files"] and loc[-1:] == ["name"]:
         return any(text in msg for text in UNSTATABLE_CHECKER)
-    if loc in (["body", "checker"], ["body", "stop_on_first_failure"]):
+    if loc[:3] == ["body", "interactor", "files"] and loc[-1:] == ["name"]:
+        return any(text in msg for text in UNSTATABLE_INTERACTOR)
+    if loc == ["body", "checker"] and NOT_WITH_INTERACTOR in msg:
+        return True
+    if loc in (["body", "checker"], ["body", "interactor"], ["body", "stop_on_first_failure"]):
         return NEEDS_TESTS in msg
     if loc == ["body", "tests"]:
         return UNKNOWN_TESTSET in msg
@@ -56,11 +63,42 @@ def _only_unstatable_file_name_refusals(response):
     )
 
 
+# The Piston API (crates/api/src/piston) refuses with 400 and Piston's
+# `{"message"}` what its schema cannot state: a `version` range no installed
+# version satisfies, a base64/hex file that does not decode to text, and the
+# extra files' name rules above.
+PISTON_UNSTATABLE = (
+    "runtime is unknown",
+    "once decoded",
+    "is not valid base64",
+    "is not valid hex",
+    "is given twice",
+    "is the name this program's own source is saved under",
+    "is reserved for programs' own source",
+)
+
+
+def _unstatable_piston_refusal(case, response):
+    if response.status_code != 400 or not case.path.startswith("/api/v2/"):
+        return False
+    try:
+        message = response.json()["message"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(message, str) and any(text in message for text in PISTON_UNSTATABLE)
+
+
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
     """Keeps a failure unless it is a schema-valid request refused only for
-    one of the two file-name rules the schema cannot state."""
-    return not (failure.code == "ST202" and _only_unstatable_file_name_refusals(response))
+    one of the rules the schema cannot state."""
+    return not (
+        failure.code == "ST202"
+        and (
+            _only_unstatable_file_name_refusals(response)
+            or _unstatable_piston_refusal(case, response)
+        )
+    )
 
 
 # --- Judge0's API (crates/api/src/judge0) ------------------------------------

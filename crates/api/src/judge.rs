@@ -1,5 +1,5 @@
 //! Judge mode's request fields (SPEC §7), read and checked: `tests`,
-//! `checker` and `stop_on_first_failure` on `POST /run-code`, with the
+//! `checker`, `interactor` and `stop_on_first_failure` on `POST /run-code`, with the
 //! FastAPI-shaped `422` issues of the rest of the body (`request`).
 //!
 //! ```python
@@ -14,11 +14,17 @@
 //! class CodeRequest(BaseModel):            # the fields judge mode adds
 //!     tests: list[Test] | None = None      # 1 ..= --max-tests (1,000)
 //!     checker: Checker = {"type": "lines"} # only with tests
+//!     interactor: Interactor | None = None # only with tests, never with checker
 //!     stop_on_first_failure: bool = False  # only with tests
 //!
 //! Checker = Exact | Lines | Tokens | Unordered   # {"type": ...} and nothing else
 //!         | Float(abs: float >= 0 | None, rel: float >= 0 | None)
 //!         | Custom(language: Language, code: str, files: list[CheckerFile] | None)
+//!
+//! class Interactor(BaseModel, extra="forbid"):
+//!     language: Language
+//!     code: str
+//!     files: list[CheckerFile] | None = None
 //! ```
 //!
 //! Decisions:
@@ -28,24 +34,29 @@
 //!   `expected_ouput` would otherwise judge every test against nothing.
 //! - `tests: []` is refused (`too_short`): a judge job with no test would be
 //!   accepted having checked nothing.
-//! - `checker` or `stop_on_first_failure` without `tests` is refused
-//!   (`value_error` at that field): it would silently do nothing.
+//! - `checker`, `interactor` or `stop_on_first_failure` without `tests` is
+//!   refused (`value_error` at that field): it would silently do nothing.
+//! - With an `interactor`, `checker` is refused (`value_error` at
+//!   `checker`): the interactor's exit code is the verdict. Each test's
+//!   `stdin` is the interactor's `input` file (the submission reads only
+//!   what the interactor writes), and its `expected_output`, when given,
+//!   the interactor's `answer` file (testlib's optional third argument).
 //! - The request's `stdin`, `args`, `time_limit_ms` and `memory_limit_mb`
 //!   are the defaults of each test that does not give its own.
 //! - `float` may give `abs`, `rel`, both or neither (then numbers must be
 //!   equal as numbers: `1e3` matches `1000`); each is a number `>= 0`.
-//! - A custom checker's files follow the extra files' rules (`request`) and
-//!   may not be named `input`, `output` or `answer` (the test files it is
-//!   given) nor like the checker's own source.
+//! - A custom checker's (or an interactor's) files follow the extra files'
+//!   rules (`request`) and may not be named `input`, `output` or `answer`
+//!   (the test files it is given) nor like its own source.
 //! - Sizes: more than `--max-tests` tests is a `422` (`too_long`), checked
 //!   before any test is read; tests whose stdin, expected output and
 //!   arguments add up to more than `--max-test-bytes` is a `413`, as is a
-//!   checker whose code and files are over the code limit.
+//!   checker or an interactor whose code and files are over the code limit.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use code_runner_queue::judge::{CheckerSpec, JudgeSpec, TestCase};
+use code_runner_queue::judge::{CheckerSpec, HelperProgram, JudgeSpec, TestCase};
 use code_runner_queue::SourceFile;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -59,7 +70,8 @@ use crate::request::{
 use crate::state::{ApiConfig, Languages};
 
 /// The request fields judge mode adds, in the order issues are reported.
-pub(crate) const JUDGE_FIELDS: [&str; 3] = ["tests", "checker", "stop_on_first_failure"];
+pub(crate) const JUDGE_FIELDS: [&str; 4] =
+    ["tests", "checker", "interactor", "stop_on_first_failure"];
 /// The fields of a test.
 pub(crate) const TEST_FIELDS: [&str; 6] = [
     "name",
@@ -83,21 +95,25 @@ pub(crate) struct Defaults<'a> {
     pub(crate) args: &'a [String],
 }
 
-/// Reads the judge-mode fields (`raw`: `tests`, `checker`,
+/// Reads the judge-mode fields (`raw`: `tests`, `checker`, `interactor`,
 /// `stop_on_first_failure`, as [`JUDGE_FIELDS`], `null` meaning absent):
 /// `Some(None)` for a plain run, `Some(Some(spec))` for a judged one, or
 /// `None` after pushing the issues found.
 pub(crate) fn parse(
-    raw: [Option<&RawValue>; 3],
+    raw: [Option<&RawValue>; 4],
     defaults: &Defaults<'_>,
     languages: &Languages,
     config: &ApiConfig,
     issues: &mut Vec<ValidationIssue>,
 ) -> Option<Option<JudgeSpec>> {
-    let [tests, checker, stop] = raw.map(|raw| raw.filter(|raw| raw.get() != "null"));
+    let [tests, checker, interactor, stop] = raw.map(|raw| raw.filter(|raw| raw.get() != "null"));
     let before = issues.len();
     let Some(tests_raw) = tests else {
-        for (field, given) in [("checker", checker), ("stop_on_first_failure", stop)] {
+        for (field, given) in [
+            ("checker", checker),
+            ("interactor", interactor),
+            ("stop_on_first_failure", stop),
+        ] {
             if let Some(raw) = given {
                 issues.push(ValidationIssue {
                     kind: "value_error",
@@ -134,9 +150,25 @@ pub(crate) fn parse(
     } else {
         (test_list(tests_raw, defaults, config, issues), None)
     };
-    let checker = match checker {
-        None => Some(CheckerSpec::Lines),
-        Some(raw) => parse_checker(raw, languages, issues),
+    let checker = match (checker, interactor) {
+        (None, _) => Some(CheckerSpec::Lines),
+        (Some(raw), Some(_)) => {
+            issues.push(ValidationIssue {
+                kind: "value_error",
+                loc: loc(&[LocPart::Key("checker")]),
+                msg: Cow::Borrowed(
+                    "Value error, a job with an 'interactor' is judged by the interactor's exit code: leave out 'checker'",
+                ),
+                input: echo_raw(raw),
+                ctx: None,
+            });
+            None
+        }
+        (Some(raw), None) => parse_checker(raw, languages, issues),
+    };
+    let interactor = match interactor {
+        None => Some(None),
+        Some(raw) => parse_interactor(raw, languages, issues).map(Some),
     };
     let stop_on_first_failure = match stop {
         None => Some(false),
@@ -155,11 +187,14 @@ pub(crate) fn parse(
             }
         },
     };
-    match (tests, checker, stop_on_first_failure) {
-        (Some(tests), Some(checker), Some(stop_on_first_failure)) if issues.len() == before => {
+    match (tests, checker, interactor, stop_on_first_failure) {
+        (Some(tests), Some(checker), Some(interactor), Some(stop_on_first_failure))
+            if issues.len() == before =>
+        {
             Some(Some(JudgeSpec {
                 tests,
                 checker,
+                interactor,
                 stop_on_first_failure,
                 testset,
             }))
@@ -185,13 +220,23 @@ pub(crate) fn check_sizes(spec: Option<&JudgeSpec>, config: &ApiConfig) -> Resul
             limit: config.max_test_bytes,
         });
     }
-    if let CheckerSpec::Custom { code, files, .. } = &spec.checker {
+    let programs = [
+        match &spec.checker {
+            CheckerSpec::Custom { code, files, .. } => Some((code, files)),
+            _ => None,
+        }
+        .map(|program| ("the checker's code and files", program)),
+        spec.interactor
+            .as_ref()
+            .map(|i| ("the interactor's code and files", (&i.code, &i.files))),
+    ];
+    for (what, (code, files)) in programs.into_iter().flatten() {
         let size = files
             .iter()
             .fold(code.len(), |sum, f| sum.saturating_add(f.content.len()));
         if size > config.max_code_bytes {
             return Err(ApiError::JudgeTooLarge {
-                what: "the checker's code and files",
+                what,
                 size,
                 limit: config.max_code_bytes,
             });
@@ -666,7 +711,74 @@ fn parse_checker(
             CheckerSpec::Float { abs, rel }
         }
         _ => {
-            let ([language, code, files], _) = known(&entries, ["language", "code", "files"]);
+            let (language, code, files) =
+                parse_program("checker", &entries, raw, languages, issues)?;
+            CheckerSpec::Custom {
+                language,
+                code,
+                files,
+            }
+        }
+    };
+    (issues.len() == before).then_some(spec)
+}
+
+/// An interactor: `{language, code, files?}` and nothing else.
+fn parse_interactor(
+    raw: &RawValue,
+    languages: &Languages,
+    issues: &mut Vec<ValidationIssue>,
+) -> Option<HelperProgram> {
+    let Some(entries) = entries(raw) else {
+        issues.push(ValidationIssue {
+            kind: "model_attributes_type",
+            loc: loc(&[LocPart::Key("interactor")]),
+            msg: Cow::Borrowed(
+                "Input should be a valid dictionary or object to extract fields from",
+            ),
+            input: echo_raw(raw),
+            ctx: None,
+        });
+        return None;
+    };
+    let fields = ["language", "code", "files"];
+    let before = issues.len();
+    if let Some((key, value)) = entries
+        .iter()
+        .find(|(key, _)| !fields.contains(&key.as_str()))
+    {
+        issues.push(extra_forbidden(
+            loc(&[LocPart::Key("interactor")]),
+            key,
+            value,
+            &fields,
+        ));
+    }
+    let (language, code, files) = parse_program("interactor", &entries, raw, languages, issues)?;
+    (issues.len() == before).then_some(HelperProgram {
+        language,
+        code,
+        files,
+    })
+}
+
+/// The `language`, `code` and `files` of the judge's own program at
+/// `field` (`checker` or `interactor`).
+fn parse_program(
+    field: &'static str,
+    entries: &[(String, &RawValue)],
+    raw: &RawValue,
+    languages: &Languages,
+    issues: &mut Vec<ValidationIssue>,
+) -> Option<(String, String, Vec<SourceFile>)> {
+    let at = |key: Option<&'static str>| {
+        let mut parts = vec![LocPart::Key(field)];
+        parts.extend(key.map(LocPart::Key));
+        loc(&parts)
+    };
+    {
+        {
+            let ([language, code, files], _) = known(entries, ["language", "code", "files"]);
             let language = match language {
                 None => {
                     issues.push(missing(at(Some("language")), raw));
@@ -702,27 +814,27 @@ fn parse_checker(
             };
             let files = match files {
                 None => Some(Vec::new()),
-                Some(files) => checker_files(files, issues),
+                Some(files) => checker_files(field, files, issues),
             };
             if let (Some(files), Some(language), Some(code)) = (&files, &language, &code) {
-                check_checker_file_names(files, languages, language, code, issues);
+                check_checker_file_names(field, files, languages, language, code, issues);
             }
             match (language, code, files) {
-                (Some(language), Some(code), Some(files)) => CheckerSpec::Custom {
-                    language,
-                    code,
-                    files,
-                },
-                _ => return None,
+                (Some(language), Some(code), Some(files)) => Some((language, code, files)),
+                _ => None,
             }
         }
-    };
-    (issues.len() == before).then_some(spec)
+    }
 }
 
-/// A custom checker's `files`: at most [`MAX_FILES`] `{name, content}`.
-fn checker_files(raw: &RawValue, issues: &mut Vec<ValidationIssue>) -> Option<Vec<SourceFile>> {
-    let field = [LocPart::Key("checker"), LocPart::Key("files")];
+/// A custom checker's (or interactor's: `owner`) `files`: at most
+/// [`MAX_FILES`] `{name, content}`.
+fn checker_files(
+    owner: &'static str,
+    raw: &RawValue,
+    issues: &mut Vec<ValidationIssue>,
+) -> Option<Vec<SourceFile>> {
+    let field = [LocPart::Key(owner), LocPart::Key("files")];
     let items = match raw_list(raw, MAX_FILES) {
         Ok(items) => items,
         Err(None) => {
@@ -780,6 +892,7 @@ fn checker_files(raw: &RawValue, issues: &mut Vec<ValidationIssue>) -> Option<Ve
 /// under, not `input`/`output`/`answer`, not the checker's own source's,
 /// none twice.
 fn check_checker_file_names(
+    owner: &'static str,
     files: &[SourceFile],
     languages: &Languages,
     language: &str,
@@ -790,7 +903,7 @@ fn check_checker_file_names(
     let clashes = SourceFile::name_clashes(main_file.as_deref(), files);
     for (index, file) in files.iter().enumerate() {
         let at = loc(&[
-            LocPart::Key("checker"),
+            LocPart::Key(owner),
             LocPart::Key("files"),
             LocPart::Offset(index),
             LocPart::Key("name"),
@@ -809,18 +922,18 @@ fn check_checker_file_names(
             continue;
         } else if CHECKER_FILE_NAMES.contains(&file.name.as_str()) {
             format!(
-                "Value error, '{}' is the name of a file the checker is given (input, output, answer); give the checker's file another name",
+                "Value error, '{}' is the name of a file the {owner} is given (input, output, answer); give the {owner}'s file another name",
                 file.name
             )
         } else if languages.is_source_file_name(&file.name) {
             format!(
-                "Value error, '{}' is reserved for programs' own source; give the checker's file another name",
+                "Value error, '{}' is reserved for programs' own source; give the {owner}'s file another name",
                 file.name
             )
         } else {
             match clash {
                 Some(code_runner_queue::NameClash::MainSource) => format!(
-                    "Value error, '{}' is the name the checker's own source is saved under; give the file another name",
+                    "Value error, '{}' is the name the {owner}'s own source is saved under; give the file another name",
                     file.name
                 ),
                 Some(code_runner_queue::NameClash::Repeated { first }) => format!(
@@ -838,6 +951,22 @@ fn check_checker_file_names(
             ctx: None,
         });
     }
+}
+
+/// The `Interactor` schema.
+fn schemas_interactor(doc: &mut Value, names: &[&str]) {
+    doc["components"]["schemas"]["Interactor"] = json!({
+        "type": "object",
+        "description": "An interactive problem's interactor (Judge mode, see docs/judge.md).",
+        "additionalProperties": false,
+        "required": ["language", "code"],
+        "properties": {
+            "language": {"type": "string", "enum": names},
+            "code": {"type": "string"},
+            "files": {"type": ["array", "null"], "maxItems": MAX_FILES,
+                      "items": {"$ref": "#/components/schemas/CheckerFile"}},
+        },
+    });
 }
 
 /// Adds judge mode to the OpenAPI document (`openapi::document`): the
@@ -989,13 +1118,19 @@ pub(crate) fn document(doc: &mut Value, config: &ApiConfig, languages: &Language
         "description": format!("{NOTE} Only with `tests`."),
         "anyOf": [{"$ref": "#/components/schemas/Checker"}, {"type": "null"}],
     });
+    request["properties"]["interactor"] = json!({
+        "description": format!("{NOTE} Only with `tests`, never with `checker`: an interactive problem's interactor, compiled once, run beside the program on each test as `interactor input output [answer]` (the test's `stdin` is its `input` file, the test's `expected_output`, when given, its `answer`), its stdout piped to the program's stdin and the program's stdout to its stdin. Exit 0 accepted, 1 wrong answer, 2 presentation error, anything else judge_error; its stderr is the test's `checker_message`."),
+        "anyOf": [{"$ref": "#/components/schemas/Interactor"}, {"type": "null"}],
+    });
+    schemas_interactor(doc, &names);
+    let request = &mut doc["components"]["schemas"]["RunCodeRequest"];
     request["properties"]["stop_on_first_failure"] = json!({
         "type": ["boolean", "null"],
         "description": format!("{NOTE} Only with `tests`: run no test after the first that is not accepted (the rest are `skipped`)."),
     });
     request["dependentRequired"] =
-        json!({"checker": ["tests"], "stop_on_first_failure": ["tests"]});
-    let status = &mut schemas["TaskStatus"]["properties"];
+        json!({"checker": ["tests"], "interactor": ["tests"], "stop_on_first_failure": ["tests"]});
+    let status = &mut doc["components"]["schemas"]["TaskStatus"]["properties"];
     status["tests"] = json!({
         "type": "array",
         "description": format!("{NOTE} Each test's result, in the order given. While the task runs (`PENDING`, state `running`): the tests finished so far, without their output."),

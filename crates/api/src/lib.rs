@@ -31,7 +31,8 @@
 //!   and the security headers of every answer;
 //! - `echo`: bounded echoes of request input for `422` answers;
 //! - `server`: the accept loop, with its timeouts and connection cap;
-//! - `judge0`: Judge0 CE 1.13.1's API (`/submissions`, ...) over the same queue.
+//! - `judge0`: Judge0 CE 1.13.1's API (`/submissions`, ...) over the same queue;
+//! - `piston`: the Piston v2 API (`/api/v2/...`), on by default.
 //!
 //! [`router`] builds the service without serving it, so tests drive it
 //! in-process; [`serve_with`] runs it on a bound listener until a shutdown
@@ -45,6 +46,7 @@ mod judge;
 mod judge0;
 mod main_file;
 mod openapi;
+mod piston;
 mod request;
 mod response;
 mod routes;

@@ -478,6 +478,7 @@ pub(crate) fn document(config: &ApiConfig, languages: &Languages) -> Bytes {
         json!({"enum": languages.source_file_names()});
     crate::judge::document(&mut doc, config, languages);
     crate::testsets::document(&mut doc, config);
+    crate::piston::document(&mut doc, config, languages);
     // Any JSON value at all (utoipa has no spelling for "no type").
     doc["components"]["schemas"]["ValidationError"]["properties"]["input"] =
         json!({"description": "The offending value (any JSON value)."});

@@ -156,7 +156,12 @@ pub(crate) fn parse_run_request(
                     check_range(field, value, Value::from(value), config, &mut issues);
                 }
             }
-            let judge_fields = [fast.tests, fast.checker, fast.stop_on_first_failure];
+            let judge_fields = [
+                fast.tests,
+                fast.checker,
+                fast.interactor,
+                fast.stop_on_first_failure,
+            ];
             let stdin = fast.stdin.unwrap_or_default();
             let defaults = crate::judge::Defaults {
                 stdin: &stdin,
@@ -223,6 +228,8 @@ struct FastBody<'a> {
     tests: Option<&'a RawValue>,
     #[serde(default, borrow)]
     checker: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    interactor: Option<&'a RawValue>,
     #[serde(default, borrow)]
     stop_on_first_failure: Option<&'a RawValue>,
 }
@@ -728,7 +735,7 @@ fn check_range(
     });
 }
 
-fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
+pub(crate) fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
     if args.len() > MAX_ARGS {
         issues.push(too_long("args", args.len(), MAX_ARGS));
         return;
@@ -765,7 +772,7 @@ fn check_args(args: &[String], issues: &mut Vec<ValidationIssue>) {
 /// under, none the name this program is saved under (`main_file`, when the
 /// language and code are known), none given twice. One issue per bad name,
 /// in order; a repeat is reported at its second (and later) place.
-fn check_files(
+pub(crate) fn check_files(
     files: &[SourceFile],
     languages: &Languages,
     main_file: Option<&str>,

@@ -69,6 +69,7 @@ pub(crate) fn router_with(state: AppState, metrics: MetricsAccess) -> Router {
         .route("/ready", get(service::ready))
         .route("/languages", get(service::languages))
         .merge(assets::routes())
+        .merge(crate::piston::routes(&state))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // axum's own default (2 MB) would cut off code near our limit or

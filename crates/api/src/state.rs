@@ -63,6 +63,8 @@ pub struct ApiConfig {
     pub access: AccessConfig,
     /// Judge0's API (`/submissions`, ...): on by default.
     pub judge0: crate::Judge0Config,
+    /// Serve the Piston v2 API (`/api/v2/...`, see `piston`); on by default.
+    pub piston_api: bool,
 }
 
 impl ApiConfig {
@@ -113,6 +115,7 @@ impl Default for ApiConfig {
             testset_ttl: std::time::Duration::from_secs(24 * 60 * 60),
             access: AccessConfig::default(),
             judge0: crate::Judge0Config::default(),
+            piston_api: true,
         }
     }
 }

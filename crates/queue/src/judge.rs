@@ -24,6 +24,11 @@ pub struct JudgeSpec {
     pub testset: Option<String>,
     #[serde(default)]
     pub checker: CheckerSpec,
+    /// An interactive problem's interactor: run alongside the submission on
+    /// each test, joined to it by pipes; its exit code decides the test
+    /// (then `checker` is not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactor: Option<HelperProgram>,
     /// After the first test that is not accepted, run no more (the rest are
     /// `skipped`).
     #[serde(default)]
@@ -34,23 +39,39 @@ impl JudgeSpec {
     /// Roughly the bytes the tests and the checker take in memory.
     pub fn size_bytes(&self) -> u64 {
         let tests: usize = self.tests.iter().map(TestCase::size_bytes).sum();
+        let program_bytes = |language: &str, code: &str, files: &[SourceFile]| {
+            language.len()
+                + code.len()
+                + files
+                    .iter()
+                    .map(|f| f.name.len() + f.content.len() + 48)
+                    .sum::<usize>()
+        };
         let checker = match &self.checker {
             CheckerSpec::Custom {
                 language,
                 code,
                 files,
-            } => {
-                language.len()
-                    + code.len()
-                    + files
-                        .iter()
-                        .map(|f| f.name.len() + f.content.len() + 48)
-                        .sum::<usize>()
-            }
+            } => program_bytes(language, code, files),
             _ => 0,
         };
-        (tests + checker) as u64
+        let interactor = self
+            .interactor
+            .as_ref()
+            .map_or(0, |i| program_bytes(&i.language, &i.code, &i.files));
+        (tests + checker + interactor) as u64
     }
+}
+
+/// A program of the judge's own (an interactor): its language, source and
+/// extra files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelperProgram {
+    /// Canonical language name.
+    pub language: String,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<SourceFile>,
 }
 
 /// A stored test set (SPEC §7): its canonical JSON is this record's, and its
@@ -282,6 +303,11 @@ mod tests {
                 abs: Some(1e-6),
                 rel: None,
             },
+            interactor: Some(HelperProgram {
+                language: "cpp".into(),
+                code: "int main(){return 0;}".into(),
+                files: vec![],
+            }),
             stop_on_first_failure: true,
         });
         let text = serde_json::to_string(&job).unwrap();

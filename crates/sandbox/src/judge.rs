@@ -52,6 +52,23 @@ use crate::{Language, Program, Sandbox, SandboxError};
 /// checker's own files may not use these names.
 pub const CHECKER_FILES: [&str; 3] = ["input", "output", "answer"];
 
+/// The names of the files an interactor finds in its working directory
+/// during each test, in the order they are its arguments: the test's input
+/// (read-only), where it may write its own output (discarded), and, when
+/// the test has an expected output, that (read-only) as `answer`:
+/// testlib's `interactor <input> <output> [<answer>]`.
+pub const INTERACTOR_FILES: [&str; 3] = CHECKER_FILES;
+
+/// An interactor's arguments for a test: `input output`, and `answer`
+/// when the test has an expected answer.
+pub fn interactor_args(test: &TestRun) -> Vec<String> {
+    let given = if test.answer.is_empty() { 2 } else { 3 };
+    INTERACTOR_FILES[..given]
+        .iter()
+        .map(|name| name.to_string())
+        .collect()
+}
+
 /// One test of a judged submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestRun {
@@ -89,6 +106,10 @@ pub struct TestOutcome {
     /// The custom checker's step, when there is one and the run ended on
     /// its own with an exit code ([`checker_runs_after`]).
     pub checker: Option<StepReport>,
+    /// In an interactive job ([`Sandbox::execute_interactive`]), the
+    /// interactor's step, which ran alongside the submission's (whose
+    /// `stdout` is then empty: it went to the interactor).
+    pub interactor: Option<StepReport>,
 }
 
 /// Everything a sandbox did for one judged job.
@@ -97,8 +118,8 @@ pub struct Judged {
     /// The submission's compile step, for compiled languages. When it
     /// failed, nothing else ran.
     pub compile: Option<StepReport>,
-    /// The checker's compile step, for a checker in a compiled language.
-    /// When it failed, no test ran.
+    /// The checker's (or, in an interactive job, the interactor's) compile
+    /// step, for one in a compiled language. When it failed, no test ran.
     pub checker_compile: Option<StepReport>,
     /// One outcome per test run, in the order given: fewer than the tests
     /// given when the observer stopped the job (the rest were skipped) or a
@@ -115,7 +136,9 @@ pub const KEPT_OUTPUT: usize = 64 * 1024;
 impl Judged {
     /// Keeps a test's outcome, its output cut to [`KEPT_OUTPUT`] per stream.
     pub fn keep(&mut self, mut outcome: TestOutcome) {
-        let reports = std::iter::once(&mut outcome.run).chain(outcome.checker.as_mut());
+        let reports = std::iter::once(&mut outcome.run)
+            .chain(outcome.checker.as_mut())
+            .chain(outcome.interactor.as_mut());
         for report in reports {
             report.stdout.truncate(KEPT_OUTPUT);
             report.stdout.shrink_to_fit();
@@ -317,6 +340,7 @@ pub async fn execute_per_test<S: Sandbox + ?Sized>(
         let outcome = TestOutcome {
             run,
             checker: checked,
+            interactor: None,
         };
         let go_on = observer.finished(index, &outcome).await;
         judged.keep(outcome);
@@ -354,10 +378,12 @@ mod tests {
         judged.keep(TestOutcome {
             run: report(1 << 20),
             checker: Some(report(KEPT_OUTPUT + 1)),
+            interactor: Some(report(KEPT_OUTPUT + 2)),
         });
         judged.keep(TestOutcome {
             run: report(10),
             checker: None,
+            interactor: None,
         });
         let [big, small] = &judged.tests[..] else {
             panic!()
@@ -366,6 +392,7 @@ mod tests {
         assert_eq!(big.run.stderr.len(), KEPT_OUTPUT);
         let checker = big.checker.as_ref().unwrap();
         assert_eq!(checker.stdout.len(), KEPT_OUTPUT);
+        assert_eq!(big.interactor.as_ref().unwrap().stderr.len(), KEPT_OUTPUT);
         assert!(big.run.stdout.capacity() <= KEPT_OUTPUT);
         assert_eq!(small.run.stdout.len(), 10);
     }

@@ -30,7 +30,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use docker::{DockerConfig, DockerSandbox};
-pub use judge::{CheckerProgram, Judged, TestObserver, TestOutcome, TestRun, CHECKER_FILES};
+pub use judge::{
+    CheckerProgram, Judged, TestObserver, TestOutcome, TestRun, CHECKER_FILES, INTERACTOR_FILES,
+};
 pub use language::{Language, LanguageTable, LanguageTableError};
 pub use limits::{LimitError, Limits};
 pub use native::{KeeperCommand, NativeConfig, NativeSandbox};
@@ -80,6 +82,32 @@ pub trait Sandbox: Send + Sync + 'static {
         observer: &mut dyn TestObserver,
     ) -> Result<Judged, SandboxError> {
         judge::execute_per_test(self, program, checker, tests, observer).await
+    }
+
+    /// Interactive judge mode: compiles `program` and `interactor` once
+    /// each, then per test runs both at once, each in a fresh step under its
+    /// own limits (the test's for the submission, the interactor's
+    /// `run_limits` for it), the interactor's stdout piped to the
+    /// submission's stdin and the submission's stdout to the interactor's
+    /// stdin; the interactor is started as `<interactor> input output
+    /// [answer]` ([`judge::interactor_args`]) with the test's stdin as its
+    /// `input` file and the test's answer, when it has one, as `answer`.
+    /// Each test's outcome carries both steps
+    /// ([`TestOutcome::interactor`]); the submission's `stdout` is empty.
+    ///
+    /// Backends that cannot join two steps by pipes answer
+    /// [`SandboxError::Unavailable`] (the default).
+    async fn execute_interactive(
+        &self,
+        program: Program,
+        interactor: CheckerProgram,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        let _ = (program, interactor, tests, observer);
+        Err(SandboxError::Unavailable(
+            "interactive judging (an interactor) is not supported by this sandbox backend".into(),
+        ))
     }
 }
 

@@ -146,6 +146,21 @@ macro_rules! suite_tests {
 
 every_suite_test!(suite_tests);
 
+mod interactive {
+    use super::*;
+
+    macro_rules! interactive_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                with_sandbox(stringify!($name), suite::interactive::$name).await;
+            }
+        )*};
+    }
+
+    every_interactive_test!(interactive_tests);
+}
+
 mod attacks {
     use super::*;
 

@@ -129,6 +129,7 @@ async fn a_job_whose_test_set_expired_is_a_judge_error_that_says_so() {
     job.judge = Some(code_runner_queue::judge::JudgeSpec {
         tests: Vec::new(),
         checker: Default::default(),
+        interactor: None,
         stop_on_first_failure: false,
         testset: Some(id.clone()),
     });

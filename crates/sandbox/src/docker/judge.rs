@@ -91,6 +91,7 @@ impl Part {
             limits: &self.compile_limits,
             stdin: Vec::new(),
             keep_work: true,
+            link: None,
         };
         let (report, work) = inner.run_step(step, &self.work).await?;
         match work {
@@ -196,6 +197,7 @@ impl DockerSandbox {
                 limits: &test.limits,
                 stdin,
                 keep_work: false,
+                link: None,
             };
             let (run, _) = inner.run_step(step, &solution.work).await?;
             let checked = match &checker {
@@ -207,6 +209,7 @@ impl DockerSandbox {
             let outcome = TestOutcome {
                 run,
                 checker: checked,
+                interactor: None,
             };
             let go_on = observer.finished(index, &outcome).await;
             judged.keep(outcome);
@@ -242,7 +245,120 @@ async fn check(
         limits: &checker.limits,
         stdin: Vec::new(),
         keep_work: false,
+        link: None,
     };
     let (report, _) = inner.run_step(step, &files).await?;
     Ok(report)
+}
+
+impl DockerSandbox {
+    /// Interactive judge mode: the submission and the interactor compiled
+    /// once each (a container of its own each), then per test both run at
+    /// once in fresh containers, the worker relaying each one's stdout into
+    /// the other's stdin ([`relay`](super::relay)). The job holds two slots
+    /// from its first compile to its last test.
+    pub(super) async fn judge_interactive(
+        &self,
+        program: Program,
+        interactor: CheckerProgram,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        judge::validate(&program, Some(&interactor), &tests)?;
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err(SandboxError::Unavailable("sandbox closed".into()));
+        }
+        if inner.config.slots < 2 {
+            return Err(SandboxError::Unavailable(
+                "an interactive job needs two sandbox slots at once and this worker has one".into(),
+            ));
+        }
+        let mut solution = Part::new(
+            &program.language,
+            &program.source,
+            &program.files,
+            program.compile_limits,
+            &program.run_limits,
+        )?;
+        let test_files = tests
+            .iter()
+            .map(|t| (t.stdin.len() as u64).saturating_add(t.answer.len() as u64))
+            .max()
+            .unwrap_or(0);
+        let run_limits = interactor.run_limits;
+        let limits = Limits {
+            scratch_bytes: interactor
+                .compile_limits
+                .scratch_bytes
+                .max(run_limits.scratch_bytes)
+                .saturating_add(test_files),
+            ..run_limits
+        };
+        let mut helper = Part::new(
+            &interactor.language,
+            &interactor.source,
+            &interactor.files,
+            interactor.compile_limits,
+            &run_limits,
+        )?;
+        // Both at once: the semaphore is fair, so a job waiting for two
+        // holds none meanwhile.
+        let _permits = inner
+            .slots
+            .acquire_many(2)
+            .await
+            .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
+
+        let mut judged = Judged::default();
+        let (compile, compiled) = solution.compile(inner).await?;
+        judged.compile = compile;
+        if !compiled {
+            return Ok(judged);
+        }
+        let (compile, compiled) = helper.compile(inner).await?;
+        judged.checker_compile = compile;
+        if !compiled {
+            return Ok(judged);
+        }
+        for (index, test) in tests.into_iter().enumerate() {
+            let mut files = helper.work.clone();
+            let args = judge::interactor_args(&test);
+            for (name, bytes) in [("input", &test.stdin), ("answer", &test.answer)] {
+                if args.iter().any(|a| a == name) {
+                    files.push(Entry::read_only(name, bytes));
+                }
+            }
+            let (to_solution, to_interactor) = super::relay::pair();
+            let solution_step = Step {
+                argv: solution.run_command(&test.limits, &test.args),
+                limits: &test.limits,
+                stdin: Vec::new(),
+                keep_work: false,
+                link: Some(to_solution),
+            };
+            let interactor_step = Step {
+                argv: helper.run_command(&run_limits, &args),
+                limits: &limits,
+                stdin: Vec::new(),
+                keep_work: false,
+                link: Some(to_interactor),
+            };
+            let (run, interaction) = tokio::join!(
+                inner.run_step(solution_step, &solution.work),
+                inner.run_step(interactor_step, &files),
+            );
+            let outcome = TestOutcome {
+                run: run?.0,
+                checker: None,
+                interactor: Some(interaction?.0),
+            };
+            let go_on = observer.finished(index, &outcome).await;
+            judged.keep(outcome);
+            if !go_on {
+                break;
+            }
+        }
+        Ok(judged)
+    }
 }

@@ -159,9 +159,12 @@ impl Output {
     }
 
     /// True when both streams end with the init's record for `nonce`: the
-    /// step is over and all of its output is here.
-    pub(crate) fn is_complete(&self, nonce: &str) -> bool {
-        record_at_end(&self.stderr, nonce).is_some() && record_at_end(&self.stdout, nonce).is_some()
+    /// step is over and all of its output is here. `relayed_stdout`: the
+    /// end of a stdout that was relayed to another container instead of
+    /// collected here.
+    pub(crate) fn is_complete(&self, nonce: &str, relayed_stdout: Option<&[u8]>) -> bool {
+        let stdout = relayed_stdout.unwrap_or(&self.stdout);
+        record_at_end(&self.stderr, nonce).is_some() && record_at_end(stdout, nonce).is_some()
     }
 
     /// Takes `len` bytes off the end of one stream's chunks.
@@ -304,9 +307,9 @@ mod tests {
         assert!(out.push(true, b"hello\n"));
         assert!(out.push(false, b"warn"));
         assert!(out.push(false, &record("n1", "3:-1:1500:4096:0")));
-        assert!(!out.is_complete("n1"), "stdout still open");
+        assert!(!out.is_complete("n1", None), "stdout still open");
         assert!(out.push(true, &record("n1", "3:-1:1500:4096:0")));
-        assert!(out.is_complete("n1"));
+        assert!(out.is_complete("n1", None));
         let got = out.finish("n1", false);
         assert_eq!(got.stdout, b"hello\n");
         assert_eq!(got.stderr, b"warn");
@@ -323,7 +326,7 @@ mod tests {
         let mut out = Output::new(1000);
         out.push(true, &record("guess", "0:-1:0:0:0"));
         out.push(false, &record("guess", "0:-1:0:0:0"));
-        assert!(!out.is_complete("real"));
+        assert!(!out.is_complete("real", None));
         out.push(false, &record("real", "-1:9:1:2:1"));
         out.push(true, &record("real", "-1:9:1:2:1"));
         let got = out.finish("real", false);

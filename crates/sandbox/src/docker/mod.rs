@@ -44,6 +44,7 @@ pub mod cgroup;
 mod judge;
 mod launch;
 mod pool;
+mod relay;
 mod settings;
 mod uids;
 
@@ -443,11 +444,17 @@ struct Step<'a> {
     stdin: Vec<u8>,
     /// Copy `/work` out afterwards, for the run step (a compile step).
     keep_work: bool,
+    /// Instead of `stdin` and a collected stdout: the other side of an
+    /// interactive test ([`relay`]).
+    link: Option<relay::Link>,
 }
 
 /// How a step ended, as the worker saw it.
 struct Seen {
     timed_out: bool,
+    /// Its stdout's reader (the other side of an interactive test) was
+    /// gone: the step was stopped, as a pipe's `SIGPIPE` would.
+    broken_pipe: bool,
     wall_time: Duration,
 }
 
@@ -757,23 +764,48 @@ impl Inner {
         }
         .encode();
         let stdin = std::mem::take(&mut step.stdin);
+        let (link_input, mut relayed) = match step.link.take() {
+            Some(link) => (
+                Some(link.input),
+                Some((relay::Relay::new(&nonce), Some(link.output))),
+            ),
+            None => (None, None),
+        };
         let started = Instant::now();
         // A program that never reads its input must not stall the step: the
         // writer runs on its own and fails once the container is gone.
         let writer = tokio::spawn(async move {
-            if input.write_all(&header).await.is_ok()
-                && (stdin.is_empty() || input.write_all(&stdin).await.is_ok())
-            {
-                let _ = input.shutdown().await;
+            if input.write_all(&header).await.is_err() {
+                return;
             }
+            match link_input {
+                // Until the other side's stdout ends; dropping the receiver
+                // (the container gone) is that side's broken pipe.
+                Some(mut chunks) => {
+                    while let Some(chunk) = chunks.recv().await {
+                        if input.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                None if stdin.is_empty() => {}
+                None => {
+                    if input.write_all(&stdin).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = input.shutdown().await;
         });
 
         let mut output = Output::new(limits.output_bytes);
         let deadline = started + limits.wall_time;
-        let mut end = read_step_output(&mut stream, &mut output, &nonce, deadline).await;
+        let mut end =
+            read_step_output(&mut stream, &mut output, &nonce, deadline, relayed.as_mut()).await;
         let timed_out = end == StreamEnd::Deadline;
+        let broken_pipe = end == StreamEnd::PeerGone;
         let wall_time = started.elapsed();
-        if timed_out {
+        if timed_out || broken_pipe {
             // The wall clock ran out: the init, asked from outside, kills the
             // program and still reports, with the cgroup's OOM count (running
             // out of memory often leaves a program stuck until the clock runs
@@ -791,6 +823,7 @@ impl Inner {
                         &mut output,
                         &nonce,
                         Instant::now() + STOP_REPORT_WAIT,
+                        relayed.as_mut(),
                     )
                     .await;
                 }
@@ -802,6 +835,7 @@ impl Inner {
         let exceeded = end == StreamEnd::Exceeded;
         let seen = Seen {
             timed_out,
+            broken_pipe,
             wall_time,
         };
         tracing::debug!(
@@ -813,6 +847,8 @@ impl Inner {
         );
         writer.abort();
         drop(stream);
+        // The other side's end of input.
+        drop(relayed);
 
         let collected = output.finish(&nonce, exceeded);
         let status = match collected.status {
@@ -883,6 +919,10 @@ impl Inner {
     }
 }
 
+/// A relayed stdout: what holds back the init's record, and where the rest
+/// goes (`None` once the other side stopped reading).
+type Relayed = (relay::Relay, Option<tokio::sync::mpsc::Sender<Vec<u8>>>);
+
 /// Why reading a step's output stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StreamEnd {
@@ -893,16 +933,22 @@ enum StreamEnd {
     /// The stream ended (the container is gone) or failed.
     Ended,
     Deadline,
+    /// The other side of an interactive test no longer reads.
+    PeerGone,
 }
 
 /// Reads the attach stream into `output` until the init's records are in,
-/// the cap is passed, the stream ends or `deadline` comes.
+/// the cap is passed, the stream ends or `deadline` comes. With `relayed`,
+/// stdout goes to the other side of an interactive test instead (while it
+/// reads: `PeerGone` once it no longer does).
 async fn read_step_output(
     stream: &mut (impl futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin),
     output: &mut Output,
     nonce: &str,
     deadline: Instant,
+    mut relayed: Option<&mut Relayed>,
 ) -> StreamEnd {
+    let until = deadline;
     let deadline = tokio::time::sleep_until(deadline.into());
     tokio::pin!(deadline);
     loop {
@@ -918,12 +964,30 @@ async fn read_step_output(
                     }
                     None => return StreamEnd::Ended,
                 };
-                if !output.push(is_stdout, &message) {
-                    return StreamEnd::Exceeded;
+                match relayed.as_deref_mut() {
+                    Some((relay, sender)) if is_stdout => {
+                        let pass = relay.take(&message);
+                        if let (false, Some(to)) = (pass.is_empty(), sender.as_ref()) {
+                            match tokio::time::timeout_at(until.into(), to.send(pass)).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(_)) => {
+                                    *sender = None;
+                                    return StreamEnd::PeerGone;
+                                }
+                                Err(_) => return StreamEnd::Deadline,
+                            }
+                        }
+                    }
+                    _ => {
+                        if !output.push(is_stdout, &message) {
+                            return StreamEnd::Exceeded;
+                        }
+                    }
                 }
                 // The init writes its record on both streams once every
                 // process of the step is dead: the step is over.
-                if output.is_complete(nonce) {
+                let relayed_stdout = relayed.as_deref().map(|(relay, _)| relay.tail());
+                if output.is_complete(nonce, relayed_stdout) {
                     return StreamEnd::Complete;
                 }
             }
@@ -947,10 +1011,14 @@ fn classify(
         memory_peak_bytes: None,
         oom_kills: None,
     });
-    // A step the worker stopped was killed with SIGKILL, as in the native backend.
+    // A step the worker stopped was killed with SIGKILL, as in the native
+    // backend; one whose stdout's reader was gone, with SIGPIPE, as a pipe
+    // would have.
     let killed = seen.timed_out || collected.exceeded;
     let (exit_code, signal) = if killed {
         (None, Some(libc::SIGKILL))
+    } else if seen.broken_pipe {
+        (None, Some(libc::SIGPIPE))
     } else {
         (status.exit_code, status.signal)
     };
@@ -1016,6 +1084,7 @@ impl Sandbox for DockerSandbox {
                 limits: &program.compile_limits,
                 stdin: Vec::new(),
                 keep_work: true,
+                link: None,
             };
             let (report, output) = inner.run_step(step, &work).await?;
             match output {
@@ -1036,6 +1105,7 @@ impl Sandbox for DockerSandbox {
             limits: &program.run_limits,
             stdin: program.stdin,
             keep_work: false,
+            link: None,
         };
         let (run, _) = inner.run_step(step, &work).await?;
         Ok(Execution {
@@ -1055,6 +1125,20 @@ impl Sandbox for DockerSandbox {
         observer: &mut dyn TestObserver,
     ) -> Result<Judged, SandboxError> {
         self.judge(program, checker, tests, observer).await
+    }
+
+    /// Interactive judge mode: both programs compiled once, then per test
+    /// two fresh containers whose streams the worker relays into each other
+    /// ([`judge`], [`relay`]).
+    async fn execute_interactive(
+        &self,
+        program: Program,
+        interactor: CheckerProgram,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        self.judge_interactive(program, interactor, tests, observer)
+            .await
     }
 }
 

@@ -9,6 +9,17 @@
 //! sees one of the two directories, never both (`protocol::View`); the
 //! test's files reach `/judge` only for the checker's step (`StepSpec::files`).
 //!
+//! An interactive job (an interactor instead of a checker) takes two slots
+//! at once, held from the first compile to the last test: the submission
+//! runs in one, the interactor in the other (each in its slot's `/work`),
+//! so neither can see, signal or starve the other, and each step has its
+//! own cgroup limits. Per test, both steps start together, joined by two
+//! pipes the worker makes and hands to both keepers (the interactor's
+//! stdout is the submission's stdin and the other way round), and the
+//! test is over when both have ended. A deadlock ends at the wall clock of
+//! the side that waited longest to be killed; when one side ends, the
+//! other reads end of file (or gets `SIGPIPE` writing).
+//!
 //! A test that took the keeper down with it (a program that ran the slot out
 //! of memory after making itself less attractive to the OOM killer than the
 //! keeper) still reports as itself; the slot is then started again and both
@@ -222,7 +233,11 @@ impl Job<'_> {
                 }
                 _ => None,
             };
-            let outcome = TestOutcome { run, checker };
+            let outcome = TestOutcome {
+                run,
+                checker,
+                interactor: None,
+            };
             let go_on = observer.finished(index, &outcome).await;
             judged.keep(outcome);
             if !go_on {
@@ -286,6 +301,20 @@ impl Job<'_> {
         stdin: Vec<u8>,
         files: Vec<(String, OwnedFd, u64)>,
     ) -> Result<StepReport, SandboxError> {
+        self.step_with(view, argv, limits, stdin, files, None).await
+    }
+
+    /// [`Job::step`], with `link` (when given) as the step's stdin and
+    /// stdout instead of `stdin` and a collected stdout.
+    async fn step_with(
+        &mut self,
+        view: View,
+        argv: Vec<String>,
+        limits: &Limits,
+        stdin: Vec<u8>,
+        files: Vec<(String, OwnedFd, u64)>,
+        link: Option<(OwnedFd, OwnedFd)>,
+    ) -> Result<StepReport, SandboxError> {
         let pending = match view {
             View::Solution => &mut self.work_pending,
             View::CheckerCompile | View::Checker => &mut self.judge_pending,
@@ -303,6 +332,7 @@ impl Job<'_> {
             limits,
             stdin,
             files,
+            link,
             ..Step::new(view, workspace, std::mem::take(&mut self.first_step))
         };
         run_step(self.process, step, self.sandbox.cpu_rate()).await
@@ -336,5 +366,205 @@ impl Job<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl NativeSandbox {
+    /// Interactive judge mode (see the module's notes).
+    pub(super) async fn judge_interactive(
+        &self,
+        program: Program,
+        interactor: CheckerProgram,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        judge::validate(&program, Some(&interactor), &tests)?;
+        if self.config.slots < 2 {
+            return Err(SandboxError::Unavailable(
+                "an interactive job needs two sandbox slots at once and this worker has one".into(),
+            ));
+        }
+        let largest_test = tests.iter().map(|t| t.limits.scratch_bytes).max();
+        let solution = Part::new(
+            &program.language,
+            &program.source,
+            &program.files,
+            program.compile_limits,
+            largest_test
+                .unwrap_or(0)
+                .max(program.compile_limits.scratch_bytes),
+        )?;
+        // Room for the interactor's own files, its output, and one test's
+        // input and answer at a time.
+        let test_files = tests
+            .iter()
+            .map(|t| t.stdin.len() as u64 + t.answer.len() as u64)
+            .max()
+            .unwrap_or(0);
+        let interactor_limits = interactor.run_limits;
+        let interactor_part = Part::new(
+            &interactor.language,
+            &interactor.source,
+            &interactor.files,
+            interactor.compile_limits,
+            interactor
+                .compile_limits
+                .scratch_bytes
+                .max(interactor_limits.scratch_bytes)
+                .saturating_add(test_files),
+        )?;
+        let solution_mounts = program.language.mounts.clone();
+        let interactor_mounts = interactor.language.mounts.clone();
+        // Both at once (the semaphore is fair: a job waiting for two holds
+        // none meanwhile, so two such jobs never deadlock each other).
+        let _permits = self
+            .slots
+            .acquire_many(2)
+            .await
+            .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
+        let solution_slot = self.take_slot();
+        let interactor_slot = self.take_slot();
+        let mut solution_process = self
+            .sandbox_for(solution_slot.slot, &solution_mounts)
+            .await?;
+        let mut interactor_process = self
+            .sandbox_for(interactor_slot.slot, &interactor_mounts)
+            .await?;
+        let result = {
+            let mut pair = Pair {
+                solution: Job {
+                    sandbox: self,
+                    slot: solution_slot.slot,
+                    mounts: &solution_mounts,
+                    process: &mut solution_process,
+                    solution,
+                    checker: None,
+                    work_pending: true,
+                    judge_pending: true,
+                    first_step: true,
+                },
+                interactor: Job {
+                    sandbox: self,
+                    slot: interactor_slot.slot,
+                    mounts: &interactor_mounts,
+                    process: &mut interactor_process,
+                    solution: interactor_part,
+                    checker: None,
+                    work_pending: true,
+                    judge_pending: true,
+                    first_step: true,
+                },
+                interactor_limits,
+            };
+            pair.run(tests, observer).await
+        };
+        for (process, slot) in [
+            (solution_process, &solution_slot),
+            (interactor_process, &interactor_slot),
+        ] {
+            let mut process = process;
+            if result.is_ok() {
+                process.begin_clear().await;
+            }
+            if result.is_ok() && !process.is_broken() {
+                *self.idle[slot.slot as usize]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(process);
+            }
+        }
+        drop(solution_slot);
+        drop(interactor_slot);
+        result
+    }
+}
+
+/// An interactive job: the submission's slot and the interactor's.
+struct Pair<'a, 'b> {
+    solution: Job<'a>,
+    interactor: Job<'b>,
+    interactor_limits: Limits,
+}
+
+impl Pair<'_, '_> {
+    async fn run(
+        &mut self,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        let mut judged = Judged::default();
+        let (compile, compiled) = self.solution.compile(View::Solution).await?;
+        judged.compile = compile;
+        if !compiled {
+            return Ok(judged);
+        }
+        let (compile, compiled) = self.interactor.compile(View::Solution).await?;
+        judged.checker_compile = compile;
+        if !compiled {
+            return Ok(judged);
+        }
+        for (index, test) in tests.into_iter().enumerate() {
+            self.solution.recover().await?;
+            self.interactor.recover().await?;
+            let (run, interactor) = self.test(&test).await?;
+            let outcome = TestOutcome {
+                run,
+                checker: None,
+                interactor: Some(interactor),
+            };
+            let go_on = observer.finished(index, &outcome).await;
+            judged.keep(outcome);
+            if !go_on {
+                break;
+            }
+        }
+        Ok(judged)
+    }
+
+    /// One test: both steps at once, joined by two pipes.
+    async fn test(&mut self, test: &TestRun) -> Result<(StepReport, StepReport), SandboxError> {
+        let pipe = || -> Result<(OwnedFd, OwnedFd), SandboxError> {
+            let (read, write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
+            Ok((read.into(), write.into()))
+        };
+        // to_solution: the interactor writes, the submission reads.
+        let (solution_in, interactor_out) = pipe()?;
+        let (interactor_in, solution_out) = pipe()?;
+        let mut files = Vec::with_capacity(2);
+        let given = [(c"input", &test.stdin), (c"answer", &test.answer)];
+        let wanted = judge::interactor_args(test);
+        for (name, bytes) in given {
+            let name_str = name.to_str().expect("ASCII");
+            if !wanted.iter().any(|w| w == name_str) {
+                continue;
+            }
+            let contents = super::sys::memfd_with(name, bytes)
+                .map_err(SandboxError::setup("a test file in memory"))?;
+            files.push((name_str.to_owned(), contents, bytes.len() as u64));
+        }
+        let solution_argv = self.solution.solution.run_command(&test.limits, &test.args);
+        let interactor_argv = self
+            .interactor
+            .solution
+            .run_command(&self.interactor_limits, &wanted);
+        let interactor_limits = self.interactor_limits;
+        let (run, interaction) = tokio::join!(
+            self.solution.step_with(
+                View::Solution,
+                solution_argv,
+                &test.limits,
+                Vec::new(),
+                Vec::new(),
+                Some((solution_in, solution_out)),
+            ),
+            self.interactor.step_with(
+                View::Solution,
+                interactor_argv,
+                &interactor_limits,
+                Vec::new(),
+                files,
+                Some((interactor_in, interactor_out)),
+            ),
+        );
+        Ok((run?, interaction?))
     }
 }

@@ -317,10 +317,14 @@ async fn run_step(
         tmp_bytes: limits.scratch_bytes,
         tmp_inodes: INODES,
     };
+    let io = match step.link {
+        Some((stdin, stdout)) => slot::StepIo::Linked { stdin, stdout },
+        None => slot::StepIo::Captured(step.stdin),
+    };
     let outcome = process
         .run(
             spec,
-            step.stdin,
+            io,
             contents,
             supervise::StepLimits {
                 wall_limit: limits.wall_time,
@@ -418,6 +422,21 @@ impl Sandbox for NativeSandbox {
     ) -> Result<Judged, SandboxError> {
         self.judge(program, checker, tests, observer).await
     }
+
+    /// Interactive judge mode in two slots, both held for the whole job:
+    /// the submission in one, the interactor in the other, each compiled
+    /// once, their steps of each test joined by two pipes (see `judge` and
+    /// docs/judge-sandbox.md).
+    async fn execute_interactive(
+        &self,
+        program: Program,
+        interactor: CheckerProgram,
+        tests: Vec<TestRun>,
+        observer: &mut dyn TestObserver,
+    ) -> Result<Judged, SandboxError> {
+        self.judge_interactive(program, interactor, tests, observer)
+            .await
+    }
 }
 
 /// A slot in use; returned to the free list on drop.
@@ -448,6 +467,9 @@ struct Step<'a> {
     files: Vec<(String, std::os::fd::OwnedFd, u64)>,
     /// The job's first step: nothing of the job is in the slot yet.
     first_of_job: bool,
+    /// Instead of `stdin` and a collected stdout: these descriptors as the
+    /// step's stdin and stdout (an interactive test's pipes).
+    link: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
 }
 
 impl Step<'_> {
@@ -461,6 +483,7 @@ impl Step<'_> {
             workspace,
             files: Vec::new(),
             first_of_job,
+            link: None,
         }
     }
 }

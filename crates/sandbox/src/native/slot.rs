@@ -201,15 +201,28 @@ impl SlotProcess {
     pub(crate) async fn run(
         &mut self,
         spec: StepSpec,
-        stdin: Vec<u8>,
+        io: StepIo,
         files: Vec<OwnedFd>,
         limits: supervise::StepLimits,
     ) -> Result<(Supervised, StepEnd), SandboxError> {
-        let (stdin_read, stdin_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
-        let (stdout_read, stdout_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
         let (stderr_read, stderr_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
-        let mut theirs: Vec<OwnedFd> =
-            vec![stdin_read.into(), stdout_write.into(), stderr_write.into()];
+        let (their_stdin, their_stdout, our_stdin, our_stdout, stdin) = match io {
+            StepIo::Captured(stdin) => {
+                let (stdin_read, stdin_write) =
+                    std::io::pipe().map_err(SandboxError::setup("pipe"))?;
+                let (stdout_read, stdout_write) =
+                    std::io::pipe().map_err(SandboxError::setup("pipe"))?;
+                (
+                    OwnedFd::from(stdin_read),
+                    OwnedFd::from(stdout_write),
+                    Some(OwnedFd::from(stdin_write)),
+                    Some(OwnedFd::from(stdout_read)),
+                    stdin,
+                )
+            }
+            StepIo::Linked { stdin, stdout } => (stdin, stdout, None, None, Vec::new()),
+        };
+        let mut theirs: Vec<OwnedFd> = vec![their_stdin, their_stdout, stderr_write.into()];
         theirs.extend(files);
         let raw: Vec<RawFd> = theirs.iter().map(|fd| fd.as_raw_fd()).collect();
         let started = Instant::now();
@@ -219,9 +232,8 @@ impl SlotProcess {
         // Only the program may hold the write ends now, so that its exit
         // is the end of its output.
         drop(theirs);
-        let pipes =
-            supervise::Pipes::new(stdin_write.into(), stdout_read.into(), stderr_read.into())
-                .map_err(SandboxError::setup("step pipes"))?;
+        let pipes = supervise::Pipes::new(our_stdin, our_stdout, stderr_read.into())
+            .map_err(SandboxError::setup("step pipes"))?;
         supervise::supervise(
             &mut self.requests,
             &mut self.replies,
@@ -239,6 +251,17 @@ impl SlotProcess {
             Err(_) => Err(keeper_error("no answer in time".into())),
         }
     }
+}
+
+/// A step's stdin and stdout.
+pub(crate) enum StepIo {
+    /// Pipes of the worker's: these bytes are the step's stdin, and its
+    /// stdout is collected under the output cap.
+    Captured(Vec<u8>),
+    /// Descriptors given as they are (an interactive test's pipes, joined to
+    /// the other program's step); the step's stdout is not collected, and
+    /// only its stderr counts against the output cap.
+    Linked { stdin: OwnedFd, stdout: OwnedFd },
 }
 
 /// Sends one request frame, with `fds` attached to its first byte.

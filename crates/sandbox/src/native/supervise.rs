@@ -32,18 +32,24 @@ pub(crate) struct Supervised {
     pub wall_time: Duration,
 }
 
-/// The worker's ends of a step's stdin, stdout and stderr.
+/// The worker's ends of a step's stdin, stdout and stderr; a step whose
+/// stdin and stdout are joined to another step's (an interactive test) has
+/// only stderr here.
 pub(crate) struct Pipes {
-    stdin: pipe::Sender,
-    stdout: pipe::Receiver,
+    stdin: Option<pipe::Sender>,
+    stdout: Option<pipe::Receiver>,
     stderr: pipe::Receiver,
 }
 
 impl Pipes {
-    pub(crate) fn new(stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> std::io::Result<Self> {
+    pub(crate) fn new(
+        stdin: Option<OwnedFd>,
+        stdout: Option<OwnedFd>,
+        stderr: OwnedFd,
+    ) -> std::io::Result<Self> {
         Ok(Self {
-            stdin: pipe::Sender::from_owned_fd(stdin)?,
-            stdout: pipe::Receiver::from_owned_fd(stdout)?,
+            stdin: stdin.map(pipe::Sender::from_owned_fd).transpose()?,
+            stdout: stdout.map(pipe::Receiver::from_owned_fd).transpose()?,
             stderr: pipe::Receiver::from_owned_fd(stderr)?,
         })
     }
@@ -73,19 +79,21 @@ pub(crate) async fn supervise(
     started: Instant,
 ) -> Result<(Supervised, StepEnd), SandboxError> {
     let Pipes {
-        stdin: mut stdin_pipe,
+        stdin: stdin_pipe,
         stdout,
         stderr,
     } = pipes;
     // A program that never reads its input must not stall us: the writer
     // runs on its own and simply fails once the step is gone. Dropping the
     // pipe at the end is the program's end of input.
-    tokio::spawn(async move {
-        if !stdin.is_empty() {
-            let _ = stdin_pipe.write_all(&stdin).await;
-        }
-    });
-    let (mut out_pipe, mut err_pipe) = (Some(stdout), Some(stderr));
+    if let Some(mut stdin_pipe) = stdin_pipe {
+        tokio::spawn(async move {
+            if !stdin.is_empty() {
+                let _ = stdin_pipe.write_all(&stdin).await;
+            }
+        });
+    }
+    let (mut out_pipe, mut err_pipe) = (stdout, Some(stderr));
     let mut seen = Supervised {
         stdout: Vec::new(),
         stderr: Vec::new(),

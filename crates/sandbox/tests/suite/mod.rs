@@ -3,6 +3,7 @@
 //! the five languages, checked for output, status and limits.
 
 pub mod attacks;
+pub mod interactive;
 pub mod judge;
 
 pub use judge::{
@@ -48,6 +49,21 @@ macro_rules! every_suite_test {
 }
 
 /// Expands `$runner!(...)` over every attack in `attacks`.
+/// Expands `$runner!(...)` over the interactive judge tests (both backends
+/// run them; a backend without `execute_interactive` would not).
+macro_rules! every_interactive_test {
+    ($runner:ident) => {
+        $runner!(
+            interactive_guessing_game_in_python_and_cpp,
+            interactive_submission_cannot_see_the_interactor,
+            interactive_deadlock_ends_at_the_wall_limit,
+            interactive_program_closing_its_output_early,
+            interactive_flooding_interactor_ends,
+            interactive_limits_are_each_sides_own,
+        );
+    };
+}
+
 macro_rules! every_attack_test {
     ($runner:ident) => {
         $runner!(

@@ -14,6 +14,29 @@
 //!   `presentation_error`, anything else (another code, a signal, a limit,
 //!   no run) `judge_error`, its stderr being the test's `checker_message`.
 //!
+//! With an interactor (an interactive problem), the interactor's exit code
+//! decides instead of a checker, as testlib-based judges do; per test, the
+//! first that applies (no rule depends on which side ended first, which
+//! two sandboxes cannot tell apart reliably):
+//!
+//! - the submission hit a limit: `time_limit`, `memory_limit`,
+//!   `output_limit` (a deadlock is the submission's `time_limit`: both sides
+//!   wait, and it is killed at its wall clock);
+//! - the interactor exited 1 (`wrong_answer`) or 2 (`presentation_error`):
+//!   whatever the submission did after (it reads end of file, or dies of
+//!   `SIGPIPE` writing) is a consequence; a submission that crashes
+//!   mid-conversation is therefore usually reported as the interactor saw
+//!   it (end of file: most interactors say 1 or 2);
+//! - the submission was killed by a signal other than `SIGPIPE`, or exited
+//!   with a code other than 0: `runtime_error`;
+//! - the interactor exited 0: `accepted`;
+//! - the interactor was killed by `SIGPIPE`: `wrong_answer` (the submission
+//!   stopped reading before the interactor was done);
+//! - anything else of the interactor (another code, a signal, a limit):
+//!   `judge_error`.
+//!
+//! Its stderr is the test's `checker_message` either way.
+//!
 //! The job's verdict is `accepted` when every test was, else the first
 //! failing test's verdict (`compile_error` when the submission did not
 //! compile, `judge_error` when the checker did not); the seed's message
@@ -91,33 +114,53 @@ pub async fn execute_judged(
         ));
         result
     };
-    let (comparator, checker) = match &spec.checker {
-        CheckerSpec::Custom {
-            language: name,
-            code,
-            files,
-        } => {
-            let Some(checker_language) = languages.get(name) else {
-                return judge_error(format!(
-                    "Judge error: the checker's language {name:?} is not supported by this worker"
-                ));
-            };
-            let checker = CheckerProgram {
-                language: checker_language.clone(),
-                source: code.clone(),
-                files: files
-                    .iter()
-                    .map(|f| (f.name.clone(), f.content.clone()))
-                    .collect(),
-                compile_limits: limits.compile,
-                run_limits: limits.run,
-            };
-            if let Some(message) = checker_files_refusal(&checker) {
-                return judge_error(format!("Judge error: {message}"));
-            }
-            (None, Some(checker))
+    // The judge's own program (a custom checker or an interactor), under
+    // the worker's limits.
+    let helper = |role: &str, name: &str, code: &str, files: &[code_runner_queue::SourceFile]| {
+        let Some(helper_language) = languages.get(name) else {
+            return Err(Box::new(judge_error(format!(
+                "Judge error: the {role}'s language {name:?} is not supported by this worker"
+            ))));
+        };
+        let helper = CheckerProgram {
+            language: helper_language.clone(),
+            source: code.to_owned(),
+            files: files
+                .iter()
+                .map(|f| (f.name.clone(), f.content.clone()))
+                .collect(),
+            compile_limits: limits.compile,
+            run_limits: limits.run,
+        };
+        if let Some(message) = checker_files_refusal(&helper, role) {
+            return Err(Box::new(judge_error(format!("Judge error: {message}"))));
         }
-        other => (Some(comparator_of(other)), None),
+        Ok(helper)
+    };
+    let (comparator, checker, interactor) = match (&spec.interactor, &spec.checker) {
+        (Some(interactor), _) => {
+            match helper(
+                "interactor",
+                &interactor.language,
+                &interactor.code,
+                &interactor.files,
+            ) {
+                Ok(interactor) => (None, None, Some(interactor)),
+                Err(result) => return *result,
+            }
+        }
+        (
+            None,
+            CheckerSpec::Custom {
+                language: name,
+                code,
+                files,
+            },
+        ) => match helper("checker", name, code, files) {
+            Ok(checker) => (None, Some(checker), None),
+            Err(result) => return *result,
+        },
+        (None, other) => (Some(comparator_of(other)), None, None),
     };
     let job_limits = crate::job_limits(job, limits.run);
     let tests: Vec<TestRun> = spec
@@ -134,7 +177,7 @@ pub async fn execute_judged(
             answer: test.expected_output.clone().into_bytes(),
         })
         .collect();
-    let budget = job_time_budget(&tests, checker.as_ref(), &limits);
+    let budget = job_time_budget(&tests, checker.as_ref().or(interactor.as_ref()), &limits);
     let program = Program {
         language: language.clone(),
         source: job.code.clone(),
@@ -164,10 +207,20 @@ pub async fn execute_judged(
         progress,
         published_at: None,
     };
-    let judged = tokio::time::timeout(
-        budget,
-        sandbox.execute_tests(program, checker, tests, &mut observer),
-    )
+    let judged = tokio::time::timeout(budget, async {
+        match interactor {
+            Some(interactor) => {
+                sandbox
+                    .execute_interactive(program, interactor, tests, &mut observer)
+                    .await
+            }
+            None => {
+                sandbox
+                    .execute_tests(program, checker, tests, &mut observer)
+                    .await
+            }
+        }
+    })
     .await;
     // The publisher ends once the sender is gone and its last write is done.
     observer.progress = None;
@@ -188,6 +241,16 @@ pub async fn execute_judged(
             started_at_ms,
             finished_at_ms,
         ),
+        Ok(Err(code_runner_sandbox::SandboxError::Unavailable(why)))
+            if spec.interactor.is_some() =>
+        {
+            // A worker with a single slot, or a backend that cannot join two
+            // steps: the job cannot be judged here.
+            tracing::warn!(task_id = %job.id, %why, "interactive job refused by the sandbox");
+            let mut result = judge_error(format!("Judge error: {why}"));
+            result.finished_at_ms = finished_at_ms;
+            result
+        }
         Ok(Err(e)) => {
             tracing::error!(task_id = %job.id, error = %crate::error_chain(&e), "sandbox failed on a judged job");
             let mut result =
@@ -235,7 +298,8 @@ fn test_limits(test: &TestCase, job: &Job, worker: Limits) -> Limits {
 }
 
 /// The longest the whole job may take: both compiles, every test's wall
-/// clock and its checker's, and margins. Past it the job is stopped.
+/// clock and its checker's (or interactor's), and margins. Past it the job
+/// is stopped.
 pub fn job_time_budget(
     tests: &[TestRun],
     checker: Option<&CheckerProgram>,
@@ -251,10 +315,10 @@ pub fn job_time_budget(
         + JOB_SLACK
 }
 
-/// Why a custom checker's extra files cannot be set up (the sandbox's
-/// rule: plain names, none of [`CHECKER_FILES`] nor the checker's source,
-/// none twice), or `None`.
-fn checker_files_refusal(checker: &CheckerProgram) -> Option<String> {
+/// Why a custom checker's (or an interactor's: `role`) extra files cannot
+/// be set up (the sandbox's rule: plain names, none of [`CHECKER_FILES`]
+/// nor the program's source, none twice), or `None`.
+fn checker_files_refusal(checker: &CheckerProgram, role: &str) -> Option<String> {
     let main = checker.language.source_file(&Substitutions {
         main: checker.language.main_name(&checker.source),
         memory_mb: checker.run_limits.memory_mb(),
@@ -267,8 +331,8 @@ fn checker_files_refusal(checker: &CheckerProgram) -> Option<String> {
             || !seen.insert(name.as_str());
         bad.then(|| {
             format!(
-                "the checker's file {name:?} cannot be used (a plain name other than {CHECKER_FILES:?}, \
-                 the checker's own source {main:?} and its other files)"
+                "the {role}'s file {name:?} cannot be used (a plain name other than {CHECKER_FILES:?}, \
+                 the {role}'s own source {main:?} and its other files)"
             )
         })
     })
@@ -391,6 +455,9 @@ fn test_verdict(
     test: &TestCase,
 ) -> (Verdict, Option<String>) {
     let run = &outcome.run;
+    if let Some(interactor) = &outcome.interactor {
+        return interactive_verdict(run, interactor);
+    }
     match run.termination {
         Termination::TimeLimit => return (Verdict::TimeLimit, None),
         Termination::MemoryLimit => return (Verdict::MemoryLimit, None),
@@ -407,11 +474,44 @@ fn test_verdict(
     let Some(checker) = &outcome.checker else {
         return (Verdict::JudgeError, Some("the checker did not run".into()));
     };
-    checker_verdict(checker)
+    checker_verdict(checker, "checker")
 }
 
-/// A custom checker's decision from its step: exit 0, 1, 2; else a judge error.
-fn checker_verdict(checker: &StepReport) -> (Verdict, Option<String>) {
+/// How the submission's own run failed, if it did: a limit, else a signal
+/// or an exit code other than 0.
+fn run_failure(run: &StepReport) -> Option<Verdict> {
+    match run.termination {
+        Termination::TimeLimit => Some(Verdict::TimeLimit),
+        Termination::MemoryLimit => Some(Verdict::MemoryLimit),
+        Termination::OutputLimit => Some(Verdict::OutputLimit),
+        Termination::Exited if !run.succeeded() => Some(Verdict::RuntimeError),
+        Termination::Exited => None,
+    }
+}
+
+/// An interactive test's verdict (see the module's rules).
+fn interactive_verdict(run: &StepReport, interactor: &StepReport) -> (Verdict, Option<String>) {
+    const SIGPIPE: i32 = 13;
+    let (said, message) = checker_verdict(interactor, "interactor");
+    let piped = run.termination == Termination::Exited && run.signal == Some(SIGPIPE);
+    match run_failure(run) {
+        Some(limit) if run.termination != Termination::Exited => return (limit, message),
+        _ if matches!(said, Verdict::WrongAnswer | Verdict::PresentationError) => {
+            return (said, message)
+        }
+        Some(failure) if !piped => return (failure, message),
+        _ => {}
+    }
+    if interactor.termination == Termination::Exited && interactor.signal == Some(SIGPIPE) {
+        let note = "the program stopped reading before the interactor was done".to_owned();
+        return (Verdict::WrongAnswer, Some(note));
+    }
+    (said, message)
+}
+
+/// A custom checker's (or interactor's: `role`) decision from its step:
+/// exit 0, 1, 2; else a judge error.
+fn checker_verdict(checker: &StepReport, role: &str) -> (Verdict, Option<String>) {
     let (stderr, _) = cut_text(&checker.stderr, CHECKER_MESSAGE_CAP);
     let message = (!stderr.trim().is_empty()).then_some(stderr);
     let verdict = match (checker.termination, checker.exit_code, checker.signal) {
@@ -427,7 +527,7 @@ fn checker_verdict(checker: &StepReport) -> (Verdict, Option<String>) {
                 (_, Some(code), None) => format!("exited with code {code} (not 0, 1 or 2)"),
                 (_, None, None) => "ended abnormally".to_owned(),
             };
-            let mut text = format!("the checker {why}");
+            let mut text = format!("the {role} {why}");
             if let Some(stderr) = &message {
                 text.push_str(": ");
                 text.push_str(stderr);
@@ -466,6 +566,11 @@ fn build_result(
     let mut result = JobResult::internal_error(String::new(), started_at_ms);
     result.finished_at_ms = finished_at_ms;
     result.compile_output = judged.compile.as_ref().map(compile_text);
+    let role = if spec.interactor.is_some() {
+        "interactor"
+    } else {
+        "checker"
+    };
     if let Some(checker) = judged.checker_compile.as_ref().filter(|c| !c.succeeded()) {
         let (diagnostics, _) = cut_text(compile_text(checker).as_bytes(), CHECKER_MESSAGE_CAP);
         let why = match checker.termination {
@@ -475,13 +580,13 @@ fn build_result(
             Termination::Exited => "did not compile",
         };
         result.verdict = Verdict::JudgeError;
-        result.message = Some(format!("Judge error: the checker {why}\n{diagnostics}"));
+        result.message = Some(format!("Judge error: the {role} {why}\n{diagnostics}"));
         result.judge = Some(JudgeReport::new(
             spec.tests
                 .iter()
                 .map(|t| TestResult {
                     verdict: Verdict::JudgeError,
-                    checker_message: Some(format!("the checker {why}")),
+                    checker_message: Some(format!("the {role} {why}")),
                     ..TestResult::skipped(t.name.clone())
                 })
                 .collect(),
@@ -604,6 +709,7 @@ mod tests {
         let exited = |code| TestOutcome {
             run: step(Termination::Exited, Some(code), "3\n"),
             checker: Some(step(Termination::Exited, Some(0), "")),
+            interactor: None,
         };
         assert_eq!(
             test_verdict(&exited(0), None, &test("3")).0,
@@ -616,6 +722,7 @@ mod tests {
         let limit = TestOutcome {
             run: step(Termination::TimeLimit, None, "3\n"),
             checker: None,
+            interactor: None,
         };
         assert_eq!(test_verdict(&limit, None, &test("3")).0, Verdict::TimeLimit);
         let (verdict, message) = test_verdict(&exited(0), Some(Comparator::Lines), &test("4"));
@@ -628,7 +735,7 @@ mod tests {
         let with = |termination, code, stderr: &str| {
             let mut s = step(termination, code, "");
             s.stderr = stderr.as_bytes().to_vec();
-            checker_verdict(&s)
+            checker_verdict(&s, "checker")
         };
         assert_eq!(
             with(Termination::Exited, Some(0), ""),
@@ -652,6 +759,68 @@ mod tests {
             with(Termination::TimeLimit, None, "").0,
             Verdict::JudgeError
         );
+    }
+
+    /// The submission's own failures first (not SIGPIPE), then the
+    /// interactor.
+    #[test]
+    fn interactive_verdicts() {
+        let timed = |termination, code, signal, ms| {
+            let mut s = step(termination, code, "");
+            s.signal = signal;
+            s.wall_time = Duration::from_millis(ms);
+            s
+        };
+        let verdict = |run: StepReport, interactor: StepReport| {
+            test_verdict(
+                &TestOutcome {
+                    run,
+                    checker: None,
+                    interactor: Some(interactor),
+                },
+                None,
+                &test(""),
+            )
+            .0
+        };
+        let ok = |ms| timed(Termination::Exited, Some(0), None, ms);
+        let said = |code, ms| timed(Termination::Exited, Some(code), None, ms);
+        assert_eq!(verdict(ok(5), said(0, 6)), Verdict::Accepted);
+        assert_eq!(verdict(ok(5), said(1, 6)), Verdict::WrongAnswer);
+        assert_eq!(verdict(ok(5), said(2, 6)), Verdict::PresentationError);
+        assert_eq!(verdict(ok(5), said(3, 6)), Verdict::JudgeError);
+        // The interactor gave up; the submission then died of SIGPIPE.
+        let piped = timed(Termination::Exited, None, Some(libc_sigpipe()), 9);
+        assert_eq!(verdict(piped.clone(), said(1, 6)), Verdict::WrongAnswer);
+        assert_eq!(verdict(piped, said(0, 6)), Verdict::Accepted);
+        // The submission crashed; the interactor then read end of file and
+        // said so; or it had accepted already.
+        let crashed = timed(Termination::Exited, None, Some(11), 4);
+        assert_eq!(
+            verdict(crashed.clone(), said(2, 5)),
+            Verdict::PresentationError
+        );
+        assert_eq!(verdict(crashed.clone(), said(0, 3)), Verdict::RuntimeError);
+        assert_eq!(verdict(crashed, said(3, 5)), Verdict::RuntimeError);
+        // Too many guesses: the interactor said 1, the submission then
+        // failed on end of file.
+        assert_eq!(verdict(said(1, 7), said(1, 6)), Verdict::WrongAnswer);
+        // A deadlock: the submission is killed at its wall clock, the
+        // interactor reads end of file (and may be seen ending first).
+        let waited = timed(Termination::TimeLimit, None, Some(9), 1000);
+        assert_eq!(verdict(waited.clone(), said(2, 999)), Verdict::TimeLimit);
+        let stuck = timed(Termination::TimeLimit, None, Some(9), 5000);
+        assert_eq!(verdict(waited, stuck), Verdict::TimeLimit);
+        // The submission stopped reading and the flooding interactor got
+        // SIGPIPE.
+        let flooded = timed(Termination::Exited, None, Some(libc_sigpipe()), 7);
+        assert_eq!(verdict(ok(5), flooded.clone()), Verdict::WrongAnswer);
+        let (_, message) = interactive_verdict(&ok(5), &flooded);
+        assert!(message.unwrap().contains("stopped reading"));
+    }
+
+    fn libc_sigpipe() -> i32 {
+        13
     }
 
     #[test]

@@ -269,11 +269,6 @@ impl DockerSandbox {
         if inner.closed.load(Ordering::SeqCst) {
             return Err(SandboxError::Unavailable("sandbox closed".into()));
         }
-        if inner.config.slots < 2 {
-            return Err(SandboxError::Unavailable(
-                "an interactive job needs two sandbox slots at once and this worker has one".into(),
-            ));
-        }
         let mut solution = Part::new(
             &program.language,
             &program.source,
@@ -302,13 +297,11 @@ impl DockerSandbox {
             interactor.compile_limits,
             &run_limits,
         )?;
-        // Both at once: the semaphore is fair, so a job waiting for two
-        // holds none meanwhile.
-        let _permits = inner
-            .slots
-            .acquire_many(2)
-            .await
-            .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
+        // A job slot as any job, and a companion slot for the interactor
+        // (as many as job slots: never waited for).
+        let closed = |_| SandboxError::Unavailable("sandbox closed".into());
+        let _permit = inner.slots.acquire().await.map_err(closed)?;
+        let _helper_permit = inner.helper_slots.acquire().await.map_err(closed)?;
 
         let mut judged = Judged::default();
         let (compile, compiled) = solution.compile(inner).await?;

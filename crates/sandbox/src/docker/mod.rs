@@ -169,6 +169,9 @@ struct Inner {
     /// engine's default.
     cgroup_parent: Option<String>,
     slots: Semaphore,
+    /// One companion per slot, taken by an interactive job's interactor
+    /// beside its job slot (see the native backend).
+    helper_slots: Semaphore,
     closed: AtomicBool,
     /// Removals under way, so that `close` can wait for them.
     removing: AtomicUsize,
@@ -212,7 +215,8 @@ impl DockerSandbox {
         } else {
             config.pool_profiles.len()
         };
-        let uid_count = Uids::needed(config.slots, pools, config.pool_size);
+        // Companion slots (interactors) count as slots.
+        let uid_count = Uids::needed(config.slots.saturating_mul(2), pools, config.pool_size);
         let uid_end = u64::from(config.first_uid) + u64::from(uid_count);
         if config.first_uid == 0 {
             return Err(SandboxError::Unavailable(
@@ -303,6 +307,7 @@ impl DockerSandbox {
             uids: Uids::new(config.first_uid, uid_count),
             cgroup_parent,
             slots: Semaphore::new(config.slots as usize),
+            helper_slots: Semaphore::new(config.slots as usize),
             closed: AtomicBool::new(false),
             removing: AtomicUsize::new(0),
             removed: Notify::new(),
@@ -452,9 +457,6 @@ struct Step<'a> {
 /// How a step ended, as the worker saw it.
 struct Seen {
     timed_out: bool,
-    /// Its stdout's reader (the other side of an interactive test) was
-    /// gone: the step was stopped, as a pipe's `SIGPIPE` would.
-    broken_pipe: bool,
     wall_time: Duration,
 }
 
@@ -803,9 +805,8 @@ impl Inner {
         let mut end =
             read_step_output(&mut stream, &mut output, &nonce, deadline, relayed.as_mut()).await;
         let timed_out = end == StreamEnd::Deadline;
-        let broken_pipe = end == StreamEnd::PeerGone;
         let wall_time = started.elapsed();
-        if timed_out || broken_pipe {
+        if timed_out {
             // The wall clock ran out: the init, asked from outside, kills the
             // program and still reports, with the cgroup's OOM count (running
             // out of memory often leaves a program stuck until the clock runs
@@ -835,7 +836,6 @@ impl Inner {
         let exceeded = end == StreamEnd::Exceeded;
         let seen = Seen {
             timed_out,
-            broken_pipe,
             wall_time,
         };
         tracing::debug!(
@@ -933,14 +933,13 @@ enum StreamEnd {
     /// The stream ended (the container is gone) or failed.
     Ended,
     Deadline,
-    /// The other side of an interactive test no longer reads.
-    PeerGone,
 }
 
 /// Reads the attach stream into `output` until the init's records are in,
 /// the cap is passed, the stream ends or `deadline` comes. With `relayed`,
-/// stdout goes to the other side of an interactive test instead (while it
-/// reads: `PeerGone` once it no longer does).
+/// stdout goes to the other side of an interactive test instead; once that
+/// side is over, it is read and dropped (as the native backend drains a
+/// pipe whose reader is gone: never a broken pipe).
 async fn read_step_output(
     stream: &mut (impl futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin),
     output: &mut Output,
@@ -951,8 +950,22 @@ async fn read_step_output(
     let until = deadline;
     let deadline = tokio::time::sleep_until(deadline.into());
     tokio::pin!(deadline);
+    // Bytes a relay holds back (a possible start of the init's record) go
+    // on when nothing follows them soon: the init writes its record in one
+    // write, so a start left alone is the program's own data.
+    let release = tokio::time::sleep(relay::HOLD_AT_MOST);
+    tokio::pin!(release);
     loop {
+        let holding = relayed.as_deref().is_some_and(|(relay, _)| relay.holding());
         tokio::select! {
+            () = &mut release, if holding => {
+                if let Some((relay, sender)) = relayed.as_deref_mut() {
+                    let pass = relay.release();
+                    if !forward(sender, pass, until).await {
+                        return StreamEnd::Deadline;
+                    }
+                }
+            }
             item = stream.next() => {
                 let (is_stdout, message) = match item {
                     Some(Ok(LogOutput::StdOut { message })) => (true, message),
@@ -967,15 +980,11 @@ async fn read_step_output(
                 match relayed.as_deref_mut() {
                     Some((relay, sender)) if is_stdout => {
                         let pass = relay.take(&message);
-                        if let (false, Some(to)) = (pass.is_empty(), sender.as_ref()) {
-                            match tokio::time::timeout_at(until.into(), to.send(pass)).await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(_)) => {
-                                    *sender = None;
-                                    return StreamEnd::PeerGone;
-                                }
-                                Err(_) => return StreamEnd::Deadline,
-                            }
+                        if relay.holding() {
+                            release.as_mut().reset(tokio::time::Instant::now() + relay::HOLD_AT_MOST);
+                        }
+                        if !forward(sender, pass, until).await {
+                            return StreamEnd::Deadline;
                         }
                     }
                     _ => {
@@ -996,6 +1005,26 @@ async fn read_step_output(
     }
 }
 
+/// Passes relayed bytes on to the other side, while it reads (once it is
+/// over, they are dropped); false when `until` came first.
+async fn forward(
+    sender: &mut Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    pass: Vec<u8>,
+    until: Instant,
+) -> bool {
+    let Some(to) = sender.as_ref().filter(|_| !pass.is_empty()) else {
+        return true;
+    };
+    match tokio::time::timeout_at(until.into(), to.send(pass)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => {
+            *sender = None;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// The report of a step, classified as the native backend classifies.
 fn classify(
     step: &Step<'_>,
@@ -1012,13 +1041,10 @@ fn classify(
         oom_kills: None,
     });
     // A step the worker stopped was killed with SIGKILL, as in the native
-    // backend; one whose stdout's reader was gone, with SIGPIPE, as a pipe
-    // would have.
+    // backend.
     let killed = seen.timed_out || collected.exceeded;
     let (exit_code, signal) = if killed {
         (None, Some(libc::SIGKILL))
-    } else if seen.broken_pipe {
-        (None, Some(libc::SIGPIPE))
     } else {
         (status.exit_code, status.signal)
     };

@@ -10,7 +10,14 @@
 //! the next bytes: text protocols never wait), stops at the record, and
 //! keeps the stream's last bytes to find the record in.
 
+use std::time::Duration;
+
 use super::launch::RECORD_MAX;
+
+/// The longest bytes that could begin the init's record are held back
+/// waiting for what follows: the init writes its record in one write (far
+/// below `PIPE_BUF`), so a start left alone this long is the program's.
+pub(crate) const HOLD_AT_MOST: Duration = Duration::from_millis(5);
 
 /// A step's side of an interactive test: where its stdin comes from (the
 /// other container's stdout; end of input when the sender is dropped) and
@@ -90,6 +97,17 @@ impl Relay {
         self.held.drain(..pass).collect()
     }
 
+    /// Whether bytes are held back.
+    pub(crate) fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The bytes held back, to pass on now: nothing followed them within
+    /// [`HOLD_AT_MOST`], so they are not the init's record.
+    pub(crate) fn release(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+
     /// The stream's last bytes, where the init's record is once it came.
     pub(crate) fn tail(&self) -> &[u8] {
         &self.tail
@@ -122,7 +140,12 @@ mod tests {
     fn a_nul_that_is_not_the_record_is_passed_on_with_the_next_bytes() {
         let mut relay = Relay::new("n0nce");
         assert_eq!(relay.take(b"ab\0"), b"ab");
+        assert!(relay.holding());
         assert_eq!(relay.take(b"x"), b"\0x");
+        // A NUL at the end of a message, nothing after it: released.
+        assert_eq!(relay.take(b"hello\0"), b"hello");
+        assert_eq!(relay.release(), b"\0");
+        assert!(!relay.holding());
         // A forged record with another nonce is just bytes.
         assert_eq!(
             relay.take(b"\0code-runner-init:other:0\n"),

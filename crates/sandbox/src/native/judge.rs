@@ -18,7 +18,9 @@
 //! stdout is the submission's stdin and the other way round), and the
 //! test is over when both have ended. A deadlock ends at the wall clock of
 //! the side that waited longest to be killed; when one side ends, the
-//! other reads end of file (or gets `SIGPIPE` writing).
+//! other reads end of file, and what it still writes is read and dropped
+//! by the worker (never `EPIPE` nor `SIGPIPE`, whose timing would make
+//! verdicts depend on which side ended first).
 //!
 //! A test that took the keeper down with it (a program that ran the slot out
 //! of memory after making itself less attractive to the OOM killer than the
@@ -379,11 +381,6 @@ impl NativeSandbox {
         observer: &mut dyn TestObserver,
     ) -> Result<Judged, SandboxError> {
         judge::validate(&program, Some(&interactor), &tests)?;
-        if self.config.slots < 2 {
-            return Err(SandboxError::Unavailable(
-                "an interactive job needs two sandbox slots at once and this worker has one".into(),
-            ));
-        }
         let largest_test = tests.iter().map(|t| t.limits.scratch_bytes).max();
         let solution = Part::new(
             &program.language,
@@ -415,13 +412,12 @@ impl NativeSandbox {
         )?;
         let solution_mounts = program.language.mounts.clone();
         let interactor_mounts = interactor.language.mounts.clone();
-        // Both at once (the semaphore is fair: a job waiting for two holds
-        // none meanwhile, so two such jobs never deadlock each other).
-        let _permits = self
-            .slots
-            .acquire_many(2)
-            .await
-            .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
+        // A job slot as any job, and a companion slot for the interactor:
+        // there are as many companions as job slots, so this never waits
+        // when the worker runs no more jobs than it has slots.
+        let closed = |_| SandboxError::Unavailable("sandbox closed".into());
+        let _permit = self.slots.acquire().await.map_err(closed)?;
+        let _helper_permit = self.helper_slots.acquire().await.map_err(closed)?;
         let solution_slot = self.take_slot();
         let interactor_slot = self.take_slot();
         let mut solution_process = self
@@ -547,24 +543,57 @@ impl Pair<'_, '_> {
             .solution
             .run_command(&self.interactor_limits, &wanted);
         let interactor_limits = self.interactor_limits;
+        // The worker keeps each read end too, so that no write ever fails
+        // with EPIPE (or SIGPIPE): once a side's step is over, what the
+        // other still writes to it is read and dropped until that one ends
+        // too (at the latest at its own limits). A verdict never depends on
+        // which side happened to end first.
+        let keep = |fd: &OwnedFd| fd.try_clone().map_err(SandboxError::setup("pipe"));
+        let (solution_in_kept, interactor_in_kept) = (keep(&solution_in)?, keep(&interactor_in)?);
+        let (solution, interactor) = (&mut self.solution, &mut self.interactor);
         let (run, interaction) = tokio::join!(
-            self.solution.step_with(
-                View::Solution,
-                solution_argv,
-                &test.limits,
-                Vec::new(),
-                Vec::new(),
-                Some((solution_in, solution_out)),
-            ),
-            self.interactor.step_with(
-                View::Solution,
-                interactor_argv,
-                &interactor_limits,
-                Vec::new(),
-                files,
-                Some((interactor_in, interactor_out)),
-            ),
+            async move {
+                let run = solution
+                    .step_with(
+                        View::Solution,
+                        solution_argv,
+                        &test.limits,
+                        Vec::new(),
+                        Vec::new(),
+                        Some((solution_in, solution_out)),
+                    )
+                    .await;
+                drain(solution_in_kept);
+                run
+            },
+            async move {
+                let interaction = interactor
+                    .step_with(
+                        View::Solution,
+                        interactor_argv,
+                        &interactor_limits,
+                        Vec::new(),
+                        files,
+                        Some((interactor_in, interactor_out)),
+                    )
+                    .await;
+                drain(interactor_in_kept);
+                interaction
+            },
         );
         Ok((run?, interaction?))
     }
+}
+
+/// Reads and drops what comes through a pipe whose reader's step is over,
+/// until its writer closes it, on a task of its own.
+fn drain(read_end: OwnedFd) {
+    tokio::spawn(async move {
+        // Non-blocking from here on: nobody else reads this pipe any more.
+        let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end) else {
+            return;
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(1..) = tokio::io::AsyncReadExt::read(&mut pipe, &mut buf).await {}
+    });
 }

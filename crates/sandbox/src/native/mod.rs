@@ -93,6 +93,10 @@ pub struct NativeSandbox {
     cgroups: CgroupLayout,
     uids: UidLeases,
     slots: Semaphore,
+    /// The companion slots: one per slot, taken by an interactive job's
+    /// interactor beside its job slot, so that such a job never waits for
+    /// (nor takes) a second job slot; their indices follow the job slots'.
+    helper_slots: Semaphore,
     free_slots: Mutex<Vec<u32>>,
     /// Each slot's sandbox while no job uses it. A job takes it out and puts
     /// it back only after a clean end, so a job abandoned half-way (its
@@ -140,15 +144,18 @@ impl NativeSandbox {
             )));
         }
         let cgroups = CgroupLayout::detect()?;
-        let uids = UidLeases::acquire(&config.uid_lock_dir, config.first_uid, config.slots)?;
+        // A uid for every job slot and every companion slot.
+        let all_slots = config.slots.saturating_mul(2);
+        let uids = UidLeases::acquire(&config.uid_lock_dir, config.first_uid, all_slots)?;
         // Compiled here too (the keeper compiles its own copy) so that a
         // filter this host cannot take fails at start-up, not per job.
         seccomp::SeccompFilters::compile()?;
         Ok(Self {
             uids,
             slots: Semaphore::new(config.slots as usize),
-            free_slots: Mutex::new((0..config.slots).rev().collect()),
-            idle: (0..config.slots).map(|_| Mutex::new(None)).collect(),
+            helper_slots: Semaphore::new(config.slots as usize),
+            free_slots: Mutex::new((0..all_slots).rev().collect()),
+            idle: (0..all_slots).map(|_| Mutex::new(None)).collect(),
             sequence: AtomicU64::new(0),
             config,
             cgroups,

@@ -60,6 +60,8 @@ macro_rules! every_interactive_test {
             interactive_program_closing_its_output_early,
             interactive_flooding_interactor_ends,
             interactive_limits_are_each_sides_own,
+            interactive_writes_after_the_other_side_ended_never_fail,
+            interactive_a_message_ending_in_nul_is_passed_on,
         );
     };
 }

@@ -106,10 +106,9 @@ pub async fn judge_locally(
     files: Vec<code_runner_queue::SourceFile>,
     spec: JudgeSpec,
 ) -> anyhow::Result<u8> {
-    // An interactive job runs its interactor in a second slot.
-    let slots = if spec.interactor.is_some() { 2 } else { 1 };
-    let sandbox = NativeSandbox::new(args.worker.native_config(slots))
-        .context("starting the native sandbox")?;
+    // One slot (an interactor runs in the slot's companion).
+    let sandbox =
+        NativeSandbox::new(args.worker.native_config(1)).context("starting the native sandbox")?;
     let mut job = Job::new(TaskId::new(), language.name.clone(), code, 0);
     job.files = files;
     job.time_limit_ms = args.requested.time_limit_ms;

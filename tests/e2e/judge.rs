@@ -823,3 +823,65 @@ async fn a_judged_job_whose_worker_is_killed_is_judged_again_once() {
         "worker-1 did not take the job over:\n{log}"
     );
 }
+
+/// An interactive job takes one worker slot like any job (its interactor
+/// runs in the slot's companion): on a worker with two slots, a judged job
+/// submitted while an interactive one deadlocks for seconds runs at once
+/// and is judged within its own budget, and a one-slot worker runs
+/// interactive jobs too.
+#[tokio::test]
+async fn an_interactive_job_takes_no_slot_from_other_jobs() {
+    let app = spawn_app(Options {
+        embedded: true,
+        worker_flags: flags(&[
+            "--time-limit-ms",
+            "3000",
+            "--memory-limit-mb",
+            "128",
+            "--concurrency",
+            "2",
+        ]),
+        ..Options::default()
+    })
+    .await;
+    let waiting = "import sys\nsys.stdin.read()\n";
+    let stuck = submit(
+        &app,
+        json!({"language": "python", "code": waiting, "time_limit_ms": 2000,
+               "tests": [{"stdin": "1"}, {"stdin": "2"}, {"stdin": "3"}],
+               "interactor": {"language": "python", "code": waiting}}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let begun = std::time::Instant::now();
+    let answer = judge(
+        &app,
+        json!({"language": "python", "code": "print(1)",
+               "tests": [{"expected_output": "1", "time_limit_ms": 1000}]}),
+    )
+    .await;
+    assert_eq!(answer["verdict"], "accepted", "{answer}");
+    assert!(
+        begun.elapsed() < std::time::Duration::from_secs(3),
+        "waited for the interactive job: {:?}",
+        begun.elapsed()
+    );
+    let (_, status) = app.result(&stuck).await;
+    assert_eq!(status["status"], "PENDING", "{status}");
+    let stuck = app.wait_result(&stuck).await;
+    assert_eq!(stuck["verdict"], "time_limit", "{stuck}");
+
+    let single = spawn_app(Options {
+        embedded: true,
+        worker_flags: flags(&["--concurrency", "1"]),
+        ..Options::default()
+    })
+    .await;
+    let answer = judge(
+        &single,
+        json!({"language": "python", "code": PY_GUESSER, "tests": [{"stdin": "42"}],
+               "interactor": {"language": "cpp", "code": GUESS_INTERACTOR}}),
+    )
+    .await;
+    assert_eq!(answer["verdict"], "accepted", "{answer}");
+}

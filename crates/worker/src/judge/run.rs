@@ -23,17 +23,18 @@
 //!   `output_limit` (a deadlock is the submission's `time_limit`: both sides
 //!   wait, and it is killed at its wall clock);
 //! - the interactor exited 1 (`wrong_answer`) or 2 (`presentation_error`):
-//!   whatever the submission did after (it reads end of file, or dies of
-//!   `SIGPIPE` writing) is a consequence; a submission that crashes
-//!   mid-conversation is therefore usually reported as the interactor saw
-//!   it (end of file: most interactors say 1 or 2);
-//! - the submission was killed by a signal other than `SIGPIPE`, or exited
-//!   with a code other than 0: `runtime_error`;
+//!   whatever the submission did after (it reads end of file) is a
+//!   consequence; a submission that crashes mid-conversation is therefore
+//!   usually reported as the interactor saw it (end of file: most
+//!   interactors say 1 or 2);
+//! - the submission was killed by a signal, or exited with a code other
+//!   than 0: `runtime_error`;
 //! - the interactor exited 0: `accepted`;
-//! - the interactor was killed by `SIGPIPE`: `wrong_answer` (the submission
-//!   stopped reading before the interactor was done);
 //! - anything else of the interactor (another code, a signal, a limit):
 //!   `judge_error`.
+//!
+//! Neither side ever gets `EPIPE` or `SIGPIPE`: what one writes after the
+//! other is over is read and dropped by the sandbox.
 //!
 //! Its stderr is the test's `checker_message` either way.
 //!
@@ -491,22 +492,13 @@ fn run_failure(run: &StepReport) -> Option<Verdict> {
 
 /// An interactive test's verdict (see the module's rules).
 fn interactive_verdict(run: &StepReport, interactor: &StepReport) -> (Verdict, Option<String>) {
-    const SIGPIPE: i32 = 13;
     let (said, message) = checker_verdict(interactor, "interactor");
-    let piped = run.termination == Termination::Exited && run.signal == Some(SIGPIPE);
     match run_failure(run) {
-        Some(limit) if run.termination != Termination::Exited => return (limit, message),
-        _ if matches!(said, Verdict::WrongAnswer | Verdict::PresentationError) => {
-            return (said, message)
-        }
-        Some(failure) if !piped => return (failure, message),
-        _ => {}
+        Some(limit) if run.termination != Termination::Exited => (limit, message),
+        _ if matches!(said, Verdict::WrongAnswer | Verdict::PresentationError) => (said, message),
+        Some(failure) => (failure, message),
+        None => (said, message),
     }
-    if interactor.termination == Termination::Exited && interactor.signal == Some(SIGPIPE) {
-        let note = "the program stopped reading before the interactor was done".to_owned();
-        return (Verdict::WrongAnswer, Some(note));
-    }
-    (said, message)
 }
 
 /// A custom checker's (or interactor's: `role`) decision from its step:
@@ -761,8 +753,8 @@ mod tests {
         );
     }
 
-    /// The submission's own failures first (not SIGPIPE), then the
-    /// interactor.
+    /// Limits first, then the interactor's 1 or 2, then the submission's
+    /// own failures, then the interactor.
     #[test]
     fn interactive_verdicts() {
         let timed = |termination, code, signal, ms| {
@@ -789,10 +781,12 @@ mod tests {
         assert_eq!(verdict(ok(5), said(1, 6)), Verdict::WrongAnswer);
         assert_eq!(verdict(ok(5), said(2, 6)), Verdict::PresentationError);
         assert_eq!(verdict(ok(5), said(3, 6)), Verdict::JudgeError);
-        // The interactor gave up; the submission then died of SIGPIPE.
-        let piped = timed(Termination::Exited, None, Some(libc_sigpipe()), 9);
-        assert_eq!(verdict(piped.clone(), said(1, 6)), Verdict::WrongAnswer);
-        assert_eq!(verdict(piped, said(0, 6)), Verdict::Accepted);
+        // The interactor gave up; the submission then failed reading.
+        assert_eq!(verdict(said(1, 9), said(1, 6)), Verdict::WrongAnswer);
+        // Accepted by the interactor, then the submission crashed: its
+        // own failure.
+        let killed = timed(Termination::Exited, None, Some(libc_sigpipe()), 9);
+        assert_eq!(verdict(killed, said(0, 6)), Verdict::RuntimeError);
         // The submission crashed; the interactor then read end of file and
         // said so; or it had accepted already.
         let crashed = timed(Termination::Exited, None, Some(11), 4);
@@ -811,12 +805,10 @@ mod tests {
         assert_eq!(verdict(waited.clone(), said(2, 999)), Verdict::TimeLimit);
         let stuck = timed(Termination::TimeLimit, None, Some(9), 5000);
         assert_eq!(verdict(waited, stuck), Verdict::TimeLimit);
-        // The submission stopped reading and the flooding interactor got
-        // SIGPIPE.
-        let flooded = timed(Termination::Exited, None, Some(libc_sigpipe()), 7);
-        assert_eq!(verdict(ok(5), flooded.clone()), Verdict::WrongAnswer);
-        let (_, message) = interactive_verdict(&ok(5), &flooded);
-        assert!(message.unwrap().contains("stopped reading"));
+        // The submission stopped reading and the interactor flooded on to
+        // its own time limit: the interactor's fault.
+        let flooded = timed(Termination::TimeLimit, None, Some(9), 5000);
+        assert_eq!(verdict(ok(5), flooded), Verdict::JudgeError);
     }
 
     fn libc_sigpipe() -> i32 {

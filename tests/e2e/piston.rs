@@ -480,6 +480,21 @@ async fn bad_input_gets_pistons_error_shape_never_a_500() {
         )
     );
 
+    // The body's own limit: files (hex doubles them) and stdin, doubled for
+    // JSON escapes, no test data: (2 × 1000 + 256 KiB) × 2 + 64 KiB here.
+    let limit = (2 * 1000 + 256 * 1024) * 2 + 64 * 1024;
+    let padded = |junk: usize| {
+        json!({"language": "python", "version": "*", "files": [{"content": "print(1)"}],
+               "junk": "j".repeat(junk)})
+    };
+    let (status, answer) = execute(&app, padded(limit)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["message"].is_string(), "{answer}");
+    // Under it, an unknown field is skipped unread (not kept in memory).
+    let (status, answer) = execute(&app, padded(limit / 2)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["run"]["stdout"], "1\n", "{answer}");
+
     // Unknown routes under /api/v2, and the WebSocket that is not there.
     let response = app
         .client

@@ -84,6 +84,17 @@ impl ApiConfig {
             .saturating_add(Self::BODY_OVERHEAD)
     }
 
+    /// The largest `POST /api/v2/execute` body (Piston's API): its files
+    /// (the code, up to twice as long hex-encoded) and stdin, doubled for
+    /// JSON escapes as [`Self::max_body_bytes`]; no test data.
+    pub fn max_piston_body_bytes(&self) -> usize {
+        self.max_code_bytes
+            .saturating_mul(2)
+            .saturating_add(self.max_stdin_bytes)
+            .saturating_mul(2)
+            .saturating_add(Self::BODY_OVERHEAD)
+    }
+
     /// A warning to log when the API listens on `address`, beyond loopback,
     /// with neither API keys nor a rate limit: anyone who reaches it may run
     /// code as fast as the workers go.

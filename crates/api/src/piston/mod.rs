@@ -24,6 +24,7 @@
 //! result into Piston's stages and units, `openapi` documents the routes.
 //! The mapping's gaps are listed in `docs/piston.md`.
 
+mod body;
 mod openapi;
 mod request;
 mod response;
@@ -76,7 +77,8 @@ const PARSE_INLINE_MAX: usize = 64 * 1024;
 
 /// `POST /api/v2/execute`: checks, enqueues, waits, answers Piston's body.
 async fn execute(State(state): State<AppState>, caller: Caller, request: Request) -> Response {
-    let limit = state.config().max_body_bytes();
+    // Piston's body carries files and stdin, no test data: its own limit.
+    let limit = state.config().max_piston_body_bytes();
     let (body, reserved) = match crate::routes::read_body(request, limit).await {
         Ok(read) => read,
         Err(error) => return error.into_response(),

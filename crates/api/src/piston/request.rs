@@ -70,14 +70,13 @@ pub(crate) fn parse(
     languages: &Languages,
     config: &ApiConfig,
 ) -> Result<Execute, Invalid> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        bad(format!(
+    // Only the known fields are read into memory (`body`).
+    let body = super::body::read(body).map_err(|e| match e {
+        super::body::BodyError::NotJson(e) => bad(format!(
             "the request body is not valid JSON ({e}); send a JSON object"
-        ))
+        )),
+        super::body::BodyError::NotObject => bad("the request body must be a JSON object"),
     })?;
-    let Value::Object(body) = value else {
-        return Err(bad("the request body must be a JSON object"));
-    };
     let language = match body.get("language") {
         Some(Value::String(language)) => language,
         _ => return Err(bad("language is required as a string")),

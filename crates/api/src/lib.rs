@@ -42,6 +42,7 @@ mod assets;
 mod echo;
 mod error;
 mod judge;
+mod live;
 mod main_file;
 mod openapi;
 mod piston;

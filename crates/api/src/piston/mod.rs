@@ -114,6 +114,7 @@ async fn execute(State(state): State<AppState>, caller: Caller, request: Request
         memory_limit_mb: execute.memory_limit_mb,
         owner: caller.owner().map(str::to_owned),
         judge: None,
+        live: None,
     };
     let quota = caller.quota(&state.config().access);
     if let Err(error) = state.queue().submit_for(&job, quota).await {

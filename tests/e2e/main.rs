@@ -9,6 +9,7 @@ mod config;
 mod features;
 mod helpers;
 mod judge;
+mod live;
 mod piston;
 mod reliability;
 mod testsets;

@@ -530,3 +530,163 @@ async fn live_ws_a_vanished_client_frees_its_slot() {
     let result = app.wait_result(task).await;
     assert_eq!(result["stdout"], "read 3\n", "{result}");
 }
+
+// ---------------------------------------------------------------------------
+// Piston's /api/v2/connect, on the same machinery.
+
+/// API and workers with the run timeout Piston clients send by default.
+async fn piston_app() -> TestApp {
+    let limits: Vec<String> = ["--time-limit-ms", "3000", "--memory-limit-mb", "128"]
+        .map(String::from)
+        .to_vec();
+    spawn_app(Options {
+        workers: 2,
+        worker_flags: limits.clone(),
+        api_flags: limits,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Reads Piston messages until stdout holds `wanted`.
+async fn piston_until_stdout(socket: &mut Socket, stdout: &mut String, wanted: &str) {
+    while !stdout.contains(wanted) {
+        let message = receive(socket)
+            .await
+            .unwrap_or_else(|close| panic!("closed {close:?}; stdout {stdout:?}"));
+        assert_ne!(message["type"], "exit", "{message}");
+        if message["type"] == "data" && message["stream"] == "stdout" {
+            stdout.push_str(message["data"].as_str().unwrap());
+        }
+    }
+}
+
+/// Reads to the exit message and the close 4999.
+async fn piston_until_exit(socket: &mut Socket) -> Value {
+    loop {
+        let message = receive(socket).await.expect("exit before the close");
+        if message["type"] == "exit" {
+            let (code, reason) = receive(socket).await.expect_err("a close after exit");
+            assert_eq!((code, reason.as_str()), (4999, "Job Completed"));
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_piston_connect_init_data_both_ways_and_exit() {
+    let app = piston_app().await;
+    let mut socket = connect(&app, "/api/v2/connect").await;
+    send_json(
+        &mut socket,
+        json!({"type": "init", "language": "python", "version": "*",
+               "files": [{"content": PY_ECHO}], "stdin": "ignored\n"}),
+    )
+    .await;
+    let runtime = receive(&mut socket).await.unwrap();
+    assert_eq!(runtime["type"], "runtime", "{runtime}");
+    assert_eq!(runtime["language"], "python");
+    let mut stdout = String::new();
+    send_json(
+        &mut socket,
+        json!({"type": "data", "stream": "stdin", "data": "ping\n"}),
+    )
+    .await;
+    piston_until_stdout(&mut socket, &mut stdout, "you said ping\n").await;
+    send_json(
+        &mut socket,
+        json!({"type": "data", "stream": "stdin", "data": "quit\n"}),
+    )
+    .await;
+    let exit = piston_until_exit(&mut socket).await;
+    assert_eq!(exit["stage"], "run");
+    assert_eq!(exit["code"], 0, "{exit}");
+    assert_eq!(exit["signal"], Value::Null);
+}
+
+#[tokio::test]
+async fn live_piston_connect_signal_ends_the_program() {
+    let app = piston_app().await;
+    let mut socket = connect(&app, "/api/v2/connect").await;
+    let code = "import time\nprint('ready', flush=True)\ntime.sleep(30)\n";
+    send_json(
+        &mut socket,
+        json!({"type": "init", "language": "python", "version": "*", "files": [{"content": code}]}),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await.unwrap()["type"], "runtime");
+    let mut stdout = String::new();
+    piston_until_stdout(&mut socket, &mut stdout, "ready\n").await;
+    send_json(&mut socket, json!({"type": "signal", "signal": "SIGKILL"})).await;
+    let exit = piston_until_exit(&mut socket).await;
+    assert_eq!(exit["signal"], "SIGKILL", "{exit}");
+}
+
+#[tokio::test]
+async fn live_piston_connect_refuses_bad_input_with_pistons_codes() {
+    let app = piston_app().await;
+    async fn close_of(socket: &mut Socket) -> (u16, String) {
+        loop {
+            match receive(socket).await {
+                Ok(_) => continue,
+                Err(close) => return close,
+            }
+        }
+    }
+    // Data before init.
+    let mut socket = connect(&app, "/api/v2/connect").await;
+    send_json(
+        &mut socket,
+        json!({"type": "data", "stream": "stdin", "data": "x"}),
+    )
+    .await;
+    assert_eq!(
+        close_of(&mut socket).await,
+        (4003, "Not yet Initialized".into())
+    );
+    // An init that never comes.
+    let mut socket = connect(&app, "/api/v2/connect").await;
+    let started = Instant::now();
+    assert_eq!(
+        close_of(&mut socket).await,
+        (4001, "Initialization Timeout".into())
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A bad init: an error message, then 4002.
+    let mut socket = connect(&app, "/api/v2/connect").await;
+    send_json(
+        &mut socket,
+        json!({"type": "init", "language": "cobol", "version": "*", "files": [{"content": "x"}]}),
+    )
+    .await;
+    let error = receive(&mut socket).await.unwrap();
+    assert_eq!(error["type"], "error");
+    assert!(
+        error["message"].as_str().unwrap().contains("unknown"),
+        "{error}"
+    );
+    assert_eq!(close_of(&mut socket).await.0, 4002);
+    // After a good init: a second init, stdout as a stream, a bad signal.
+    let cases = [
+        (
+            json!({"type": "init", "language": "python", "version": "*", "files": [{"content": "x"}]}),
+            4000,
+        ),
+        (
+            json!({"type": "data", "stream": "stdout", "data": "x"}),
+            4004,
+        ),
+        (json!({"type": "signal", "signal": "SIGBOGUS"}), 4005),
+    ];
+    for (bad, code) in cases {
+        let mut socket = connect(&app, "/api/v2/connect").await;
+        send_json(
+            &mut socket,
+            json!({"type": "init", "language": "python", "version": "*", "files": [{"content": "input()"}]}),
+        )
+        .await;
+        assert_eq!(receive(&mut socket).await.unwrap()["type"], "runtime");
+        send_json(&mut socket, bad).await;
+        assert_eq!(close_of(&mut socket).await.0, code);
+    }
+}

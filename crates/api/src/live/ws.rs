@@ -157,7 +157,8 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
         sink,
         stream,
         stdin_limit,
-        Box::new(ours),
+        &OURS,
+        ours(job),
     )
     .await;
 }
@@ -236,23 +237,67 @@ pub(crate) fn refuse_api_error(error: &ApiError) -> Vec<Message> {
     messages
 }
 
-/// Turns a watched event into our protocol's message.
-fn ours(event: Watched) -> Option<Message> {
-    let value = match event {
-        Watched::State { state, .. } => json!({ "type": "state", "state": state }),
-        Watched::Output {
-            stream,
-            offset,
-            data,
-            ..
-        } => json!({ "type": stream.name(), "offset": offset, "data": text(&data) }),
-        Watched::Finished(_) | Watched::Unavailable => return None,
-    };
-    Some(Message::Text(value.to_string().into()))
+/// How a WebSocket protocol (ours, Piston's) reads client messages and
+/// closes: [`run_session`] is the same for both.
+pub(crate) struct Protocol {
+    /// One client message after the first; `(close code, reason)` when it
+    /// breaks the protocol.
+    pub(crate) parse: fn(&str) -> Result<ClientInput, (u16, String)>,
+    /// The close for a binary frame.
+    pub(crate) binary: (u16, &'static str),
+    /// The close for stdin after the end of input.
+    pub(crate) after_eof: (u16, &'static str),
+    /// The close code for stdin over the limit, and for a failing queue.
+    pub(crate) limit_code: u16,
+    pub(crate) unavailable_code: u16,
 }
 
-/// Maps watched events to messages (`None`: nothing to send for it).
-pub(crate) type Render = Box<dyn Fn(Watched) -> Option<Message> + Send>;
+/// Ours: see the module documentation.
+pub(crate) const OURS: Protocol = Protocol {
+    parse: |text| parse_input(text).map_err(|reason| (close::POLICY, reason)),
+    binary: (
+        close::UNSUPPORTED_DATA,
+        "binary frames are not accepted: send JSON text frames",
+    ),
+    after_eof: (close::POLICY, "stdin after the end of input (eof)"),
+    limit_code: close::POLICY,
+    unavailable_code: close::INTERNAL,
+};
+
+/// Turns watched events into our protocol's messages.
+fn ours(id: TaskId) -> Render {
+    Box::new(move |event| {
+        let value = match event {
+            Watched::State { state, .. } => json!({ "type": "state", "state": state }),
+            Watched::Output {
+                stream,
+                offset,
+                data,
+                ..
+            } => json!({ "type": stream.name(), "offset": offset, "data": text(&data) }),
+            Watched::Finished(task) => {
+                let status =
+                    serde_json::to_value(TaskStatus::new(id, &task, None)).unwrap_or(Value::Null);
+                let mut result = json!({ "type": "result" });
+                if let (Some(result), Value::Object(fields)) = (result.as_object_mut(), status) {
+                    result.extend(fields);
+                }
+                return vec![
+                    Message::Text(result.to_string().into()),
+                    close_frame(close::FINISHED, "finished"),
+                ];
+            }
+            Watched::Unavailable => {
+                return refusal(close::INTERNAL, "queue unavailable, try again").into()
+            }
+        };
+        vec![Message::Text(value.to_string().into())]
+    })
+}
+
+/// Maps watched events to the messages a protocol sends for them; after
+/// `Finished` or `Unavailable` these end with a close frame.
+pub(crate) type Render = Box<dyn FnMut(Watched) -> Vec<Message> + Send>;
 
 /// Drives an accepted session: the client's input to the task's input log,
 /// the task's output log to the client, the result and the close.
@@ -264,43 +309,25 @@ pub(crate) async fn run_session<K, S>(
     mut sink: K,
     stream: S,
     stdin_limit: usize,
-    render: Render,
+    protocol: &'static Protocol,
+    mut render: Render,
 ) where
     K: futures_util::Sink<Message> + Unpin + Send,
     S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
     let (out, mut outgoing) = mpsc::channel::<Message>(32);
-    let initial = TaskState::Pending;
-    let mut watched = watch(state.clone(), id, owner.clone(), initial, None);
+    let mut watched = watch(state.clone(), id, owner.clone(), TaskState::Pending, None);
     let finish = out.clone();
     let producer = async move {
         while let Some(event) = watched.recv().await {
-            match event {
-                Watched::Finished(task) => {
-                    let status = serde_json::to_value(TaskStatus::new(id, &task, None))
-                        .unwrap_or(Value::Null);
-                    let mut result = json!({ "type": "result" });
-                    if let (Some(result), Value::Object(fields)) = (result.as_object_mut(), status)
-                    {
-                        result.extend(fields);
-                    }
-                    let _ = finish.send(Message::Text(result.to_string().into())).await;
-                    let _ = finish.send(close_frame(close::FINISHED, "finished")).await;
+            let last = matches!(event, Watched::Finished(_) | Watched::Unavailable);
+            for message in render(event) {
+                if finish.send(message).await.is_err() {
                     return;
                 }
-                Watched::Unavailable => {
-                    for message in refusal(close::INTERNAL, "queue unavailable, try again") {
-                        let _ = finish.send(message).await;
-                    }
-                    return;
-                }
-                other => {
-                    if let Some(message) = render(other) {
-                        if finish.send(message).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+            }
+            if last {
+                return;
             }
         }
     };
@@ -314,7 +341,7 @@ pub(crate) async fn run_session<K, S>(
         }
         let _ = sink.close().await;
     };
-    let inbound = inbound(state, id, stream, stdin_limit, out.clone());
+    let inbound = inbound(state, id, stream, stdin_limit, protocol, out.clone());
     drop(out);
     tokio::pin!(producer, sender, inbound);
     let mut producer_done = false;
@@ -323,12 +350,10 @@ pub(crate) async fn run_session<K, S>(
             () = &mut sender => break,
             () = &mut producer, if !producer_done => producer_done = true,
             end = &mut inbound => {
-                if let Inbound::Gone = end {
-                    gone(state, id, owner.clone());
-                    return;
+                if let Inbound::Refused = end {
+                    // Let the close go out (bounded), then leave.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut sender).await;
                 }
-                // Refused: let the close go out (bounded), then leave.
-                let _ = tokio::time::timeout(Duration::from_secs(2), &mut sender).await;
                 gone(state, id, owner.clone());
                 return;
             }
@@ -363,6 +388,7 @@ async fn inbound<S>(
     id: TaskId,
     mut stream: S,
     stdin_limit: usize,
+    protocol: &'static Protocol,
     out: mpsc::Sender<Message>,
 ) -> Inbound
 where
@@ -396,28 +422,26 @@ where
         let text = match next {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Inbound::Gone,
             Some(Ok(Message::Binary(_))) => {
-                return refuse(
-                    close::UNSUPPORTED_DATA,
-                    "binary frames are not accepted: send JSON text frames",
-                )
-                .await
+                let (code, reason) = protocol.binary;
+                return refuse(code, reason).await;
             }
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(_)) => continue,
         };
-        let input = match parse_input(&text) {
+        let input = match (protocol.parse)(&text) {
             Ok(input) => input,
-            Err(reason) => return refuse(close::POLICY, &reason).await,
+            Err((code, reason)) => return refuse(code, &reason).await,
         };
         let event = match input {
             ClientInput::Stdin(_) if ended => {
-                return refuse(close::POLICY, "stdin after the end of input (eof)").await
+                let (code, reason) = protocol.after_eof;
+                return refuse(code, reason).await;
             }
             ClientInput::Stdin(data) => {
                 sent = sent.saturating_add(data.len());
                 if sent > stdin_limit {
                     return refuse(
-                        close::POLICY,
+                        protocol.limit_code,
                         &format!("stdin over the limit of {stdin_limit} bytes"),
                     )
                     .await;
@@ -432,7 +456,7 @@ where
             ClientInput::Signal(signal) => LiveEvent::Signal(signal),
         };
         if append(state, &id, event).await.is_err() {
-            return refuse(close::INTERNAL, "queue unavailable, try again").await;
+            return refuse(protocol.unavailable_code, "queue unavailable, try again").await;
         }
     }
 }

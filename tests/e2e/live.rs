@@ -690,3 +690,71 @@ async fn live_piston_connect_refuses_bad_input_with_pistons_codes() {
         assert_eq!(close_of(&mut socket).await.0, code);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The CLI: `code-runner run FILE --server URL [--interactive]`.
+
+#[tokio::test]
+async fn live_cli_prints_output_as_it_arrives_and_drives_stdin() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut flags = limited();
+    let at = flags.iter().position(|f| f == "--time-limit-ms").unwrap();
+    flags[at + 1] = "6000".into();
+    let app = spawn_app(Options {
+        workers: 2,
+        worker_flags: flags,
+        ..Options::default()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("live-cli-{}", app.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("slow.py");
+    std::fs::write(&file, PRINT_SLEEP_PRINT).unwrap();
+    let mut child = tokio::process::Command::new(crate::helpers::BIN)
+        .arg("run")
+        .arg(&file)
+        .args(["--server", &app.address])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    let at_first = Instant::now();
+    assert_eq!(first.as_deref(), Some("first"));
+    let second = lines.next_line().await.unwrap();
+    assert_eq!(second.as_deref(), Some("second"));
+    assert!(
+        at_first.elapsed() >= Duration::from_millis(1500),
+        "printed only at the end"
+    );
+    assert!(child.wait().await.unwrap().success());
+
+    let file = dir.join("echo.py");
+    std::fs::write(&file, PY_ECHO).unwrap();
+    let mut child = tokio::process::Command::new(crate::helpers::BIN)
+        .arg("run")
+        .arg(&file)
+        .args(["--server", &app.address, "--interactive"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    stdin.write_all(b"marco\n").await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    // The answer comes while the program still runs (its input is open).
+    assert_eq!(answer.as_deref(), Some("you said marco"));
+    stdin.write_all(b"quit\n").await.unwrap();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("bye"));
+    assert!(child.wait().await.unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

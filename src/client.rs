@@ -7,6 +7,12 @@
 //! way it prints the program's stdout and stderr to its own, and exits with
 //! the program's exit status (128 + N when a signal killed it, 124 on a time
 //! limit, 1 on any other failure, with the reason on stderr).
+//!
+//! Remote runs are live (docs/live.md): the output is printed as the
+//! program writes it, read from `GET /results/{id}/events`; with
+//! `--interactive` the job runs over the WebSocket `/run-code/ws` and this
+//! command's standard input is the program's, line by line as it is typed
+//! (Ctrl-D ends it, Ctrl-C sends the program SIGINT).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -62,6 +68,10 @@ pub struct RunArgs {
         conflicts_with = "checker"
     )]
     pub interactor: Option<PathBuf>,
+    /// With --server: connect this terminal's standard input to the running
+    /// program (Ctrl-D ends the input, Ctrl-C interrupts the program).
+    #[arg(long, requires = "server", conflicts_with_all = ["stdin", "tests"])]
+    pub interactive: bool,
     /// Arguments for the program, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -84,7 +94,7 @@ pub struct RequestedLimits {
 
 /// The fields of `GET /results/{id}` this client reads.
 #[derive(Debug, Deserialize)]
-struct ResultBody {
+pub(crate) struct ResultBody {
     status: String,
     #[serde(default)]
     result: serde_json::Value,
@@ -259,7 +269,17 @@ async fn run_remote(
     if let Some(spec) = judge {
         crate::judge_cli::request_fields(&mut body, spec)?;
     }
-    let response = with_key(client.post(format!("{server}/run-code")))
+    if args.interactive {
+        return crate::live_cli::interactive(server, args.api_key.as_deref(), &body).await;
+    }
+    // A plain run streams its output (`?stream=true`, read as SSE).
+    let stream = judge.is_none();
+    let submit_url = if stream {
+        format!("{server}/run-code?stream=true")
+    } else {
+        format!("{server}/run-code")
+    };
+    let response = with_key(client.post(submit_url))
         .json(&body)
         .send()
         .await
@@ -280,6 +300,14 @@ async fn run_remote(
         .context("no task_id in the answer")?
         .to_owned();
 
+    if stream {
+        let request = with_key(client.get(format!("{server}/results/{task_id}/events")));
+        if let Some(whole) = crate::live_cli::follow(request).await? {
+            let body: ResultBody = serde_json::from_value(whole).context("reading the result")?;
+            return Ok(finish_remote(body, false));
+        }
+        // A server without events: wait for the result as before.
+    }
     let spinner = Spinner::start_if_terminal();
     let body = loop {
         let asked = Instant::now();
@@ -315,7 +343,6 @@ async fn run_remote(
         }
     };
     drop(spinner);
-
     let stdout = body.stdout.clone().unwrap_or_else(|| {
         body.result["output"]
             .as_str()
@@ -323,6 +350,13 @@ async fn run_remote(
             .to_owned()
     });
     print_output(&stdout, body.stderr.as_deref().unwrap_or_default())?;
+    Ok(finish_remote(body, true))
+}
+
+/// The exit status of a finished remote run (its output already printed),
+/// printing the compile output when the compile failed and
+/// `print_compile_output`.
+pub(crate) fn finish_remote(body: ResultBody, print_compile_output: bool) -> u8 {
     let verdict = body.verdict.clone().unwrap_or_else(|| {
         if body.status == "SUCCESS" {
             "ok".into()
@@ -332,21 +366,13 @@ async fn run_remote(
     });
     if verdict == "compile_error" {
         if let Some(output) = &body.compile_output {
-            eprint!("{output}");
-            return Ok(exit_status(
-                &verdict,
-                None,
-                None,
-                Some("compilation failed"),
-            ));
+            if print_compile_output {
+                eprint!("{output}");
+            }
+            return exit_status(&verdict, None, None, Some("compilation failed"));
         }
     }
-    Ok(exit_status(
-        &verdict,
-        body.exit_code,
-        body.signal,
-        body.result.as_str(),
-    ))
+    exit_status(&verdict, body.exit_code, body.signal, body.result.as_str())
 }
 
 /// The `detail` of an error answer, readably.

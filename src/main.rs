@@ -7,6 +7,7 @@
 mod client;
 mod config;
 mod judge_cli;
+mod live_cli;
 mod roles;
 
 use clap::parser::ValueSource;

@@ -10,6 +10,7 @@ mod features;
 mod helpers;
 mod judge;
 mod judge0;
+mod live;
 mod piston;
 mod reliability;
 mod testsets;

@@ -395,7 +395,8 @@ pub(crate) fn limit_waits(
 /// Whether a request waits (`?wait=N`, N not 0) or cancels: the requests
 /// [`limit_waits`] counts. A plain `GET` is one cheap read.
 fn waits_or_cancels(request: &Request) -> bool {
-    if request.method() == Method::DELETE {
+    // A DELETE, or an event stream (which waits as long as the task runs).
+    if request.method() == Method::DELETE || request.uri().path().ends_with("/events") {
         return true;
     }
     request.uri().query().is_some_and(|query| {

@@ -127,6 +127,20 @@ pub(crate) enum ApiError {
     #[error("the server is receiving too many request bodies at once; try again shortly")]
     BodiesBusy,
 
+    /// `GET /results/{id}/events` with a `Last-Event-ID` that no event of
+    /// this API ever had (ids look like `1700000000000-0`).
+    #[error(
+        "Last-Event-ID is not an event id of this stream (ids look like \"1700000000000-0\"); \
+         reconnect without it to get the whole story"
+    )]
+    BadLastEventId,
+
+    /// A WebSocket route called without a WebSocket handshake.
+    #[error(
+        "this route speaks WebSocket only: open it with a WebSocket client (Upgrade: websocket)"
+    )]
+    WebSocketRequired,
+
     /// The server holds its maximum number of open connections.
     #[error("the server has too many open connections ({limit}); try again shortly")]
     TooManyConnections { limit: usize },
@@ -152,7 +166,8 @@ impl ApiError {
             | Self::JudgeTooLarge { .. }
             | Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::BodyUnreadable | Self::BadLastEventId => StatusCode::BAD_REQUEST,
+            Self::WebSocketRequired => StatusCode::UPGRADE_REQUIRED,
             Self::TaskNotFound | Self::TestSetNotFound | Self::RouteNotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -306,6 +321,30 @@ pub(crate) struct ValidationIssue {
 pub(crate) enum LocPart {
     Key(&'static str),
     Offset(usize),
+}
+
+/// A validation failure in one line, for channels without a JSON body (a
+/// WebSocket's error message): `body.code: Field required; ...`.
+pub(crate) fn issues_summary(issues: &[ValidationIssue]) -> String {
+    let mut parts: Vec<String> = issues
+        .iter()
+        .take(MAX_ISSUES)
+        .map(|issue| {
+            let loc: Vec<String> = issue
+                .loc
+                .iter()
+                .map(|part| match part {
+                    LocPart::Key(key) => (*key).to_owned(),
+                    LocPart::Offset(index) => index.to_string(),
+                })
+                .collect();
+            format!("{}: {}", loc.join("."), issue.msg)
+        })
+        .collect();
+    if issues.len() > MAX_ISSUES {
+        parts.push(format!("and {} more", issues.len() - MAX_ISSUES));
+    }
+    format!("invalid run request: {}", parts.join("; "))
 }
 
 /// Displays an error with all its sources: `a: b: c`.

@@ -884,12 +884,17 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 /// `POST /run-code?wait=true|false` (absent: false).
 pub(crate) fn wait_flag(query: Option<&str>) -> Result<bool, ApiError> {
-    match query_param(query, "wait").as_deref() {
+    bool_flag(query, "wait")
+}
+
+/// A boolean query parameter (`?wait=true`, `?stream=true`); absent: false.
+pub(crate) fn bool_flag(query: Option<&str>, name: &'static str) -> Result<bool, ApiError> {
+    match query_param(query, name).as_deref() {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(other) => Err(ApiError::QueryValidation(vec![ValidationIssue {
             kind: "bool_parsing",
-            loc: vec![LocPart::Key("query"), LocPart::Key("wait")],
+            loc: vec![LocPart::Key("query"), LocPart::Key(name)],
             msg: Cow::Borrowed("Input should be a valid boolean, 'true' or 'false'"),
             input: echo_str(other),
             ctx: None,

@@ -14,12 +14,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use code_runner_queue::{Cancelled, Job, TaskId, TaskState};
+use code_runner_queue::{Cancelled, Job, LiveMode, TaskId, TaskState};
 
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::request::{
-    ensure_json_content_type, parse_run_request, wait_flag, wait_seconds, RunRequest,
+    bool_flag, ensure_json_content_type, parse_run_request, wait_flag, wait_seconds, RunRequest,
 };
 use crate::response::{TaskCreated, TaskStatus};
 use crate::server::{BodyBounds, MetricsAccess};
@@ -48,6 +48,14 @@ pub(crate) fn router_with(state: AppState, metrics: MetricsAccess) -> Router {
             ),
         )
         .route("/testsets/{testset_id}", get(crate::testsets::fetch))
+        .route(
+            "/run-code/ws",
+            access::limit_rate(get(crate::live::ws::run_code_ws), &state),
+        )
+        .route(
+            "/results/{task_id}/events",
+            access::limit_waits(get(crate::live::sse::events), &state),
+        )
         .route(
             "/results/{task_id}",
             access::limit_waits(get(task_result).delete(cancel_task), &state),
@@ -91,12 +99,35 @@ async fn run_code(
     request: Request,
 ) -> Result<Response, ApiError> {
     let wait = wait_flag(request.uri().query())?;
+    let stream = bool_flag(request.uri().query(), "stream")?;
     ensure_json_content_type(request.headers())?;
     let run = read_run_request(&state, request).await?;
+    let live = stream.then_some(LiveMode::Stream);
+    let job = enqueue(&state, &caller, run, live).await?;
+    if !wait {
+        return Ok(Json(TaskCreated { task_id: job.id }).into_response());
+    }
+    let timeout = Duration::from_secs(state.config().max_wait_secs);
+    let task = state
+        .queue()
+        .wait_for_result_for(&job.id, caller.owner(), timeout)
+        .await
+        .map_err(ApiError::QueueUnavailable)?;
+    task_status(&state, job.id, task).await
+}
+
+/// Checks a parsed run request's sizes (and test set) and submits its job,
+/// live as `live` says, counted against the caller's quota.
+pub(crate) async fn enqueue(
+    state: &AppState,
+    caller: &Caller,
+    run: RunRequest,
+    live: Option<LiveMode>,
+) -> Result<Job, ApiError> {
     service::check_sizes(&run, state.config())?;
     crate::judge::check_sizes(run.judge.as_ref(), state.config())?;
     if let Some(id) = run.judge.as_ref().and_then(|spec| spec.testset.as_deref()) {
-        crate::testsets::check_reference(&state, id).await?;
+        crate::testsets::check_reference(state, id).await?;
     }
     let job = Job {
         id: TaskId::new(),
@@ -110,6 +141,7 @@ async fn run_code(
         memory_limit_mb: run.memory_limit_mb,
         owner: caller.owner().map(str::to_owned),
         judge: run.judge,
+        live,
     };
     let quota = caller.quota(&state.config().access);
     state
@@ -117,16 +149,7 @@ async fn run_code(
         .submit_for(&job, quota)
         .await
         .map_err(ApiError::queue)?;
-    if !wait {
-        return Ok(Json(TaskCreated { task_id: job.id }).into_response());
-    }
-    let timeout = Duration::from_secs(state.config().max_wait_secs);
-    let task = state
-        .queue()
-        .wait_for_result_for(&job.id, caller.owner(), timeout)
-        .await
-        .map_err(ApiError::QueueUnavailable)?;
-    task_status(&state, job.id, task).await
+    Ok(job)
 }
 
 /// Bodies above this size are parsed on a blocking thread, so a large (and
@@ -138,7 +161,10 @@ const PARSE_INLINE_MAX: usize = 64 * 1024;
 /// read within the body deadline (`408` after it) and the memory budget of
 /// bodies being received (`503` before reading when it is spent) when served
 /// by [`crate::serve_with`], parsed off the async threads when large.
-async fn read_run_request(state: &AppState, request: Request) -> Result<RunRequest, ApiError> {
+pub(crate) async fn read_run_request(
+    state: &AppState,
+    request: Request,
+) -> Result<RunRequest, ApiError> {
     let (body, reserved) = read_body(request, state.config().max_body_bytes()).await?;
     if body.len() <= PARSE_INLINE_MAX {
         return parse_run_request(&body, state.languages(), state.config());

@@ -36,8 +36,9 @@
 //! `100 Continue` (see `routes`).
 //!
 //! On shutdown the listener is closed, idle connections are closed at once
-//! and the others once their answer is sent (hyper-util's
-//! `GracefulShutdown`).
+//! and the others once their answer is sent (`Graceful`). Connections may
+//! be upgraded to WebSockets (live runs); an upgraded one is its
+//! handler's, with that handler's timeouts.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -53,7 +54,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tower::ServiceExt;
@@ -131,7 +131,7 @@ pub(crate) async fn serve_router(
     let cap = connection_cap(config.max_connections);
     let permits = Arc::new(Semaphore::new(cap));
     let spares = Arc::new(Mutex::new(Spares::default()));
-    let graceful = GracefulShutdown::new();
+    let graceful = Graceful::new();
     let bounds = BodyBounds {
         timeout: config.body_timeout,
         budget: Arc::new(Semaphore::new(config.max_body_memory.div_ceil(1024))),
@@ -194,10 +194,45 @@ pub(crate) async fn serve_router(
     Ok(())
 }
 
+/// Graceful shutdown of the served connections: each finishes its request
+/// in flight and closes; [`Graceful::shutdown`] waits for all of them.
+/// (hyper-util's `GracefulShutdown` does the same but cannot watch a
+/// connection that may be upgraded to a WebSocket.) An upgraded connection
+/// has left hyper: its handler ends it.
+struct Graceful {
+    stopping: tokio::sync::watch::Sender<()>,
+    /// One clone per open connection; `closed` sees the last one go.
+    open: tokio::sync::mpsc::Sender<()>,
+    closed: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl Graceful {
+    fn new() -> Self {
+        let (open, closed) = tokio::sync::mpsc::channel(1);
+        Self {
+            stopping: tokio::sync::watch::Sender::new(()),
+            open,
+            closed,
+        }
+    }
+
+    async fn shutdown(self) {
+        let Self {
+            stopping,
+            open,
+            mut closed,
+        } = self;
+        stopping.send_replace(());
+        drop(open);
+        // `None` once every connection's sender is gone.
+        let _ = closed.recv().await;
+    }
+}
+
 /// Serves one connection in a task of its own, holding `guard` (its permit)
 /// until it ends, or until `evicted` fires.
 fn spawn<S>(
-    graceful: &GracefulShutdown,
+    graceful: &Graceful,
     builder: &http1::Builder,
     tcp: TcpStream,
     service: S,
@@ -208,7 +243,24 @@ fn spawn<S>(
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let connection = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+    // With upgrades, so that a WebSocket (`/run-code/ws`, Piston's
+    // `/api/v2/connect`) can take the connection over; once it has, the
+    // connection's slot (`guard`) is free again and the socket lives in
+    // its handler's task, bounded by that handler's own timeouts.
+    let connection = builder
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    let (mut stopping, open) = (graceful.stopping.subscribe(), graceful.open.clone());
+    let connection = async move {
+        let _open = open;
+        tokio::pin!(connection);
+        tokio::select! {
+            ended = connection.as_mut() => return ended,
+            _ = stopping.changed() => {}
+        }
+        connection.as_mut().graceful_shutdown();
+        connection.await
+    };
     tokio::spawn(async move {
         let evicted = async {
             match evicted {

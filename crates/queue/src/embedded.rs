@@ -25,6 +25,7 @@
 //! map holds each such client's number of pending tasks, decremented when the
 //! task gets its final state or expires.
 
+mod live;
 mod observe;
 
 use std::collections::hash_map::Entry;
@@ -78,6 +79,8 @@ struct Inner {
     observe: observe::Observe,
     /// Test sets by id: their JSON, number of tests and expiry.
     testsets: Mutex<HashMap<String, StoredTestSet>>,
+    /// Live runs' output and input logs.
+    live: live::LiveLogs,
 }
 
 #[derive(Debug)]
@@ -190,6 +193,7 @@ impl EmbeddedQueue {
                 next_receipt: AtomicU64::new(1),
                 observe: observe::Observe::default(),
                 testsets: Mutex::new(HashMap::new()),
+                live: live::LiveLogs::default(),
             }),
         }
     }
@@ -726,6 +730,32 @@ impl Queue for EmbeddedQueue {
         Ok(self.inner.observe.progress(id))
     }
 
+    async fn live_append(
+        &self,
+        id: &TaskId,
+        log: crate::LiveLog,
+        events: &[crate::LiveEvent],
+    ) -> Result<(), QueueError> {
+        self.inner
+            .live
+            .append(id, log, events, self.inner.result_ttl);
+        Ok(())
+    }
+
+    async fn live_read(
+        &self,
+        id: &TaskId,
+        log: crate::LiveLog,
+        after: Option<&str>,
+        wait: Duration,
+    ) -> Result<Vec<crate::LiveEntry>, QueueError> {
+        Ok(self
+            .inner
+            .live
+            .read(id, log, after, wait, self.inner.result_ttl)
+            .await)
+    }
+
     async fn report_worker(&self, report: &crate::stats::WorkerReport) -> Result<(), QueueError> {
         self.inner.observe.report(report);
         Ok(())
@@ -754,6 +784,7 @@ mod tests {
             memory_limit_mb: None,
             owner: None,
             judge: None,
+            live: None,
         }
     }
 

@@ -75,6 +75,23 @@ pub struct Job {
     /// mode existed read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<crate::judge::JudgeSpec>,
+    /// Live runs (SPEC §9, see [`crate::live`]): the worker reports the
+    /// job's progress and output to the task's live log as it runs, and an
+    /// interactive job also takes stdin and signals from its input log.
+    /// `None`: a plain job, whose output is seen only in its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveMode>,
+}
+
+/// How a live job is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveMode {
+    /// Output chunks are reported as they are written (`"stream": true`).
+    Stream,
+    /// Streamed, and the program's stdin comes from the client while it
+    /// runs (a WebSocket), after the job's own `stdin`.
+    Interactive,
 }
 
 /// What a stored record costs beyond its strings, in the in-process store's
@@ -122,6 +139,7 @@ impl Job {
             memory_limit_mb: None,
             owner: None,
             judge: None,
+            live: None,
         }
     }
 }

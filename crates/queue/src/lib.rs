@@ -51,6 +51,7 @@
 mod embedded;
 mod job;
 pub mod judge;
+pub mod live;
 mod redis_queue;
 pub mod stats;
 
@@ -60,8 +61,10 @@ use async_trait::async_trait;
 
 pub use embedded::{EmbeddedConfig, EmbeddedQueue};
 pub use job::{
-    Job, JobResult, NameClash, SourceFile, TaskId, TaskState, Verdict, RECORD_OVERHEAD_BYTES,
+    Job, JobResult, LiveMode, NameClash, SourceFile, TaskId, TaskState, Verdict,
+    RECORD_OVERHEAD_BYTES,
 };
+pub use live::{LiveEntry, LiveEvent, LiveLog, LiveStream};
 pub use redis_queue::{RedisQueue, RedisQueueConfig, COMMAND_DEADLINE};
 
 /// A job handed to one worker, with what that worker needs to acknowledge it.
@@ -309,6 +312,35 @@ pub trait Queue: Send + Sync + 'static {
     /// A stored set's canonical JSON, its TTL refreshed to `ttl` when given;
     /// `None` when there is no such set (never stored, or expired).
     async fn testset(&self, id: &str, ttl: Option<Duration>) -> Result<Option<String>, QueueError>;
+
+    /// Live runs (see [`live`]): appends `events` to the task's `log`,
+    /// which expires with the task's state. Both real backends override it;
+    /// the default drops them.
+    async fn live_append(
+        &self,
+        id: &TaskId,
+        log: LiveLog,
+        events: &[LiveEvent],
+    ) -> Result<(), QueueError> {
+        let _ = (id, log, events);
+        Ok(())
+    }
+
+    /// The entries of the task's `log` after the entry `after` (from the
+    /// first when `None`), at most [`live::LIVE_READ_COUNT`]; when there
+    /// are none yet, waits up to `wait` (at most [`live::MAX_LIVE_WAIT`])
+    /// for the first, woken by the backend. Empty after the wait.
+    async fn live_read(
+        &self,
+        id: &TaskId,
+        log: LiveLog,
+        after: Option<&str>,
+        wait: Duration,
+    ) -> Result<Vec<LiveEntry>, QueueError> {
+        let _ = (id, log, after);
+        tokio::time::sleep(wait.min(live::MAX_LIVE_WAIT)).await;
+        Ok(Vec::new())
+    }
 
     /// A worker's heartbeat: its busy and idle slots, and counts of the jobs
     /// it finished since the last one.

@@ -76,6 +76,7 @@ fn job() -> Job {
         memory_limit_mb: None,
         owner: None,
         judge: None,
+        live: None,
     }
 }
 

@@ -52,6 +52,7 @@ async fn submit_throughput() {
                         memory_limit_mb: None,
                         owner: None,
                         judge: None,
+                        live: None,
                     };
                     queue.submit(&job).await.unwrap();
                 }

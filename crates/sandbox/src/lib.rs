@@ -22,6 +22,7 @@ pub mod docker;
 pub mod judge;
 pub mod language;
 pub mod limits;
+pub mod live;
 pub mod native;
 mod report;
 
@@ -35,6 +36,7 @@ pub use judge::{
 };
 pub use language::{Language, LanguageTable, LanguageTableError};
 pub use limits::{LimitError, Limits};
+pub use live::{LiveIo, OutputChunk, OutputStream, StdinEvent};
 pub use native::{KeeperCommand, NativeConfig, NativeSandbox};
 pub use report::{Execution, StepReport, Termination};
 
@@ -61,6 +63,20 @@ pub trait Sandbox: Send + Sync + 'static {
     /// sandbox that is destroyed before this returns. An `Err` means the
     /// sandbox itself failed, never that the program did.
     async fn execute(&self, program: Program) -> Result<Execution, SandboxError>;
+
+    /// [`Sandbox::execute`], reporting output chunks through `live` as the
+    /// program writes them and, for an interactive run, feeding it the
+    /// client's stdin and signals (see [`live`]). The default reports the
+    /// whole output once the job is over and takes no live stdin.
+    async fn execute_live(
+        &self,
+        program: Program,
+        live: LiveIo,
+    ) -> Result<Execution, SandboxError> {
+        let execution = self.execute(program).await?;
+        live::report_at_end(&live, &execution);
+        Ok(execution)
+    }
 
     /// Judge mode: compiles `program` once (its `stdin`, `args` and
     /// `run_limits` are not used) and `checker`, when given, once; then runs

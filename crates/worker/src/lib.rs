@@ -14,6 +14,7 @@
 
 pub mod judge;
 mod leases;
+mod live;
 mod report;
 mod sources;
 mod verdict;
@@ -325,6 +326,22 @@ impl Worker {
                 if let Err(e) = queue.mark_running(&delivery.job.id, started_at_ms).await {
                     tracing::debug!(error = %error_chain(&e), "cannot mark the job as running");
                 }
+                // A live job's watchers see it start (a plain job's live
+                // log is never written).
+                let live = match delivery.job.live {
+                    Some(mode) if delivery.job.judge.is_none() => {
+                        let running = [code_runner_queue::LiveEvent::State("running".into())];
+                        if let Err(e) = queue
+                            .live_append(&delivery.job.id, code_runner_queue::LiveLog::Output, &running)
+                            .await
+                        {
+                            tracing::debug!(error = %error_chain(&e), "cannot append to the live log");
+                        }
+                        let interactive = mode == code_runner_queue::LiveMode::Interactive;
+                        Some(live::LiveJob::start(queue.clone(), delivery.job.id, interactive))
+                    }
+                    _ => None,
+                };
                 let mut result = match languages.get(&delivery.job.language) {
                     None => JobResult::internal_error(
                         format!(
@@ -369,6 +386,7 @@ impl Worker {
                                     &delivery.job,
                                     limits,
                                     started_at_ms,
+                                    live.as_ref().map(|live| live.io.clone()),
                                 )
                                 .await
                             }
@@ -377,6 +395,9 @@ impl Worker {
                         result
                     }
                 };
+                if let Some(live) = live {
+                    live.finish().await;
+                }
                 result.language = delivery.job.language.clone();
                 result.submitted_at_ms = delivery.job.submitted_at_ms;
                 tracing::debug!(verdict = ?result.verdict, "job finished");
@@ -415,6 +436,7 @@ async fn execute(
     job: &Job,
     (run_limits, compile_limits): (Limits, Limits),
     started_at_ms: u64,
+    live: Option<code_runner_sandbox::LiveIo>,
 ) -> JobResult {
     if let Some(message) = sources::refusal(language, job, &run_limits) {
         tracing::info!(%message, "job refused: its extra files cannot be set up");
@@ -435,7 +457,11 @@ async fn execute(
         compile_limits,
         run_limits,
     };
-    match sandbox.execute(program).await {
+    let executed = match live {
+        Some(live) => sandbox.execute_live(program, live).await,
+        None => sandbox.execute(program).await,
+    };
+    match executed {
         Ok(execution) => job_result(&execution, &run_limits, started_at_ms, now_ms()),
         Err(e) => {
             tracing::error!(task_id = %job.id, error = %error_chain(&e), "sandbox failed");

@@ -228,6 +228,7 @@ async fn enqueue(
         memory_limit_mb: submission.memory_limit_mb,
         owner: caller.owner().map(str::to_owned),
         judge: None,
+        live: None,
     };
     let quota = caller.quota(&state.config().access);
     state
@@ -289,6 +290,7 @@ async fn enqueue_shared(
         memory_limit_mb: None,
         owner: caller.owner().map(str::to_owned),
         judge: Some(spec),
+        live: None,
     };
     let mut metas = Vec::with_capacity(submissions.len());
     for (test, (submission, token)) in submissions.into_iter().zip(&tokens).enumerate() {

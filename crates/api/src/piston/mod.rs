@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `POST /api/v2/execute` | runs one program and answers when it is done: `{language, version, run, compile?}` |
 //! | `GET /api/v2/runtimes` | the language table, Piston's way: `[{language, version, aliases, runtime?}]` |
-//! | `GET /api/v2/connect` | refused with `501`: live stdin and output of a running job do not exist yet |
+//! | `GET /api/v2/connect` | Piston's WebSocket: an interactive run, its stdin in and its output out (`connect`) |
 //! | any other `/api/v2/...` | `404 {"message": "Not Found"}` |
 //!
 //! A request is a job like any other: the same queue, workers, sandbox and
@@ -25,6 +25,7 @@
 //! The mapping's gaps are listed in `docs/piston.md`.
 
 mod body;
+mod connect;
 mod openapi;
 mod request;
 mod response;
@@ -56,11 +57,15 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     if !state.config().piston_api {
         return Router::new();
     }
-    let jobs = Router::new().route("/api/v2/execute", access::limit_rate(post(execute), state));
+    let jobs = Router::new()
+        .route("/api/v2/execute", access::limit_rate(post(execute), state))
+        .route(
+            "/api/v2/connect",
+            access::limit_rate(get(connect::connect), state),
+        );
     Router::new()
         .merge(access::require_keys(jobs, state))
         .route("/api/v2/runtimes", get(list_runtimes))
-        .route("/api/v2/connect", any(connect))
         .route("/api/v2/{*rest}", any(not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(map_response(piston_errors))
@@ -116,6 +121,7 @@ async fn execute(State(state): State<AppState>, caller: Caller, request: Request
         memory_limit_mb: execute.memory_limit_mb,
         owner: caller.owner().map(str::to_owned),
         judge: None,
+        live: None,
     };
     let quota = caller.quota(&state.config().access);
     if let Err(error) = state.queue().submit_for(&job, quota).await {
@@ -155,21 +161,6 @@ async fn execute(State(state): State<AppState>, caller: Caller, request: Request
 /// `GET /api/v2/runtimes`.
 async fn list_runtimes(State(state): State<AppState>) -> Response {
     Json(Runtimes::new(state.languages().all()).all()).into_response()
-}
-
-/// `/api/v2/connect`, Piston's WebSocket for live stdin and output: this
-/// service cannot yet stream a running job's input and output, so the
-/// upgrade is refused with `501` before any WebSocket exists (a client
-/// sees its handshake fail with that status and message). An HTTP refusal
-/// rather than an accepted socket closed with Piston's 4002: the accept
-/// loop (`server`) does not hand connections over to upgrades, and opening
-/// it to long-lived sockets belongs with live output, not with a refusal.
-async fn connect() -> Response {
-    refuse(
-        StatusCode::NOT_IMPLEMENTED,
-        "the WebSocket /api/v2/connect is not supported by this server: it cannot stream a \
-         running job's stdin and output yet; use POST /api/v2/execute",
-    )
 }
 
 /// axum still adds the `Allow` header listing the route's methods.

@@ -11,6 +11,7 @@
 //! | `P:task:{id}`    | string, TTL     | JSON of [`TaskState`], with the task's owner (see [`Job::owner`]) second and, while pending, the client it counts against |
 //! | `P:client:{client}` | sorted set, TTL | a client's unfinished task ids, scored by when their pending state expires (only with a [`ClientQuota`]) |
 //! | `P:testset:{id}` | hash, TTL       | a test set (SPEC §7): fields `json` (its canonical JSON) and `tests` (how many) |
+//! | `P:live:{id}`, `P:input:{id}` | stream, TTL | a live run's output and input logs (see [`crate::live`]) |
 //!
 //! Each operation that must be atomic is one Lua script in its own file
 //! (`submit.lua`, `complete.lua`, `reclaim.lua`, `settled.lua`, `cancel.lua`),
@@ -48,6 +49,7 @@
 //! unfinished, and one state: the pending one (a few dozen bytes) or the
 //! result (the output as the worker capped it, once).
 
+mod live;
 mod notify;
 mod observe;
 
@@ -190,6 +192,8 @@ struct Inner {
 /// The Redis names derived from the key prefix.
 #[derive(Debug)]
 struct Keys {
+    /// The key prefix itself (`P`), for the live logs' keys.
+    prefix: String,
     jobs: String,
     group: String,
     /// `{prefix}:task:`; the task id is appended.
@@ -205,6 +209,7 @@ struct Keys {
 impl Keys {
     fn new(prefix: &str) -> Self {
         Self {
+            prefix: prefix.to_owned(),
             jobs: format!("{prefix}:jobs"),
             group: format!("{prefix}:workers"),
             task_prefix: format!("{prefix}:task:"),
@@ -1150,6 +1155,25 @@ impl Queue for RedisQueue {
         id: &TaskId,
     ) -> Result<Option<Vec<crate::judge::TestResult>>, QueueError> {
         self.get_progress(id).await
+    }
+
+    async fn live_append(
+        &self,
+        id: &TaskId,
+        log: crate::LiveLog,
+        events: &[crate::LiveEvent],
+    ) -> Result<(), QueueError> {
+        self.append_live(id, log, events).await
+    }
+
+    async fn live_read(
+        &self,
+        id: &TaskId,
+        log: crate::LiveLog,
+        after: Option<&str>,
+        wait: Duration,
+    ) -> Result<Vec<crate::LiveEntry>, QueueError> {
+        self.read_live(id, log, after, wait).await
     }
 
     async fn report_worker(&self, report: &crate::stats::WorkerReport) -> Result<(), QueueError> {

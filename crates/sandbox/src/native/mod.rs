@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 use crate::judge::{CheckerProgram, Judged, TestObserver, TestRun};
 use crate::language::Substitutions;
 use crate::limits::Limits;
+use crate::live::{LiveIo, OutputStream};
 use crate::report::{Execution, Observed, StepReport, Termination};
 use crate::{Program, Sandbox, SandboxError};
 use cgroup::CgroupLayout;
@@ -232,6 +233,7 @@ impl NativeSandbox {
         &self,
         process: &mut SlotProcess,
         program: &Program,
+        live: Option<&LiveIo>,
     ) -> Result<Execution, SandboxError> {
         let language = &program.language;
         let main = language.main_name(&program.source);
@@ -260,6 +262,12 @@ impl NativeSandbox {
                 argv,
                 limits: &program.compile_limits,
                 stdin: Vec::new(),
+                live: live.map(|io| supervise::StepLive {
+                    io: io.clone(),
+                    stdout: OutputStream::CompileStdout,
+                    stderr: OutputStream::CompileStderr,
+                    interactive: false,
+                }),
                 ..Step::new(View::Solution, workspace.take(), true)
             };
             let report = run_step(process, step, self.cpu_rate()).await?;
@@ -278,6 +286,12 @@ impl NativeSandbox {
             },
             limits: &program.run_limits,
             stdin: program.stdin.clone(),
+            live: live.map(|io| supervise::StepLive {
+                io: io.clone(),
+                stdout: OutputStream::Stdout,
+                stderr: OutputStream::Stderr,
+                interactive: io.stdin.is_some() || io.signals.is_some(),
+            }),
             ..Step::new(View::Solution, workspace.take(), compile.is_none())
         };
         let run = run_step(process, step, self.cpu_rate()).await?;
@@ -286,6 +300,33 @@ impl NativeSandbox {
             compile,
             run: Some(run),
         })
+    }
+
+    /// One job in a free slot, live when `live` is given.
+    async fn execute_in_slot(
+        &self,
+        program: Program,
+        live: Option<&LiveIo>,
+    ) -> Result<Execution, SandboxError> {
+        program.compile_limits.validate()?;
+        program.run_limits.validate()?;
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
+        let slot = self.take_slot();
+        let mut process = self
+            .sandbox_for(slot.slot, &program.language.mounts)
+            .await?;
+        let result = self.run_job(&mut process, &program, live).await;
+        if result.is_ok() && !process.is_broken() {
+            *self.idle[slot.slot as usize]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(process);
+        }
+        drop(slot);
+        result
     }
 
     /// The most CPU time a step can use per second: its slot's quota, or
@@ -340,6 +381,7 @@ async fn run_step(
                 cpu_rate,
                 cpu_meter,
             },
+            step.live,
         )
         .await;
     let stats = process.cgroup().end_step(baseline);
@@ -396,25 +438,17 @@ async fn run_step(
 #[async_trait]
 impl Sandbox for NativeSandbox {
     async fn execute(&self, program: Program) -> Result<Execution, SandboxError> {
-        program.compile_limits.validate()?;
-        program.run_limits.validate()?;
-        let _permit = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| SandboxError::Unavailable("sandbox closed".into()))?;
-        let slot = self.take_slot();
-        let mut process = self
-            .sandbox_for(slot.slot, &program.language.mounts)
-            .await?;
-        let result = self.run_job(&mut process, &program).await;
-        if result.is_ok() && !process.is_broken() {
-            *self.idle[slot.slot as usize]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(process);
-        }
-        drop(slot);
-        result
+        self.execute_in_slot(program, None).await
+    }
+
+    /// Streams from the supervisor's read loop: each chunk is reported as
+    /// it is read from the step's pipes.
+    async fn execute_live(
+        &self,
+        program: Program,
+        live: LiveIo,
+    ) -> Result<Execution, SandboxError> {
+        self.execute_in_slot(program, Some(&live)).await
     }
 
     /// Judge mode in one slot, held for the whole job: the submission and
@@ -477,6 +511,8 @@ struct Step<'a> {
     /// Instead of `stdin` and a collected stdout: these descriptors as the
     /// step's stdin and stdout (an interactive test's pipes).
     link: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+    /// A live run's step: its output reported as it comes.
+    live: Option<supervise::StepLive>,
 }
 
 impl Step<'_> {
@@ -491,6 +527,7 @@ impl Step<'_> {
             files: Vec::new(),
             first_of_job,
             link: None,
+            live: None,
         }
     }
 }

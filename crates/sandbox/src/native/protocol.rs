@@ -22,6 +22,9 @@ pub(crate) enum Request {
     Run(StepSpec),
     /// Kill the running step (the answer is still its `Exited`).
     Kill,
+    /// Send this signal to the running step's program (an interactive
+    /// run's client); no answer. Ignored between steps.
+    Signal(i32),
     /// End the job: detach `/work` and `/judge`, freeing whatever the job
     /// left there, and move to a fresh network namespace for the next one.
     Clear,

@@ -204,6 +204,7 @@ impl SlotProcess {
         io: StepIo,
         files: Vec<OwnedFd>,
         limits: supervise::StepLimits,
+        live: Option<supervise::StepLive>,
     ) -> Result<(Supervised, StepEnd), SandboxError> {
         let (stderr_read, stderr_write) = std::io::pipe().map_err(SandboxError::setup("pipe"))?;
         let (their_stdin, their_stdout, our_stdin, our_stdout, stdin) = match io {
@@ -241,6 +242,7 @@ impl SlotProcess {
             stdin,
             limits,
             started,
+            live,
         )
         .await
     }

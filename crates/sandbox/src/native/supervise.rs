@@ -13,6 +13,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use super::cgroup::CpuMeter;
 use super::protocol::{Reply, Request, StepEnd};
 use super::slot::{keeper_error, read_reply, send};
+use crate::live::{LiveIo, OutputStream, StdinEvent};
 use crate::SandboxError;
 
 /// How long a keeper may take to report a step it was told to kill.
@@ -30,6 +31,8 @@ pub(crate) struct Supervised {
     pub timed_out: bool,
     pub output_exceeded: bool,
     pub wall_time: Duration,
+    /// Where the output is reported as it comes, for a live step.
+    live: Option<StepLive>,
 }
 
 /// The worker's ends of a step's stdin, stdout and stderr; a step whose
@@ -68,6 +71,16 @@ pub(crate) struct StepLimits {
     pub cpu_meter: CpuMeter,
 }
 
+/// A live step: where its output chunks go, under which names, and
+/// whether its stdin and signals come from the client too.
+#[derive(Debug)]
+pub(crate) struct StepLive {
+    pub io: LiveIo,
+    pub stdout: OutputStream,
+    pub stderr: OutputStream,
+    pub interactive: bool,
+}
+
 /// Drives a started step to its end: the keeper's `Exited` and the end of
 /// both output pipes (every process of the step is gone by then).
 pub(crate) async fn supervise(
@@ -77,6 +90,7 @@ pub(crate) async fn supervise(
     stdin: Vec<u8>,
     mut limits: StepLimits,
     started: Instant,
+    live: Option<StepLive>,
 ) -> Result<(Supervised, StepEnd), SandboxError> {
     let Pipes {
         stdin: stdin_pipe,
@@ -86,13 +100,36 @@ pub(crate) async fn supervise(
     // A program that never reads its input must not stall us: the writer
     // runs on its own and simply fails once the step is gone. Dropping the
     // pipe at the end is the program's end of input.
-    if let Some(mut stdin_pipe) = stdin_pipe {
+    // An interactive step's stdin goes on with what the client sends,
+    // until its end of input; the writer is stopped with the step.
+    let live_stdin = live
+        .as_ref()
+        .filter(|live| live.interactive)
+        .and_then(|live| live.io.stdin.clone());
+    let writer = stdin_pipe.map(|mut stdin_pipe| {
         tokio::spawn(async move {
-            if !stdin.is_empty() {
-                let _ = stdin_pipe.write_all(&stdin).await;
+            if !stdin.is_empty() && stdin_pipe.write_all(&stdin).await.is_err() {
+                return;
             }
-        });
-    }
+            if let Some(events) = live_stdin {
+                let mut events = events.lock().await;
+                while let Some(StdinEvent::Data(bytes)) = events.recv().await {
+                    if stdin_pipe.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+    });
+    let _writer = AbortOnDrop(writer);
+    let signal_source = live
+        .as_ref()
+        .filter(|live| live.interactive)
+        .and_then(|live| live.io.signals.clone());
+    let mut signals = match &signal_source {
+        Some(source) => Some(source.lock().await),
+        None => None,
+    };
     let (mut out_pipe, mut err_pipe) = (stdout, Some(stderr));
     let mut seen = Supervised {
         stdout: Vec::new(),
@@ -100,6 +137,7 @@ pub(crate) async fn supervise(
         timed_out: false,
         output_exceeded: false,
         wall_time: Duration::ZERO,
+        live,
     };
     let mut end: Option<StepEnd> = None;
     let mut killed = false;
@@ -138,6 +176,19 @@ pub(crate) async fn supervise(
                     Err(e) => return Err(keeper_error(format!("lost during a step: {e}"))),
                 }
             }
+            signal = next_signal(&mut signals), if !killed && end.is_none() => match signal {
+                None => signals = None,
+                Some(libc::SIGKILL) => {
+                    killed = true;
+                    send(requests, &Request::Kill, &[]).await
+                        .map_err(|e| keeper_error(format!("send kill: {e}")))?;
+                    deadline.as_mut().reset((Instant::now() + KILL_GRACE).into());
+                }
+                Some(signal) => {
+                    send(requests, &Request::Signal(signal), &[]).await
+                        .map_err(|e| keeper_error(format!("send signal: {e}")))?;
+                }
+            },
             () = &mut deadline => {
                 if killed {
                     return Err(keeper_error("a killed step did not end".into()));
@@ -183,6 +234,28 @@ pub(crate) async fn supervise(
     Ok((seen, end))
 }
 
+/// Aborts the stdin writer when the step is over (it may be waiting for a
+/// client's input that will never come).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The next signal from an interactive client; never resolves without one.
+async fn next_signal(
+    signals: &mut Option<tokio::sync::MutexGuard<'_, tokio::sync::mpsc::Receiver<i32>>>,
+) -> Option<i32> {
+    match signals {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// When to read the CPU time next: not before the tree could have used what
 /// is left of its limit at full speed.
 fn next_cpu_check(limit: Duration, used: Duration, rate: f64) -> Duration {
@@ -199,6 +272,7 @@ impl Supervised {
             timed_out: false,
             output_exceeded: false,
             wall_time: Duration::ZERO,
+            live: None,
         }
     }
 
@@ -207,10 +281,19 @@ impl Supervised {
         let used = (self.stdout.len() + self.stderr.len()) as u64;
         let room = cap.saturating_sub(used) as usize;
         let kept = &chunk[..chunk.len().min(room)];
-        if is_stdout {
+        let kept_before = if is_stdout {
+            let before = self.stdout.len();
             self.stdout.extend_from_slice(kept);
+            before
         } else {
+            let before = self.stderr.len();
             self.stderr.extend_from_slice(kept);
+            before
+        };
+        if let Some(live) = &self.live {
+            let stream = if is_stdout { live.stdout } else { live.stderr };
+            // Never waits: a full channel drops the chunk from the live view.
+            live.io.report(stream, kept_before as u64, kept);
         }
         if kept.len() < chunk.len() {
             self.output_exceeded = true;

@@ -136,8 +136,8 @@ impl Keeper {
                     (Ok(_), Err(e)) => Reply::Failed(format!("remove the test's files: {e}")),
                 }
             }
-            // A kill that crossed the step's end on the wire.
-            Request::Kill => return Ok(()),
+            // A kill or signal that crossed the step's end on the wire.
+            Request::Kill | Request::Signal(_) => return Ok(()),
         };
         self.reply(&reply)
     }
@@ -257,6 +257,7 @@ impl Keeper {
             if control_ready {
                 match self.receive() {
                     Ok(Some((Request::Kill, _))) => sys::kill(init),
+                    Ok(Some((Request::Signal(signal), _))) => signal_program(init, signal),
                     Ok(Some((other, _))) => {
                         sys::kill(init);
                         return Err(io::Error::other(format!(
@@ -380,6 +381,23 @@ impl<'a> PreparedStep<'a> {
             filters,
             close_userns,
         })
+    }
+}
+
+/// Sends `signal` to the program the step's init `init` started (its only
+/// child, found in `/proc`), and to the program's process group; SIGKILL
+/// goes to the init, which takes the whole step with it. A program already
+/// gone is nothing to signal.
+fn signal_program(init: libc::pid_t, signal: i32) {
+    if signal == libc::SIGKILL {
+        return sys::kill(init);
+    }
+    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"));
+    let program = children
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<libc::pid_t>().ok());
+    if let Some(program) = program {
+        sys::signal(program, signal);
     }
 }
 

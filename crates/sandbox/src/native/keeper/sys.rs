@@ -147,6 +147,18 @@ pub(super) fn kill(pid: libc::pid_t) {
     }
 }
 
+/// Sends `signal` to the process `pid` and to its process group (the
+/// program is a session leader; what it started shares its group).
+pub(super) fn signal(pid: libc::pid_t, signal: i32) {
+    if pid > 0 {
+        // SAFETY: kill has no memory preconditions.
+        unsafe {
+            libc::kill(-pid, signal);
+            libc::kill(pid, signal);
+        }
+    }
+}
+
 /// Dies with SIGKILL when the parent does.
 pub(super) fn die_with_parent() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.

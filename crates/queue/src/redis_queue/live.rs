@@ -1,0 +1,122 @@
+//! Live logs in Redis (see [`crate::live`]): one stream per task and
+//! direction, `P:live:{id}` (output) and `P:input:{id}` (input), each
+//! `PEXPIRE`d to the result TTL on every append. Readers use `XREAD`
+//! (exclusive of the id they give, so nothing is read twice); a blocking
+//! read holds a dedicated connection from the pool for its wait.
+
+use std::time::Duration;
+
+use redis::streams::{StreamId, StreamReadReply};
+use redis::Value;
+
+use super::{redis_err, RedisQueue, BLOCKING_GRACE};
+use crate::live::{LiveEntry, LiveEvent, LiveLog, LIVE_READ_COUNT, MAX_LIVE_WAIT};
+use crate::{QueueError, TaskId};
+
+impl RedisQueue {
+    fn live_key(&self, id: &TaskId, log: LiveLog) -> String {
+        let kind = match log {
+            LiveLog::Output => "live",
+            LiveLog::Input => "input",
+        };
+        format!("{}:{kind}:{id}", self.inner.keys.prefix)
+    }
+
+    pub(super) async fn append_live(
+        &self,
+        id: &TaskId,
+        log: LiveLog,
+        events: &[LiveEvent],
+    ) -> Result<(), QueueError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let key = self.live_key(id, log);
+        let ttl_ms = self.inner.ttl_ms;
+        self.on_shared("XADD live", |mut conn| {
+            let mut pipe = redis::pipe();
+            for event in events {
+                let (kind, number, data) = event.to_fields();
+                pipe.cmd("XADD")
+                    .arg(&key)
+                    .arg("*")
+                    .arg("k")
+                    .arg(kind)
+                    .arg("n")
+                    .arg(number)
+                    .arg("d")
+                    .arg(data)
+                    .ignore();
+            }
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms).ignore();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
+    }
+
+    pub(super) async fn read_live(
+        &self,
+        id: &TaskId,
+        log: LiveLog,
+        after: Option<&str>,
+        wait: Duration,
+    ) -> Result<Vec<LiveEntry>, QueueError> {
+        let key = self.live_key(id, log);
+        let after = after.unwrap_or("0-0").to_owned();
+        let wait = wait.min(MAX_LIVE_WAIT);
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(LIVE_READ_COUNT);
+        if !wait.is_zero() {
+            cmd.arg("BLOCK").arg(wait.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(&key).arg(&after);
+        let reply: Option<StreamReadReply> = if wait.is_zero() {
+            self.on_shared("XREAD live", |mut conn| {
+                let cmd = cmd.clone();
+                async move { cmd.query_async(&mut conn).await }
+            })
+            .await?
+        } else {
+            let mut conn = match self.pooled_blocking_connection() {
+                Some(conn) => conn,
+                None => self.new_blocking_connection().await?,
+            };
+            match tokio::time::timeout(wait + BLOCKING_GRACE, cmd.query_async(&mut conn)).await {
+                Ok(Ok(reply)) => {
+                    self.return_blocking_connection(conn);
+                    reply
+                }
+                Ok(Err(e)) => return Err(redis_err("XREAD live")(e)),
+                Err(_) => {
+                    return Err(QueueError::Timeout {
+                        op: "XREAD live",
+                        waited: wait + BLOCKING_GRACE,
+                    })
+                }
+            }
+        };
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(decode_entry)
+            .collect())
+    }
+}
+
+/// A stored entry as an event; an entry that is not one is skipped.
+fn decode_entry(entry: StreamId) -> Option<LiveEntry> {
+    let text = |name: &str| match entry.map.get(name)? {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(text) => Some(text.clone().into_bytes()),
+        _ => None,
+    };
+    let kind = String::from_utf8(text("k")?).ok()?;
+    let number: i64 = std::str::from_utf8(&text("n")?).ok()?.parse().ok()?;
+    let data = text("d").unwrap_or_default();
+    let event = LiveEvent::from_fields(&kind, number, data)?;
+    Some(LiveEntry {
+        id: entry.id,
+        event,
+    })
+}

@@ -399,6 +399,102 @@ mod cases {
         );
         assert_eq!(q.testset_len(SET_ID, ttl).await.unwrap(), None);
     }
+
+    pub async fn live_logs_are_read_in_order_resumed_after_an_id_and_wake_readers(h: &Harness) {
+        use code_runner_queue::{LiveEvent, LiveLog, LiveStream};
+        let q = h.queue(LONG_TTL).await;
+        let id = TaskId::new();
+        let chunk = |offset: u64, text: &str| LiveEvent::Output {
+            stream: LiveStream::Stdout,
+            offset,
+            data: text.as_bytes().to_vec(),
+        };
+        // Nothing yet: a zero wait answers at once.
+        let started = Instant::now();
+        let none = q
+            .live_read(&id, LiveLog::Output, None, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        q.live_append(
+            &id,
+            LiveLog::Output,
+            &[LiveEvent::State("running".into()), chunk(0, "ab")],
+        )
+        .await
+        .unwrap();
+        let first = q
+            .live_read(&id, LiveLog::Output, None, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].event, LiveEvent::State("running".into()));
+        assert_eq!(first[1].event, chunk(0, "ab"));
+        // After the last id: nothing again, and a blocked reader is woken
+        // by the next append.
+        let last = first[1].id.clone();
+        let reader = {
+            let (q, last) = (q.clone(), last.clone());
+            tokio::spawn(async move {
+                q.live_read(&id, LiveLog::Output, Some(&last), Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        q.live_append(&id, LiveLog::Output, &[chunk(2, "cd")])
+            .await
+            .unwrap();
+        let woken = tokio::time::timeout(CAP, reader)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(woken.len(), 1);
+        assert_eq!(woken[0].event, chunk(2, "cd"));
+        // Resuming after the first entry repeats nothing and misses nothing.
+        let resumed = q
+            .live_read(&id, LiveLog::Output, Some(&first[0].id), Duration::ZERO)
+            .await
+            .unwrap();
+        let events: Vec<LiveEvent> = resumed.into_iter().map(|e| e.event).collect();
+        assert_eq!(events, [chunk(0, "ab"), chunk(2, "cd")]);
+        // The input log is another log; other tasks' logs are apart.
+        q.live_append(
+            &id,
+            LiveLog::Input,
+            &[
+                LiveEvent::Stdin(b"x".to_vec()),
+                LiveEvent::StdinEnd,
+                LiveEvent::Signal(2),
+            ],
+        )
+        .await
+        .unwrap();
+        let input = q
+            .live_read(&id, LiveLog::Input, None, Duration::ZERO)
+            .await
+            .unwrap();
+        let input: Vec<LiveEvent> = input.into_iter().map(|e| e.event).collect();
+        assert_eq!(
+            input,
+            [
+                LiveEvent::Stdin(b"x".to_vec()),
+                LiveEvent::StdinEnd,
+                LiveEvent::Signal(2)
+            ]
+        );
+        let other = q
+            .live_read(
+                &TaskId::new(),
+                LiveLog::Output,
+                None,
+                Duration::from_millis(100),
+            )
+            .await
+            .unwrap();
+        assert!(other.is_empty());
+    }
 }
 
 /// Generates one `#[tokio::test]` per case for a backend.
@@ -423,6 +519,7 @@ macro_rules! suite {
                 many_jobs_two_consumers_each_delivered_exactly_once,
                 testsets_are_stored_and_fetched_and_unknown_ones_are_none,
                 testsets_expire_after_their_ttl_which_use_refreshes,
+                live_logs_are_read_in_order_resumed_after_an_id_and_wake_readers,
             );
         }
     };

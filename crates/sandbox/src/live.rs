@@ -59,19 +59,6 @@ pub struct LiveIo {
 }
 
 impl LiveIo {
-    /// Output only, through a channel of `capacity` chunks.
-    pub fn output_only(capacity: usize) -> (Self, mpsc::Receiver<OutputChunk>) {
-        let (output, chunks) = mpsc::channel(capacity);
-        (
-            Self {
-                output,
-                stdin: None,
-                signals: None,
-            },
-            chunks,
-        )
-    }
-
     /// Reports a chunk if there is room; false when it was dropped.
     pub(crate) fn report(&self, stream: OutputStream, offset: u64, data: &[u8]) -> bool {
         if data.is_empty() {
@@ -85,26 +72,6 @@ impl LiveIo {
             })
             .is_ok()
     }
-}
-
-/// The signals an interactive client may send, by the names clients use.
-pub fn signal_number(name: &str) -> Option<i32> {
-    let name = name.trim().to_ascii_uppercase();
-    let bare = name.strip_prefix("SIG").unwrap_or(&name);
-    Some(match bare {
-        "INT" | "INTERRUPT" => libc::SIGINT,
-        "TERM" | "TERMINATE" => libc::SIGTERM,
-        "KILL" => libc::SIGKILL,
-        "HUP" | "HANGUP" => libc::SIGHUP,
-        "QUIT" => libc::SIGQUIT,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "ALRM" => libc::SIGALRM,
-        "CONT" => libc::SIGCONT,
-        "STOP" => libc::SIGSTOP,
-        "TSTP" => libc::SIGTSTP,
-        _ => return None,
-    })
 }
 
 /// For backends that cannot stream: the whole output of each step, as one

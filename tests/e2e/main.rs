@@ -61,7 +61,16 @@ async fn seed_example_answers_exactly_as_the_seed() {
 
 #[tokio::test]
 async fn hello_and_failure_in_every_language() {
-    let app = app().await;
+    // Ten jobs at once, javac among them, on two cores shared with other
+    // tests: a 2 s wall clock once ended node's hello at 49 ms of CPU. This
+    // test is about output and verdicts, not limits.
+    let app = spawn_app(Options {
+        worker_flags: ["--time-limit-ms", "10000", "--memory-limit-mb", "256"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    })
+    .await;
     let hello = [
         ("python", "print('hello')"),
         ("javascript", "console.log('hello')"),

@@ -198,6 +198,9 @@ struct TaskStatusDoc {
     output_truncated: Option<bool>,
     #[schema(required = false)]
     wall_time_ms: Option<u64>,
+    /// The compile step's wall time in ms, for compiled languages only.
+    #[schema(required = false)]
+    compile_time_ms: Option<u64>,
     #[schema(required = false)]
     cpu_time_ms: Option<u64>,
     /// Peak memory of the program's process tree, in KiB; `null` when the

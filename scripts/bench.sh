@@ -155,7 +155,7 @@ ensure_alive "$worker_pid" worker
 # 1,000 tests in one job (the API's default --max-tests and --max-test-bytes
 # fit it) against the same binary bare and 1,000 separate submissions; a
 # Java solution on 100 tests against 100 separate submissions.
-"$bench" --server "$server" --phase baseline,latency,throughput,rss,judge,judge-java \
+"$bench" --server "$server" --phase baseline,latency,throughput,rss,judge,judge-java,live \
   --api-pid "$api_pid" --worker-pid "$worker_pid" --state "$work/state.json" "${bench_args[@]}"
 ensure_alive "$api_pid" api
 ensure_alive "$worker_pid" worker

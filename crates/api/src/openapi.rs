@@ -590,6 +590,7 @@ mod tests {
         finished.language = "python".into();
         finished.language_version = "3.11".into();
         finished.submitted_at_ms = 4;
+        finished.compile_time_ms = Some(7);
         let states = [
             (TaskState::Pending, None),
             (TaskState::Pending, Some(3)),
@@ -605,7 +606,7 @@ mod tests {
                 assert!(body.contains_key(*key), "{key} is required but missing");
             }
         }
-        assert_eq!(properties.len(), 21, "a documented field no answer has?");
+        assert_eq!(properties.len(), 22, "a documented field no answer has?");
     }
 
     /// A peak the sandbox could not measure is `null` in answers, so the

@@ -10,8 +10,9 @@
 # on free loopback ports, measures POST /run-code with no worker running (so
 # the queue only fills), flushes Redis, starts a worker, then measures the
 # bare python3 baseline, python hello latency and throughput, idle memory,
-# and judge mode (C, 1,000 tests in one job; Java, 100 tests), which needs
-# gcc on the host for the bare C baseline.
+# judge mode (C, 1,000 tests in one job; Java, 100 tests), which needs
+# gcc on the host for the bare C baseline, and live output (a program's write
+# to the SSE client, p50/p99; (c) with an SSE client on each of 500 jobs).
 # Everything it started is stopped on exit, on failure too.
 #
 # Installs redis-server and bubblewrap from Debian's packages when missing.
@@ -154,8 +155,9 @@ ensure_alive "$worker_pid" worker
 # (e) and (f), judge mode, after the idle memory is read: a C program on
 # 1,000 tests in one job (the API's default --max-tests and --max-test-bytes
 # fit it) against the same binary bare and 1,000 separate submissions; a
-# Java solution on 100 tests against 100 separate submissions.
-"$bench" --server "$server" --phase baseline,latency,throughput,rss,judge,judge-java \
+# Java solution on 100 tests against 100 separate submissions. Then (g),
+# live output over SSE.
+"$bench" --server "$server" --phase baseline,latency,throughput,rss,judge,judge-java,live \
   --api-pid "$api_pid" --worker-pid "$worker_pid" --state "$work/state.json" "${bench_args[@]}"
 ensure_alive "$api_pid" api
 ensure_alive "$worker_pid" worker

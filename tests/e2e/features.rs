@@ -581,12 +581,21 @@ async fn the_playground_runs_a_program_in_a_real_browser() {
     })
     .await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/playground.py");
-    let output = tokio::process::Command::new(test_python())
-        .arg(script)
-        .arg(&app.address)
-        .output()
-        .await
-        .unwrap();
+    // The editor, live output (a program sleeping 2 s), interactive runs
+    // (a guessing game, an input() loop, SIGINT) and judge mode, in one
+    // browser session on loopback only (the script's own guard); bounded so
+    // a hung browser fails the test rather than the run.
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(test_python())
+            .arg(script)
+            .arg(&app.address)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser test took over 300 s")
+    .unwrap();
     assert!(
         output.status.success(),
         "browser test failed:\n{}\n{}",

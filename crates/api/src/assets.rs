@@ -35,6 +35,46 @@ const PLAYGROUND: &Files = &[
     ),
 ];
 
+/// CodeMirror 5, vendored from Debian's `libjs-codemirror` (see
+/// `assets/codemirror/README.md`): the playground's editor.
+const CODEMIRROR: &Files = &[
+    (
+        "codemirror.js",
+        JS,
+        include_bytes!("../assets/codemirror/codemirror.js"),
+    ),
+    (
+        "codemirror.css",
+        CSS,
+        include_bytes!("../assets/codemirror/codemirror.css"),
+    ),
+    (
+        "python.js",
+        JS,
+        include_bytes!("../assets/codemirror/python.js"),
+    ),
+    (
+        "javascript.js",
+        JS,
+        include_bytes!("../assets/codemirror/javascript.js"),
+    ),
+    (
+        "clike.js",
+        JS,
+        include_bytes!("../assets/codemirror/clike.js"),
+    ),
+    (
+        "matchbrackets.js",
+        JS,
+        include_bytes!("../assets/codemirror/matchbrackets.js"),
+    ),
+    (
+        "LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../assets/codemirror/LICENSE"),
+    ),
+];
+
 const DOCS: &Files = &[
     (
         "index.css",
@@ -72,6 +112,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(playground))
         .route("/playground/{file}", get(playground_file))
+        .route("/codemirror/{file}", get(codemirror_file))
         .route("/docs", get(docs))
         .route("/docs/", get(docs))
         .route("/docs/{file}", get(docs_file))
@@ -130,6 +171,11 @@ pub(crate) fn security_headers(router: Router) -> Router {
 async fn playground_file(Path(file): Path<String>) -> Result<Response, ApiError> {
     // Small, and must change with the binary: revalidated on every load.
     serve(PLAYGROUND, &file, "no-cache")
+}
+
+async fn codemirror_file(Path(file): Path<String>) -> Result<Response, ApiError> {
+    // Changes only with a new vendored CodeMirror.
+    serve(CODEMIRROR, &file, "public, max-age=86400")
 }
 
 async fn docs_file(Path(file): Path<String>) -> Result<Response, ApiError> {

@@ -198,6 +198,9 @@ struct TaskStatusDoc {
     output_truncated: Option<bool>,
     #[schema(required = false)]
     wall_time_ms: Option<u64>,
+    /// The compile step's wall time in ms, for compiled languages only.
+    #[schema(required = false)]
+    compile_time_ms: Option<u64>,
     #[schema(required = false)]
     cpu_time_ms: Option<u64>,
     /// Peak memory of the program's process tree, in KiB; `null` when the
@@ -592,6 +595,7 @@ mod tests {
         finished.language = "python".into();
         finished.language_version = "3.11".into();
         finished.submitted_at_ms = 4;
+        finished.compile_time_ms = Some(7);
         let states = [
             (TaskState::Pending, None),
             (TaskState::Pending, Some(3)),
@@ -607,7 +611,7 @@ mod tests {
                 assert!(body.contains_key(*key), "{key} is required but missing");
             }
         }
-        assert_eq!(properties.len(), 21, "a documented field no answer has?");
+        assert_eq!(properties.len(), 22, "a documented field no answer has?");
     }
 
     /// A peak the sandbox could not measure is `null` in answers, so the

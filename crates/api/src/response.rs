@@ -61,6 +61,9 @@ struct Details<'a> {
     signal: Option<i32>,
     output_truncated: bool,
     wall_time_ms: u64,
+    /// The compile step's wall time, for compiled languages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compile_time_ms: Option<u64>,
     cpu_time_ms: u64,
     /// `null` when the sandbox could not measure it.
     memory_peak_kib: Option<u64>,
@@ -123,6 +126,7 @@ impl<'a> TaskStatus<'a> {
                         signal: result.signal,
                         output_truncated: result.output_truncated,
                         wall_time_ms: result.wall_time_ms,
+                        compile_time_ms: result.compile_time_ms,
                         cpu_time_ms: result.cpu_time_ms,
                         memory_peak_kib: result.memory_peak_kib,
                         queued_at_ms: (result.submitted_at_ms > 0)

@@ -131,6 +131,7 @@ fn finished(verdict: Verdict) -> JobResult {
         signal: None,
         output_truncated: false,
         wall_time_ms: 31,
+        compile_time_ms: None,
         cpu_time_ms: 17,
         memory_peak_kib: Some(8_192),
         started_at_ms: 1_700_000_000_000,
@@ -784,6 +785,7 @@ async fn every_answer_carries_the_security_headers() {
         "/openapi.json",
         "/nope",
         "/playground/app.js",
+        "/codemirror/codemirror.js",
     ] {
         let response = app
             .router
@@ -804,6 +806,41 @@ async fn every_answer_carries_the_security_headers() {
             "{uri}: {policy}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_vendored_editor_is_served_with_its_license() {
+    let app = spawn_app();
+    for (uri, kind) in [
+        ("/codemirror/codemirror.js", "text/javascript"),
+        ("/codemirror/codemirror.css", "text/css"),
+        ("/codemirror/python.js", "text/javascript"),
+        ("/codemirror/javascript.js", "text/javascript"),
+        ("/codemirror/clike.js", "text/javascript"),
+        ("/codemirror/matchbrackets.js", "text/javascript"),
+        ("/codemirror/LICENSE", "text/plain"),
+    ] {
+        let response = app
+            .router
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(content_type.starts_with(kind), "{uri}: {content_type}");
+    }
+    let missing = app
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/codemirror/../Cargo.toml")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

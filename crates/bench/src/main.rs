@@ -17,6 +17,9 @@
 //!   separate submissions.
 //! - `judge-java` (f): a Java solution judged on 100 tests (one compile)
 //!   against 100 separate submissions.
+//! - `live` (g): live output (issue 15): the delay from a program's write
+//!   to the SSE client, p50 and p99, and phase (c)'s jobs each followed by
+//!   an SSE client (500 attached) against (c) with none.
 //!
 //! `scripts/bench.sh` runs `submit` first, then starts a worker and runs the
 //! rest; `--state FILE` carries results from one invocation to the next so
@@ -32,6 +35,7 @@ mod baseline;
 mod http;
 mod jobs;
 mod judge;
+mod live;
 mod load;
 mod procfs;
 mod report;
@@ -103,6 +107,9 @@ struct Cli {
     #[command(flatten)]
     judge: JudgeArgs,
 
+    #[command(flatten)]
+    live: LiveArgs,
+
     /// Idle pause before reading memory (phase rss).
     #[arg(long, default_value_t = 3)]
     idle_secs: u64,
@@ -119,6 +126,9 @@ enum Phase {
     Judge,
     /// (f): judge mode, Java, 100 tests in one job.
     JudgeJava,
+    /// (g): live output over SSE: write-to-client delay; throughput with
+    /// an SSE client per job.
+    Live,
     All,
 }
 
@@ -149,6 +159,21 @@ struct JudgeArgs {
     /// in seconds.
     #[arg(long, default_value_t = 600)]
     judge_timeout_secs: u64,
+}
+
+/// Phase (g) settings.
+#[derive(Debug, clap::Args)]
+struct LiveArgs {
+    /// Ticker jobs (a line every 100 ms) followed one after another.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    live_jobs: u64,
+    /// Lines each ticker prints (80: 8 s, under the default 10 s limit).
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    live_lines: u64,
+    /// Hello jobs each followed by its own SSE client, all at once (0
+    /// skips this part).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    live_sse_clients: u64,
 }
 
 /// Phase (a) settings.
@@ -248,6 +273,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Phase::Throughput,
         Phase::Judge,
         Phase::JudgeJava,
+        Phase::Live,
     ]
     .iter()
     .any(|&phase| cli.runs(phase));
@@ -270,6 +296,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if cli.runs(Phase::JudgeJava) {
         session.judge(true)?;
+    }
+    if cli.runs(Phase::Live) {
+        session.live()?;
     }
     finish(cli, &session.results)
 }
@@ -495,6 +524,36 @@ impl Session<'_> {
             } else {
                 s.results.judge = Some(result);
             }
+            Ok(())
+        })
+    }
+
+    /// Phase (g).
+    fn live(&mut self) -> anyhow::Result<()> {
+        let config = live::LiveConfig {
+            jobs: usize::try_from(self.cli.live.live_jobs)?,
+            lines: usize::try_from(self.cli.live.live_lines)?,
+            sse_jobs: usize::try_from(self.cli.live.live_sse_clients)?,
+            connections: usize::from(self.cli.jobs.throughput_connections),
+            timeout: Duration::from_secs(self.cli.jobs.throughput_timeout_secs),
+        };
+        self.phase("live", |s| {
+            let result = s.runtime.block_on(live::run(&s.target, &config))?;
+            progress(&format!(
+                "live: write to SSE client p50 {:.2} ms, p99 {:.2} ms ({} of {} lines){}",
+                result.delay.p50_ms,
+                result.delay.p99_ms,
+                result.lines_received,
+                result.lines_expected,
+                result
+                    .sse_throughput
+                    .as_ref()
+                    .map_or_else(String::new, |t| format!(
+                        "; {} jobs with an SSE client each: {:.1} jobs/s, failures {}",
+                        t.jobs, t.jobs_per_s, t.failures
+                    ))
+            ));
+            s.results.live = Some(result);
             Ok(())
         })
     }

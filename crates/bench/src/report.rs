@@ -91,6 +91,9 @@ pub struct Results {
     pub judge: Option<JudgeResult>,
     #[serde(default)]
     pub judge_java: Option<JudgeResult>,
+    /// (g): live output over SSE.
+    #[serde(default)]
+    pub live: Option<crate::live::LiveResult>,
     /// Per phase, the share of its time some task on the host waited for a
     /// CPU: how much to trust the figures of a noisy run.
     #[serde(default)]
@@ -187,6 +190,67 @@ pub fn rows(results: &Results) -> Vec<Row> {
     rows.extend(rss_rows(results.rss.as_ref()));
     rows.extend(judge_rows(results.judge.as_ref()));
     rows.extend(judge_java_rows(results.judge_java.as_ref()));
+    rows.extend(live_rows(
+        results.live.as_ref(),
+        results.throughput.as_ref(),
+    ));
+    rows
+}
+
+/// The target of phase (g): a line reaches the SSE client within 5 ms (p50).
+const LIVE_DELAY_TARGET_MS: f64 = 5.0;
+
+fn live_rows(
+    live: Option<&crate::live::LiveResult>,
+    throughput: Option<&ThroughputResult>,
+) -> Vec<Row> {
+    let measure = "(g) live line: write -> SSE client, p50";
+    let target_text = format!("<= {LIVE_DELAY_TARGET_MS} ms");
+    let Some(live) = live else {
+        return vec![Row::not_measured(measure, target_text)];
+    };
+    let met = live.delay.p50_ms <= LIVE_DELAY_TARGET_MS;
+    let mut rows = vec![Row {
+        measure: measure.to_owned(),
+        value: Some(live.delay.p50_ms),
+        unit: "ms",
+        target: Some(LIVE_DELAY_TARGET_MS),
+        target_text,
+        baseline_text: String::new(),
+        ratio: None,
+        ratio_text: String::new(),
+        verdict: if met { Verdict::Pass } else { Verdict::Miss },
+        note: format!(
+            "p99 {:.2} ms, max {:.2} ms; {} ticker jobs, {} of {} lines received (a line every 100 ms, stamped with time.time_ns() in the program)",
+            live.delay.p99_ms,
+            live.delay.max_ms,
+            live.jobs,
+            live.lines_received,
+            live.lines_expected
+        ),
+        fixed_reference: None,
+    }];
+    if let Some(sse) = &live.sse_throughput {
+        let plain = throughput.map(|t| t.jobs_per_s);
+        rows.push(Row {
+            measure: format!("(g) (c) with {} SSE clients attached", sse.jobs),
+            value: Some(sse.jobs_per_s),
+            unit: "jobs/s",
+            target: None,
+            target_text: "vs (c), none attached".to_owned(),
+            baseline_text: plain.map_or_else(String::new, |p| format!("(c) {p:.1} jobs/s")),
+            ratio: plain.map(|p| sse.jobs_per_s / p),
+            ratio_text: plain.map_or_else(String::new, |p| {
+                format!("{:.2}x (c)", sse.jobs_per_s / p)
+            }),
+            verdict: Verdict::Info,
+            note: format!(
+                "each job submitted with ?stream=true and followed by its own SSE client; {:.2} s first submit to last end event; failures {}",
+                sse.elapsed_s, sse.failures
+            ),
+            fixed_reference: None,
+        });
+    }
     rows
 }
 

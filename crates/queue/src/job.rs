@@ -279,7 +279,11 @@ pub struct JobResult {
     pub signal: Option<i32>,
     /// True when output went past the cap and was cut.
     pub output_truncated: bool,
+    /// The run step's wall time (the compile step's is `compile_time_ms`).
     pub wall_time_ms: u64,
+    /// The compile step's wall time; `None` for interpreted languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_time_ms: Option<u64>,
     pub cpu_time_ms: u64,
     /// `None` when the sandbox could not measure it (never a made-up 0).
     #[serde(default)]
@@ -327,6 +331,7 @@ impl JobResult {
             signal: None,
             output_truncated: false,
             wall_time_ms: 0,
+            compile_time_ms: None,
             cpu_time_ms: 0,
             memory_peak_kib: None,
             started_at_ms: at_ms,

@@ -57,6 +57,10 @@ pub fn job_result(
         signal: step.and_then(|s| s.signal),
         output_truncated: step.is_some_and(|s| s.output_truncated),
         wall_time_ms: step.map(|s| s.wall_time.as_millis() as u64).unwrap_or(0),
+        compile_time_ms: execution
+            .compile
+            .as_ref()
+            .map(|c| c.wall_time.as_millis() as u64),
         cpu_time_ms: cpu,
         memory_peak_kib: step
             .and_then(|s| s.memory_peak_bytes)

@@ -1,7 +1,14 @@
 // The code-runner playground: pick a language, edit, run, see the result.
 // Plain JavaScript against this server's own API; nothing loaded from
-// elsewhere. Waiting uses `GET /results/{id}?wait=N` (the server answers as
-// soon as the task finishes), so the page never polls in a tight loop.
+// elsewhere (the editor is CodeMirror 5, vendored under /codemirror/).
+//
+// A run streams: `POST /run-code?stream=true`, then the task's events from
+// `GET /results/{id}/events` (Server-Sent Events, read with fetch so the API
+// key header goes along), output shown as the program writes it. Should the
+// stream break, the page waits with `GET /results/{id}?wait=N` (the server
+// answers as soon as the task finishes), as it does for judge mode (tests).
+// Interactive mode runs over the WebSocket `GET /run-code/ws`: what the user
+// types in the terminal pane is the program's stdin.
 "use strict";
 
 const STARTERS = {
@@ -45,6 +52,11 @@ int main(void) {
 `,
 };
 
+// CodeMirror's mode per language (clike covers C, C++ and Java).
+const MODES = {
+  python: "python", javascript: "javascript", java: "text/x-java", cpp: "text/x-c++src", c: "text/x-csrc",
+};
+
 const $ = (id) => document.getElementById(id);
 const ui = {
   language: $("language"), version: $("version"), code: $("code"), stdin: $("stdin"),
@@ -55,8 +67,30 @@ const ui = {
   tests: $("tests"), addTest: $("add-test"), testsHint: $("tests-hint"), checker: $("checker"),
   floatOptions: $("float-options"), checkerAbs: $("checker-abs"), checkerRel: $("checker-rel"),
   stopOnFailure: $("stop-on-failure"), judgeBox: $("judge-box"), summary: $("summary"),
-  judgeRows: $("judge-rows"),
+  judgeRows: $("judge-rows"), compileTime: $("compile-time"), interactive: $("interactive"),
+  terminalBox: $("terminal-box"), terminal: $("terminal"), terminalInput: $("terminal-input"),
+  eof: $("eof"), interrupt: $("interrupt"), kill: $("kill"),
 };
+// The editor: CodeMirror when it loaded, the plain textarea otherwise.
+const editor = typeof CodeMirror === "function"
+  ? CodeMirror.fromTextArea(ui.code, {
+    lineNumbers: true, matchBrackets: true, indentUnit: 4, tabSize: 4, indentWithTabs: false,
+    viewportMargin: Infinity,
+    extraKeys: {
+      "Ctrl-Enter": () => run(), "Cmd-Enter": () => run(),
+      // Tab indents with spaces (or indents the selected lines).
+      Tab: (cm) => (cm.somethingSelected() ? cm.indentSelection("add") : cm.replaceSelection("    ", "end")),
+      "Shift-Tab": (cm) => cm.indentSelection("subtract"),
+    },
+  })
+  : null;
+const getCode = () => (editor ? editor.getValue() : ui.code.value);
+function setCode(text) {
+  if (editor) editor.setValue(text);
+  else ui.code.value = text;
+}
+// The interactive run in progress: its WebSocket.
+let socket = null;
 // What the user typed per language, so switching back and forth keeps it.
 const drafts = {};
 let languages = [];
@@ -67,7 +101,8 @@ function setStatus(text, busy) {
 }
 
 function clearResult() {
-  for (const el of [ui.verdict, ui.time, ui.memory, ui.exit, ui.stdout, ui.stderr, ui.compile, ui.message]) {
+  for (const el of [ui.verdict, ui.time, ui.memory, ui.exit, ui.stdout, ui.stderr, ui.compile, ui.message,
+    ui.compileTime]) {
     el.textContent = "";
   }
   ui.verdict.className = "verdict";
@@ -212,11 +247,12 @@ async function loadLanguages() {
 function showLanguage() {
   const lang = languages.find((l) => l.name === ui.language.value);
   ui.version.textContent = lang ? `${lang.version} · ${lang.file_name}` : "";
-  ui.code.value = drafts[ui.language.value] ?? STARTERS[ui.language.value] ?? "";
+  setCode(drafts[ui.language.value] ?? STARTERS[ui.language.value] ?? "");
+  if (editor) editor.setOption("mode", MODES[ui.language.value] ?? null);
   localStorage.setItem("code-runner.language", ui.language.value);
 }
 
-// A monospace textarea that edits like a code editor: Tab indents (or
+// Without CodeMirror: a monospace textarea that edits like a code editor: Tab indents (or
 // indents the selected lines), Shift+Tab dedents, Enter keeps the
 // indentation, Ctrl/Cmd+Enter runs.
 function onKey(event) {
@@ -273,8 +309,13 @@ function showResult(body) {
     ui.compileBox.hidden = false;
     ui.compile.textContent = body.compile_output;
   }
+  // The compile step's time apart from the run's (compiled languages).
+  if (typeof body.compile_time_ms === "number") {
+    ui.compileTime.textContent = `compile ${body.compile_time_ms} ms ·`;
+  }
   if (body.wall_time_ms !== undefined) {
-    ui.time.textContent = `${body.wall_time_ms} ms wall, ${body.cpu_time_ms} ms cpu`;
+    const run = typeof body.compile_time_ms === "number" ? "run " : "";
+    ui.time.textContent = `${run}${body.wall_time_ms} ms wall, ${body.cpu_time_ms} ms cpu`;
   }
   // `null` when the sandbox could not measure it: not a peak of 0.
   if (typeof body.memory_peak_kib === "number") {
@@ -293,15 +334,99 @@ function showResult(body) {
   }
 }
 
+// Output as it arrives: appended to its pane (and to the terminal in
+// interactive mode); the final result replaces it with the stored output.
+function appendOutput(stream, data) {
+  if (!data) return;
+  if (stream === "stdout" || stream === "stderr") {
+    ui[stream].appendChild(document.createTextNode(data));
+    ui[stream].scrollTop = ui[stream].scrollHeight;
+    if (socket) terminalWrite(data, stream === "stderr" ? "t-err" : null);
+  } else if (stream === "compile_stdout" || stream === "compile_stderr") {
+    ui.compileBox.hidden = false;
+    ui.compile.appendChild(document.createTextNode(data));
+  }
+}
+
+function terminalWrite(text, cls) {
+  const span = document.createElement("span");
+  if (cls) span.className = cls;
+  span.textContent = text;
+  ui.terminal.appendChild(span);
+  ui.terminal.scrollTop = ui.terminal.scrollHeight;
+}
+
+// The status line's clock while a task is queued or running.
+let ticking = null;
+function tick(started, state) {
+  clearInterval(ticking);
+  const show = () => {
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    setStatus(state === "running" ? `Running… ${seconds} s` : `Queued… ${seconds} s`, true);
+  };
+  show();
+  ticking = setInterval(show, 100);
+}
+function stopTicking() {
+  clearInterval(ticking);
+  ticking = null;
+}
+
+// Server-Sent Events read from a fetch response: calls `onEvent(name,
+// data)` per event; resolves when the stream ends.
+async function readEvents(response, onEvent) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue; // keep-alive comment
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") name = value;
+        else if (field === "data") data.push(value);
+      }
+      if (data.length) onEvent(name, data.join("\n"));
+    }
+  }
+}
+
+// Follows task `id` over SSE; the final body, or null when the stream broke
+// before it (the caller then waits for the result the plain way).
+async function follow(id, started) {
+  let result = null;
+  try {
+    const response = await fetch(`/results/${id}/events`, { headers: headers() });
+    if (!response.ok || !response.body) return null;
+    await readEvents(response, (name, data) => {
+      const body = JSON.parse(data);
+      if (name === "state") tick(started, body.state);
+      else if (name === "result") result = body;
+      else appendOutput(name, body.data);
+    });
+  } catch (err) {
+    return result;
+  }
+  return result;
+}
+
 async function run() {
   if (ui.run.disabled) return;
-  drafts[ui.language.value] = ui.code.value;
+  drafts[ui.language.value] = getCode();
   // For this tab only, never on disk: the key is a credential.
   sessionStorage.setItem("code-runner.apikey", ui.apikey.value);
   clearResult();
-  ui.run.disabled = true;
-  setStatus("Submitting…", true);
-  const request = { language: ui.language.value, code: ui.code.value, stdin: ui.stdin.value };
+  const request = { language: ui.language.value, code: getCode(), stdin: ui.stdin.value };
   const args = ui.args.value.trim();
   if (args) request.args = args.split(/\s+/);
   const tests = collectTests();
@@ -310,9 +435,19 @@ async function run() {
     request.checker = collectChecker();
     request.stop_on_first_failure = ui.stopOnFailure.checked;
   }
+  ui.terminalBox.hidden = true;
+  if (ui.interactive.checked && !tests.length) {
+    delete request.stdin;
+    runInteractive(request);
+    return;
+  }
+  ui.run.disabled = true;
+  setStatus("Submitting…", true);
   const started = performance.now();
   try {
-    const submitted = await fetch("/run-code", {
+    // Judge mode reports per-test progress by polling; a plain run streams.
+    const live = !tests.length;
+    const submitted = await fetch(live ? "/run-code?stream=true" : "/run-code", {
       method: "POST", headers: headers(), body: JSON.stringify(request),
     });
     const created = await submitted.json().catch(() => null);
@@ -322,6 +457,15 @@ async function run() {
       return;
     }
     const id = created.task_id;
+    if (live) {
+      tick(started, "queued");
+      const result = await follow(id, started);
+      stopTicking();
+      if (result && result.status !== "PENDING") {
+        showResult(result);
+        return;
+      }
+    }
     for (;;) {
       const response = await fetch(`/results/${id}?wait=2`, { headers: headers() });
       const body = await response.json().catch(() => null);
@@ -343,12 +487,113 @@ async function run() {
     setStatus("Error", false);
     ui.message.textContent = String(err);
   } finally {
+    stopTicking();
     ui.run.disabled = false;
   }
 }
 
-ui.code.addEventListener("keydown", onKey);
-ui.code.addEventListener("input", () => { drafts[ui.language.value] = ui.code.value; });
+// Interactive mode: the run request as the WebSocket's first message, then
+// each line typed in the terminal as stdin; End input, Interrupt and Kill
+// send eof, SIGINT and SIGKILL. (A browser's WebSocket cannot carry the
+// X-API-Key header: on a server that requires keys, use the CLI.)
+function runInteractive(request) {
+  ui.run.disabled = true;
+  ui.terminal.replaceChildren();
+  ui.terminalBox.hidden = false;
+  setInputOpen(true);
+  setStatus("Connecting…", true);
+  const started = performance.now();
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/run-code/ws`);
+  socket = ws;
+  let finished = false;
+  ws.addEventListener("open", () => {
+    ws.send(JSON.stringify(request));
+    ui.terminalInput.focus();
+  });
+  ws.addEventListener("message", (event) => {
+    let message;
+    try { message = JSON.parse(event.data); } catch { return; }
+    switch (message.type) {
+      case "accepted": tick(started, "queued"); break;
+      case "state": tick(started, message.state); break;
+      case "result":
+        finished = true;
+        stopTicking();
+        showResult(message);
+        break;
+      case "error":
+        ui.message.textContent = message.message;
+        break;
+      default: appendOutput(message.type, message.data);
+    }
+  });
+  ws.addEventListener("close", (event) => {
+    stopTicking();
+    if (socket === ws) socket = null;
+    setInputOpen(false);
+    ui.run.disabled = false;
+    if (!finished) {
+      setStatus("Disconnected", false);
+      if (!ui.message.textContent) {
+        ui.message.textContent = `connection closed (${event.code}${event.reason ? ": " + event.reason : ""})`;
+      }
+    }
+  });
+}
+
+function setInputOpen(open) {
+  for (const el of [ui.terminalInput, ui.eof, ui.interrupt, ui.kill]) el.disabled = !open;
+}
+
+function sendToProgram(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function onTerminalKey(event) {
+  if (event.key === "Enter") {
+    event.preventDefault();
+    const line = ui.terminalInput.value + "\n";
+    ui.terminalInput.value = "";
+    // The program's stdin is not a terminal, so nothing echoes it: the page does.
+    terminalWrite(line, "t-in");
+    sendToProgram({ type: "stdin", data: line });
+  } else if (event.ctrlKey && (event.key === "d" || event.key === "D")) {
+    event.preventDefault();
+    endInput();
+  } else if (event.ctrlKey && (event.key === "c" || event.key === "C") && !ui.terminalInput.value) {
+    event.preventDefault();
+    sendToProgram({ type: "signal", signal: "SIGINT" });
+  }
+}
+
+function endInput() {
+  const pending = ui.terminalInput.value;
+  if (pending) {
+    terminalWrite(pending, "t-in");
+    sendToProgram({ type: "stdin", data: pending });
+    ui.terminalInput.value = "";
+  }
+  sendToProgram({ type: "eof" });
+  ui.terminalInput.disabled = true;
+  ui.eof.disabled = true;
+}
+
+if (editor) {
+  editor.on("change", () => { drafts[ui.language.value] = editor.getValue(); });
+} else {
+  ui.code.addEventListener("keydown", onKey);
+  ui.code.addEventListener("input", () => { drafts[ui.language.value] = ui.code.value; });
+}
+ui.interactive.addEventListener("change", () => {
+  // Interactive runs read the terminal, not the stdin box.
+  ui.stdin.disabled = ui.interactive.checked;
+  if (!ui.interactive.checked && !socket) ui.terminalBox.hidden = true;
+});
+ui.terminalInput.addEventListener("keydown", onTerminalKey);
+ui.eof.addEventListener("click", endInput);
+ui.interrupt.addEventListener("click", () => sendToProgram({ type: "signal", signal: "SIGINT" }));
+ui.kill.addEventListener("click", () => sendToProgram({ type: "signal", signal: "SIGKILL" }));
 ui.language.addEventListener("change", showLanguage);
 ui.run.addEventListener("click", run);
 ui.addTest.addEventListener("click", () => addTestRow().querySelector(".test-stdin").focus());

@@ -127,6 +127,7 @@ fn finished(verdict: Verdict, stdout: &str) -> JobResult {
         signal: None,
         output_truncated: false,
         wall_time_ms: 31,
+        compile_time_ms: None,
         cpu_time_ms: 17,
         memory_peak_kib: Some(8_192),
         started_at_ms: 1_700_000_000_000,

@@ -598,7 +598,7 @@ async fn judge0_sizes_over_the_limits_are_refused_in_judge0s_shapes() {
         max_stdin_bytes: 4,
         ..ApiConfig::default()
     };
-    let body_limit = config.max_body_bytes();
+    let body_limit = config.max_judge0_body_bytes();
     let app = app_with(config);
     let (status, body) = app
         .post(
@@ -700,4 +700,41 @@ async fn judge0_routes_it_does_not_serve_are_refused_cleanly() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, _) = app.get("/system_info").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn judge0_bodies_have_their_own_limit_and_unknown_fields_are_skipped() {
+    let config = ApiConfig::default();
+    let limit = config.max_judge0_body_bytes();
+    let batch_limit = config.max_judge0_batch_body_bytes();
+    assert!(limit < config.max_body_bytes(), "no test-data allowance");
+    let app = app_with(config);
+    // A body padded with an unknown field up to `size` bytes.
+    let padded = |size: usize| {
+        let head = r#"{"source_code":"print(1)","language_id":71,"pad":""#;
+        let tail = r#""}"#;
+        format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+    };
+    let (status, body) = app.post("/submissions", padded(limit + 1)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({"error": format!("request body is larger than the limit of {limit} bytes")})
+    );
+    let (status, body) = app.post("/submissions", padded(limit)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let delivery = app.reserve_one().await;
+    assert_eq!(delivery.job.code, "print(1)");
+
+    let item = json!({"source_code": "print(2)", "language_id": 71});
+    let batch = |size: usize| {
+        let head = format!(r#"{{"submissions":[{item}],"pad":""#);
+        let tail = r#""}"#;
+        format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+    };
+    let (status, body) = app.post("/submissions/batch", batch(batch_limit + 1)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = app.post("/submissions/batch", batch(4 * limit)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body[0]["token"].is_string(), "{body}");
 }

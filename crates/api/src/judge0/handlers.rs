@@ -13,6 +13,7 @@ use code_runner_queue::judge::JudgeSpec;
 use code_runner_queue::{Job, TaskId, TaskState};
 use serde_json::{json, Map, Value};
 
+use super::body;
 use super::request::{parse_submission, Errors, Limits, Submission};
 use super::response::{render, Fields, Meta, Outcome, Shared};
 use super::tables::{by_id, display_name, IDS, STATUSES};
@@ -137,20 +138,24 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Reads a JSON body (an empty one reads as `{}`; the Content-Type is not
-/// checked, as clients of Judge0 do not all send it).
-async fn read_json(state: &AppState, request: Request) -> Result<Value, Judge0Error> {
-    let limit = state.config().max_body_bytes();
+/// Reads a JSON body of at most `limit` bytes with `read` (an empty one
+/// reads as `{}`; the Content-Type is not checked, as clients of Judge0 do
+/// not all send it). Only the known fields are kept (see [`body`]).
+async fn read_json(
+    request: Request,
+    limit: usize,
+    read: fn(&[u8]) -> Result<Value, serde_json::Error>,
+) -> Result<Value, Judge0Error> {
     let (body, reserved) = crate::routes::read_body(request, limit).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     let parsed = if body.len() <= 64 * 1024 {
-        serde_json::from_slice::<Value>(&body)
+        read(&body)
     } else {
         tokio::task::spawn_blocking(move || {
             let _reserved = reserved;
-            serde_json::from_slice::<Value>(&body)
+            read(&body)
         })
         .await
         .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
@@ -387,10 +392,14 @@ pub(crate) async fn create(
 ) -> Result<Response, Judge0Error> {
     let query = Query::parse(request.uri().query());
     let fields = query.fields()?;
-    let body = read_json(&state, request).await?;
-    let submission = validate(&state, &body, query.base64)
-        .await
-        .map_err(Judge0Error::Validation)?;
+    let limit = state.config().max_judge0_body_bytes();
+    let submission = {
+        // Dropped before the wait: only the submission's own fields stay.
+        let body = read_json(request, limit, body::submission).await?;
+        validate(&state, &body, query.base64)
+            .await
+            .map_err(Judge0Error::Validation)?
+    };
     let id = enqueue(&state, &caller, submission).await?;
     if !query.wait {
         return Ok((StatusCode::CREATED, Json(json!({"token": id}))).into_response());
@@ -440,7 +449,8 @@ pub(crate) async fn create_batch(
     request: Request,
 ) -> Result<Response, Judge0Error> {
     let query = Query::parse(request.uri().query());
-    let body = read_json(&state, request).await?;
+    let limit = state.config().max_judge0_batch_body_bytes();
+    let body = read_json(request, limit, body::batch).await?;
     let items = match body.get("submissions") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         _ => {
@@ -458,6 +468,7 @@ pub(crate) async fn create_batch(
     for item in items {
         checked.push(validate(&state, item, query.base64).await);
     }
+    drop(body);
     let any_valid = checked.iter().any(Result::is_ok);
     // Valid submissions of one language and one source run as one job
     // (compiled once); a submission alone in its group runs by itself.

@@ -738,3 +738,138 @@ async fn judge0_bodies_have_their_own_limit_and_unknown_fields_are_skipped() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(body[0]["token"].is_string(), "{body}");
 }
+
+/// The embedded queue, recording the keys stored beside the tasks (where
+/// Judge0's request fields are kept).
+struct Recording {
+    inner: EmbeddedQueue,
+    stored: std::sync::Mutex<Vec<(String, Duration)>>,
+}
+
+#[async_trait::async_trait]
+impl Queue for Recording {
+    async fn submit_for(
+        &self,
+        job: &code_runner_queue::Job,
+        quota: Option<code_runner_queue::ClientQuota<'_>>,
+    ) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.submit_for(job, quota).await
+    }
+    async fn state_for(
+        &self,
+        id: &code_runner_queue::TaskId,
+        owner: Option<&str>,
+    ) -> Result<Option<code_runner_queue::TaskState>, code_runner_queue::QueueError> {
+        self.inner.state_for(id, owner).await
+    }
+    async fn reserve(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, code_runner_queue::QueueError> {
+        self.inner.reserve(consumer, max, wait).await
+    }
+    async fn reclaim(
+        &self,
+        consumer: &str,
+        max: usize,
+        policy: &code_runner_queue::Redelivery,
+    ) -> Result<Vec<Delivery>, code_runner_queue::QueueError> {
+        self.inner.reclaim(consumer, max, policy).await
+    }
+    async fn complete(
+        &self,
+        delivery: &Delivery,
+        result: &JobResult,
+    ) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.complete(delivery, result).await
+    }
+    async fn release(&self, delivery: &Delivery) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.release(delivery).await
+    }
+    async fn cancel_for(
+        &self,
+        id: &code_runner_queue::TaskId,
+        owner: Option<&str>,
+        at_ms: u64,
+    ) -> Result<code_runner_queue::Cancelled, code_runner_queue::QueueError> {
+        self.inner.cancel_for(id, owner, at_ms).await
+    }
+    async fn settled(
+        &self,
+        ids: &[code_runner_queue::TaskId],
+    ) -> Result<Vec<code_runner_queue::TaskId>, code_runner_queue::QueueError> {
+        self.inner.settled(ids).await
+    }
+    async fn ping(&self) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.ping().await
+    }
+    async fn store_testset(
+        &self,
+        id: &str,
+        json: &str,
+        tests: usize,
+        ttl: Duration,
+    ) -> Result<(), code_runner_queue::QueueError> {
+        self.stored.lock().unwrap().push((id.to_owned(), ttl));
+        self.inner.store_testset(id, json, tests, ttl).await
+    }
+    async fn testset_len(
+        &self,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<Option<usize>, code_runner_queue::QueueError> {
+        self.inner.testset_len(id, ttl).await
+    }
+    async fn testset(
+        &self,
+        id: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Option<String>, code_runner_queue::QueueError> {
+        self.inner.testset(id, ttl).await
+    }
+}
+
+#[tokio::test]
+async fn judge0_a_refused_submission_leaves_no_stored_fields() {
+    let queue = Arc::new(Recording {
+        inner: EmbeddedQueue::new(Duration::from_secs(60)),
+        stored: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut config = ApiConfig::default();
+    config.access.api_keys = ApiKeys::parse("judge0-key-0001").unwrap();
+    config.access.max_unfinished_per_client = Some(1);
+    config.judge0.result_ttl = Duration::from_secs(120);
+    let router = router(AppState::new(queue.clone(), languages(), config));
+    let post = |uri: &str, body: Value| {
+        router.clone().oneshot(
+            Request::post(uri)
+                .header("X-Auth-Token", "judge0-key-0001")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+    };
+    let one = |code: &str| json!({"source_code": code, "language_id": 71});
+    let response = post("/submissions", one("print(1)")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        queue.stored.lock().unwrap()[0].1,
+        Duration::from_secs(120 + 3600),
+        "kept as long as the result, plus a callback's longest wait"
+    );
+    let response = post("/submissions", one("print(2)")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let response = post(
+        "/submissions/batch",
+        json!({"submissions": [one("print(3)"), one("print(3)")]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        queue.stored.lock().unwrap().len(),
+        1,
+        "refused submissions store nothing"
+    );
+}

@@ -28,7 +28,7 @@ pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 /// The pause before the second try; it doubles before each later one.
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
 /// How long a delivery task waits for its job at most.
-const LONGEST_WAIT: Duration = Duration::from_secs(60 * 60);
+pub(crate) const LONGEST_WAIT: Duration = Duration::from_secs(60 * 60);
 
 /// Whether `ip` is an address a callback may reach without the operator's
 /// leave: a public unicast address.

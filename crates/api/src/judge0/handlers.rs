@@ -206,7 +206,32 @@ async fn validate(state: &AppState, body: &Value, base64: bool) -> Result<Submis
     Ok(submission)
 }
 
-/// Stores the submission's [`Meta`], enqueues its job, and starts its
+/// How long a submission's [`Meta`] is kept: as long as its result, plus
+/// the longest its callback waits for the job to finish.
+fn meta_ttl(state: &AppState) -> Duration {
+    state
+        .config()
+        .judge0
+        .result_ttl
+        .saturating_add(callback::LONGEST_WAIT)
+}
+
+/// Stores a submission's [`Meta`] once its job was accepted by the queue
+/// (a refused submission leaves nothing behind). A failure is logged: the
+/// job is queued and its token is answered; it reads without its request
+/// fields.
+async fn store_meta(state: &AppState, token: &TaskId, meta: &Meta) {
+    let stored = serde_json::to_string(meta).expect("a submission's meta serializes");
+    if let Err(error) = state
+        .queue()
+        .store_testset(&meta_key(token), &stored, 0, meta_ttl(state))
+        .await
+    {
+        tracing::warn!(%token, %error, "judge0: the submission's request fields were not stored");
+    }
+}
+
+/// Enqueues the submission's job, then stores its [`Meta`] and starts its
 /// callback's delivery.
 async fn enqueue(
     state: &AppState,
@@ -215,12 +240,6 @@ async fn enqueue(
 ) -> Result<TaskId, Judge0Error> {
     let id = TaskId::new();
     let meta = submission.meta;
-    let stored = serde_json::to_string(&meta).expect("a submission's meta serializes");
-    state
-        .queue()
-        .store_testset(&meta_key(&id), &stored, 0, state.config().testset_ttl)
-        .await
-        .map_err(ApiError::QueueUnavailable)?;
     let job = Job {
         id,
         language: submission.language,
@@ -241,6 +260,7 @@ async fn enqueue(
         .submit_for(&job, quota)
         .await
         .map_err(ApiError::queue)?;
+    store_meta(state, &id, &meta).await;
     if meta.callback_url.is_some() {
         callback::spawn(state.clone(), id, job.owner, meta);
     }
@@ -297,24 +317,19 @@ async fn enqueue_shared(
         judge: Some(spec),
         live: None,
     };
-    let mut metas = Vec::with_capacity(submissions.len());
-    for (test, (submission, token)) in submissions.into_iter().zip(&tokens).enumerate() {
-        let mut meta = submission.meta;
-        meta.shared = Some(Shared { job: job_id, test });
-        let stored = serde_json::to_string(&meta).expect("a submission's meta serializes");
-        state
-            .queue()
-            .store_testset(&meta_key(token), &stored, 0, state.config().testset_ttl)
-            .await
-            .map_err(ApiError::QueueUnavailable)?;
-        metas.push(meta);
-    }
     let quota = caller.quota(&state.config().access);
     state
         .queue()
         .submit_for(&job, quota)
         .await
         .map_err(ApiError::queue)?;
+    let mut metas = Vec::with_capacity(submissions.len());
+    for (test, (submission, token)) in submissions.into_iter().zip(&tokens).enumerate() {
+        let mut meta = submission.meta;
+        meta.shared = Some(Shared { job: job_id, test });
+        store_meta(state, token, &meta).await;
+        metas.push(meta);
+    }
     for (meta, token) in metas.into_iter().zip(&tokens) {
         if meta.callback_url.is_some() {
             callback::spawn(state.clone(), *token, job.owner.clone(), meta);

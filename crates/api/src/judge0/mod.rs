@@ -52,6 +52,10 @@ pub struct Judge0Config {
     /// (off by default: a callback could otherwise probe the internal
     /// network from the API's host).
     pub allow_private_callbacks: bool,
+    /// How long the queue keeps results (`--result-ttl-secs`): a
+    /// submission's request fields are kept for as long, plus the longest a
+    /// callback waits for its job (an hour), from the submit.
+    pub result_ttl: std::time::Duration,
 }
 
 impl Default for Judge0Config {
@@ -59,6 +63,7 @@ impl Default for Judge0Config {
         Self {
             enabled: true,
             allow_private_callbacks: false,
+            result_ttl: std::time::Duration::from_secs(24 * 60 * 60),
         }
     }
 }

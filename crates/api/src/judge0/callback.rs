@@ -74,6 +74,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     url: reqwest::Url,
+    /// The URL's host, without brackets.
     host: String,
     address: SocketAddr,
 }
@@ -201,13 +202,36 @@ pub(crate) async fn deliver(
     (MAX_TRIES, false)
 }
 
+/// The one client of every delivery: no proxy (`HTTP_PROXY` and the like
+/// are ignored: the connection must go to the address checked), no
+/// redirects, each request within [`TIMEOUT`].
+fn client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the callback client builds (no TLS, no proxy)")
+    })
+}
+
 async fn put(target: &Target, body: &serde_json::Value) -> reqwest::Result<reqwest::StatusCode> {
-    let client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&target.host, target.address)
-        .build()?;
-    let response = client.put(target.url.clone()).json(body).send().await?;
+    // To the address checked, under the URL's own host name.
+    let mut url = target.url.clone();
+    let _ = url.set_ip_host(target.address.ip());
+    let _ = url.set_port(Some(target.address.port()));
+    let host = match target.url.port() {
+        Some(port) => format!("{}:{port}", target.url.host_str().unwrap_or(&target.host)),
+        None => target.url.host_str().unwrap_or(&target.host).to_owned(),
+    };
+    let response = client()
+        .put(url)
+        .header(reqwest::header::HOST, host)
+        .json(body)
+        .send()
+        .await?;
     Ok(response.status())
 }
 
@@ -263,6 +287,67 @@ mod tests {
         assert_eq!(
             check("not a url", false).await.unwrap_err(),
             "is not a valid URL"
+        );
+    }
+
+    /// A one-request HTTP server on loopback: answers `status` and sends
+    /// what it read.
+    async fn one_request(status: u16) -> (u16, tokio::sync::oneshot::Receiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut read = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                read.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&read).into_owned();
+                if n == 0 || text.contains("\r\n\r\n") && text.ends_with('}') {
+                    break;
+                }
+            }
+            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+            let _ = socket.write_all(answer.as_bytes()).await;
+            let _ = tx.send(String::from_utf8_lossy(&read).into_owned());
+        });
+        (port, rx)
+    }
+
+    #[tokio::test]
+    async fn callbacks_ignore_proxies_from_the_environment() {
+        let (proxy, mut proxied) = one_request(200).await;
+        let (target, received) = one_request(204).await;
+        // This test runs in a process of its own (nextest), so the
+        // environment is its own.
+        for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            std::env::set_var(name, format!("http://127.0.0.1:{proxy}"));
+        }
+        for name in ["NO_PROXY", "no_proxy"] {
+            std::env::remove_var(name);
+        }
+        let url = format!("http://localhost:{target}/hook?x=1");
+        let (tries, delivered) = deliver(&url, true, &serde_json::json!({"a": 1})).await;
+        assert_eq!((tries, delivered), (1, true));
+        let request = tokio::time::timeout(Duration::from_secs(5), received)
+            .await
+            .expect("the target received no callback")
+            .unwrap();
+        assert!(
+            request.starts_with("PUT /hook?x=1 HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains(&format!("host: localhost:{target}\r\n")),
+            "{request}"
+        );
+        assert!(
+            proxied.try_recv().is_err(),
+            "the proxy received the callback"
         );
     }
 }

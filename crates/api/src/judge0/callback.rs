@@ -31,19 +31,17 @@ const FIRST_PAUSE: Duration = Duration::from_millis(500);
 pub(crate) const LONGEST_WAIT: Duration = Duration::from_secs(60 * 60);
 
 /// Whether `ip` is an address a callback may reach without the operator's
-/// leave: a public unicast address.
+/// leave: a public unicast address. An IPv6 address that embeds an IPv4
+/// one (mapped, compatible, SIIT, NAT64, 6to4) is judged by that address.
 pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
+        IpAddr::V6(v6) => is_public_v6(v6),
     }
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     !(ip.is_loopback()
         || ip.is_private()
         || ip.is_link_local()
@@ -54,20 +52,57 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         // Shared address space (carrier-grade NAT), 100.64.0.0/10.
         || (a == 100 && (64..128).contains(&b))
+        // IETF protocol assignments, 192.0.0.0/24.
+        || (a == 192 && b == 0 && c == 0)
+        // Benchmarking, 198.18.0.0/15.
+        || (a == 198 && (b & 0xfe) == 18)
+        // The 6to4 relay anycast, 192.88.99.0/24.
+        || (a == 192 && b == 88 && c == 99)
         // Reserved, 240.0.0.0/4.
         || a >= 240)
 }
 
+/// The IPv4 address in the last 32 bits of `ip`.
+fn low_v4(ip: Ipv6Addr) -> Ipv4Addr {
+    let [.., a, b, c, d] = ip.octets();
+    Ipv4Addr::new(a, b, c, d)
+}
+
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        // Unique local fc00::/7, link-local fe80::/10.
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        // Documentation 2001:db8::/32.
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8))
+    let s = ip.segments();
+    // ::/96 (unspecified, loopback, IPv4-compatible), ::ffff:0:0/96
+    // (IPv4-mapped) and ::ffff:0:0:0/96 (SIIT): the IPv4 address decides
+    // (`::` and `::1` embed 0.0.0.0 and 0.0.0.1, not public).
+    if s[..5] == [0; 5] && (s[5] == 0 || s[5] == 0xffff) {
+        return is_public_v4(low_v4(ip));
+    }
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        return is_public_v4(low_v4(ip));
+    }
+    // NAT64, 64:ff9b::/96: the IPv4 address decides.
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_public_v4(low_v4(ip));
+    }
+    // Local-use NAT64, 64:ff9b:1::/48: it may embed the IPv4 address
+    // anywhere its prefix length puts it; refused.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return false;
+    }
+    // 6to4, 2002::/16: the IPv4 address in bits 16..48 decides.
+    if s[0] == 0x2002 {
+        let [hi_a, hi_b] = s[1].to_be_bytes();
+        let [lo_a, lo_b] = s[2].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(hi_a, hi_b, lo_a, lo_b));
+    }
+    // Only global unicast, 2000::/3 ...
+    if (s[0] & 0xe000) != 0x2000 {
+        return false;
+    }
+    // ... without 2001::/23 (IETF protocol assignments: Teredo, ORCHIDs,
+    // benchmarking, ...; the global ones in it are not needed for
+    // callbacks) and documentation, 2001:db8::/32 and 3fff::/20.
+    let ietf_or_documentation = s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8);
+    !(ietf_or_documentation || (s[0] == 0x3fff && s[1] < 0x1000))
 }
 
 /// A callback URL, checked: where to connect and what to send.
@@ -256,10 +291,49 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            // IPv4-compatible, SIIT, NAT64 and 6to4 forms of private ones.
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1::1.1.1.1",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            // Site-local, discard-only, IETF assignments (Teredo), other
+            // non-global unicast, documentation.
+            "fec0::1",
+            "100::1",
+            "2001::1",
+            "2001:0:4136:e378::1",
+            "2001:10::1",
+            "5f00::1",
+            "4000::1",
+            "2001:db8::1",
+            "3fff::1",
+            // IPv4: benchmarking, protocol assignments, 6to4 relay.
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.170",
+            "192.0.0.1",
+            "192.88.99.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {
+        for public in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "198.20.0.1",
+            "192.0.1.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+            "::ffff:1.1.1.1",
+            "::1.1.1.1",
+            "64:ff9b::1.1.1.1",
+            "2002:101:101::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

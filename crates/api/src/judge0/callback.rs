@@ -207,8 +207,8 @@ async fn wait_final(
     None
 }
 
-/// Sends `body` to `url`: up to [`MAX_TRIES`] tries, a 2xx answer ends
-/// them. Returns how many tries were made and whether one succeeded.
+/// Sends `body` to `url`: up to [`MAX_TRIES`] tries, a 2xx or a 4xx
+/// answer ends them. Returns how many tries were made and whether one succeeded.
 pub(crate) async fn deliver(
     url: &str,
     allow_private: bool,
@@ -230,6 +230,12 @@ pub(crate) async fn deliver(
         };
         match put(&target, body).await {
             Ok(status) if status.is_success() => return (attempt, true),
+            // The target refused the request itself: trying again would
+            // be refused the same way.
+            Ok(status) if status.is_client_error() => {
+                tracing::warn!(attempt, %status, "callback refused by its target; not retried");
+                return (attempt, false);
+            }
             Ok(status) => tracing::warn!(attempt, %status, "callback answered with an error"),
             Err(error) => tracing::warn!(attempt, %error, "callback failed"),
         }
@@ -423,5 +429,14 @@ mod tests {
             proxied.try_recv().is_err(),
             "the proxy received the callback"
         );
+    }
+
+    #[tokio::test]
+    async fn a_4xx_answer_is_not_retried() {
+        let (target, received) = one_request(404).await;
+        let url = format!("http://127.0.0.1:{target}/hook");
+        let (tries, delivered) = deliver(&url, true, &serde_json::json!({})).await;
+        assert_eq!((tries, delivered), (1, false));
+        assert!(received.await.unwrap().starts_with("PUT /hook"));
     }
 }

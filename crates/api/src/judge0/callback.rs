@@ -14,7 +14,10 @@
 //! redirects are not followed) unless the operator allows them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use code_runner_queue::{TaskId, TaskState};
 
@@ -114,10 +117,51 @@ pub(crate) struct Target {
     address: SocketAddr,
 }
 
+/// Most host-name lookups of callbacks in flight at once, in the whole
+/// process. A lookup runs on a blocking thread that cannot be stopped; the
+/// thread holds its permit until the lookup returns, so a resolver that
+/// never answers cannot pile up threads.
+const MAX_LOOKUPS: usize = 32;
+
+fn lookups() -> &'static Arc<Semaphore> {
+    static LOOKUPS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    LOOKUPS.get_or_init(|| Arc::new(Semaphore::new(MAX_LOOKUPS)))
+}
+
+/// `host`'s addresses, or none when it did not resolve by `deadline`
+/// (waiting for a lookup permit counts).
+async fn resolve(host: &str, port: u16, deadline: Instant) -> Vec<SocketAddr> {
+    let lookup = async {
+        let permit = lookups().clone().acquire_owned().await.ok()?;
+        let name = host.to_owned();
+        let found = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port))
+                .map(Iterator::collect::<Vec<SocketAddr>>)
+        });
+        found.await.ok()?.ok()
+    };
+    tokio::time::timeout_at(deadline.into(), lookup)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// Checks a callback URL: `http`/`https`, a host that resolves, and (unless
 /// `allow_private`) only to public addresses. The error is the message of
 /// Judge0's `422` under `callback_url`.
 pub(crate) async fn check(url: &str, allow_private: bool) -> Result<Target, String> {
+    check_by(url, allow_private, Instant::now() + TIMEOUT).await
+}
+
+/// [`check`], its host name resolved by `deadline` (a batch's callbacks
+/// share one).
+pub(crate) async fn check_by(
+    url: &str,
+    allow_private: bool,
+    deadline: Instant,
+) -> Result<Target, String> {
     let parsed = reqwest::Url::parse(url).map_err(|_| "is not a valid URL".to_owned())?;
     // The build has no TLS (see the crate's Cargo.toml).
     if parsed.scheme() != "http" {
@@ -133,14 +177,7 @@ pub(crate) async fn check(url: &str, allow_private: bool) -> Result<Target, Stri
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => {
-            match tokio::time::timeout(TIMEOUT, tokio::net::lookup_host((bare.to_owned(), port)))
-                .await
-            {
-                Ok(Ok(found)) => found.collect(),
-                _ => Vec::new(),
-            }
-        }
+        Err(_) => resolve(bare, port, deadline).await,
     };
     let Some(&address) = addresses.first() else {
         return Err("host could not be resolved".into());
@@ -438,5 +475,38 @@ mod tests {
         let (tries, delivered) = deliver(&url, true, &serde_json::json!({})).await;
         assert_eq!((tries, delivered), (1, false));
         assert!(received.await.unwrap().starts_with("PUT /hook"));
+    }
+
+    #[tokio::test]
+    async fn lookups_share_a_deadline_and_a_cap_on_those_in_flight() {
+        // Every permit taken, as by lookups that never answer.
+        let held = lookups()
+            .clone()
+            .acquire_many_owned(MAX_LOOKUPS as u32)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(300);
+        let checks = (0..20).map(|i| {
+            check_by(
+                "http://localhost/x",
+                true,
+                deadline + Duration::from_millis(i),
+            )
+        });
+        for checked in futures_util::future::join_all(checks).await {
+            assert_eq!(checked.unwrap_err(), "host could not be resolved");
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "{took:?}: one deadline for all"
+        );
+        drop(held);
+        assert!(
+            check_by("http://localhost/x", true, Instant::now() + TIMEOUT)
+                .await
+                .is_ok()
+        );
     }
 }

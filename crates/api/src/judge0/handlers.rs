@@ -165,7 +165,13 @@ async fn read_json(
 
 /// Parses one submission and checks what the parser cannot: sizes against
 /// the service's limits and the callback's target.
-async fn validate(state: &AppState, body: &Value, base64: bool) -> Result<Submission, Errors> {
+/// The callback's host name must resolve by `deadline`.
+async fn validate(
+    state: &AppState,
+    body: &Value,
+    base64: bool,
+    deadline: std::time::Instant,
+) -> Result<Submission, Errors> {
     let config = state.config();
     let mut submission = parse_submission(
         body,
@@ -195,7 +201,9 @@ async fn validate(state: &AppState, body: &Value, base64: bool) -> Result<Submis
         }
     }
     if let Some(url) = &meta.callback_url {
-        if let Err(message) = callback::check(url, config.judge0.allow_private_callbacks).await {
+        if let Err(message) =
+            callback::check_by(url, config.judge0.allow_private_callbacks, deadline).await
+        {
             errors.insert("callback_url".into(), vec![message]);
         }
     }
@@ -411,7 +419,8 @@ pub(crate) async fn create(
     let submission = {
         // Dropped before the wait: only the submission's own fields stay.
         let body = read_json(request, limit, body::submission).await?;
-        validate(&state, &body, query.base64)
+        let deadline = std::time::Instant::now() + callback::TIMEOUT;
+        validate(&state, &body, query.base64, deadline)
             .await
             .map_err(Judge0Error::Validation)?
     };
@@ -479,10 +488,15 @@ pub(crate) async fn create_batch(
             "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
         )));
     }
-    let mut checked = Vec::with_capacity(items.len());
-    for item in items {
-        checked.push(validate(&state, item, query.base64).await);
-    }
+    // Checked at once (their callbacks' host names resolved concurrently),
+    // within one deadline for the whole batch.
+    let deadline = std::time::Instant::now() + callback::TIMEOUT;
+    let checked = futures_util::future::join_all(
+        items
+            .iter()
+            .map(|item| validate(&state, item, query.base64, deadline)),
+    )
+    .await;
     drop(body);
     let any_valid = checked.iter().any(Result::is_ok);
     // Valid submissions of one language and one source run as one job

@@ -873,3 +873,42 @@ async fn judge0_a_refused_submission_leaves_no_stored_fields() {
         "refused submissions store nothing"
     );
 }
+
+#[tokio::test]
+async fn judge0_a_batch_over_the_clients_cap_answers_errors_for_the_refused_items() {
+    let mut config = ApiConfig::default();
+    config.access.api_keys = ApiKeys::parse("judge0-key-0001").unwrap();
+    config.access.max_unfinished_per_client = Some(2);
+    let app = app_with(config);
+    let batch = |codes: &[&str]| {
+        let items: Vec<Value> = codes
+            .iter()
+            .map(|code| json!({"source_code": code, "language_id": 71}))
+            .collect();
+        Request::post("/submissions/batch")
+            .header("X-Auth-Token", "judge0-key-0001")
+            .body(Body::from(json!({"submissions": items}).to_string()))
+            .unwrap()
+    };
+    let (status, answer) = app
+        .send(batch(&["print(1)", "print(2)", "print(3)", "print(2)"]))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(answer[0]["token"].is_string(), "{answer}");
+    assert!(answer[1]["token"].is_string(), "{answer}");
+    assert!(answer[3]["token"].is_string(), "{answer}");
+    assert!(
+        answer[2]["error"].as_str().unwrap().contains("unfinished"),
+        "{answer}"
+    );
+    // Every token answered is a queued job's; nothing else was queued.
+    let first = app.reserve_one().await;
+    let second = app.reserve_one().await;
+    let mut codes = [first.job.code.clone(), second.job.code.clone()];
+    codes.sort();
+    assert_eq!(codes, ["print(1)", "print(2)"]);
+    // With no room at all, the refusal itself answers.
+    let (status, answer) = app.send(batch(&["print(4)"])).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+}

@@ -522,6 +522,12 @@ pub(crate) async fn create_batch(
         })
         .collect();
     let mut checked: Vec<Option<Submission>> = checked.into_iter().map(Result::ok).collect();
+    // A group the queue refuses (the client's cap of unfinished jobs, a full
+    // queue) answers an error object for each of its submissions; the
+    // others keep their tokens. When none was queued, the refusal itself
+    // is the answer (its status and `Retry-After`).
+    let mut queued = false;
+    let mut refusal = None;
     for (_, members) in groups {
         let submissions: Vec<Submission> = members
             .iter()
@@ -529,13 +535,33 @@ pub(crate) async fn create_batch(
             .collect();
         let tokens = if submissions.len() == 1 {
             let submission = submissions.into_iter().next().expect("one submission");
-            vec![enqueue(&state, &caller, submission).await?]
+            enqueue(&state, &caller, submission)
+                .await
+                .map(|id| vec![id])
         } else {
-            enqueue_shared(&state, &caller, submissions).await?
+            enqueue_shared(&state, &caller, submissions).await
         };
-        for (index, token) in members.into_iter().zip(tokens) {
-            answer[index] = json!({"token": token});
+        match tokens {
+            Ok(tokens) => {
+                queued = true;
+                for (index, token) in members.into_iter().zip(tokens) {
+                    answer[index] = json!({"token": token});
+                }
+            }
+            Err(error) => {
+                let message = match &error {
+                    Judge0Error::Api(api) => api.to_string(),
+                    other => format!("{other:?}"),
+                };
+                for index in members {
+                    answer[index] = json!({"error": message});
+                }
+                refusal.get_or_insert(error);
+            }
         }
+    }
+    if let (false, Some(refusal)) = (queued, refusal) {
+        return Err(refusal);
     }
     let status = if any_valid {
         StatusCode::CREATED

@@ -274,6 +274,8 @@ impl ApiArgs {
             judge0: code_runner_api::Judge0Config {
                 enabled: !self.no_judge0_api,
                 allow_private_callbacks: self.judge0_allow_private_callbacks,
+                // Set from the common arguments (`--result-ttl-secs`).
+                ..code_runner_api::Judge0Config::default()
             },
             piston_api: !self.no_piston_api,
         })

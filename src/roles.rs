@@ -48,7 +48,8 @@ pub async fn serve(common: CommonArgs, api: ApiArgs, worker: WorkerArgs) -> anyh
     let stop = shutdown_signal();
     let worker_stop = stop.clone();
     let worker_task = tokio::spawn(worker.run_until_stopped(wait_for(worker_stop)));
-    let config = api.api_config(&worker_args.program_limits())?;
+    let mut config = api.api_config(&worker_args.program_limits())?;
+    config.judge0.result_ttl = common.result_ttl();
     run_api(
         queue,
         &languages,
@@ -65,7 +66,8 @@ pub async fn serve(common: CommonArgs, api: ApiArgs, worker: WorkerArgs) -> anyh
 
 pub async fn api(common: CommonArgs, api: ApiArgs, limits: ProgramLimitArgs) -> anyhow::Result<()> {
     let languages = common.language_table()?;
-    let config = api.api_config(&limits)?;
+    let mut config = api.api_config(&limits)?;
+    config.judge0.result_ttl = common.result_ttl();
     let queue = connect_redis(&common, COMMAND_DEADLINE).await?;
     run_api(
         queue,

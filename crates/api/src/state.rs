@@ -95,6 +95,24 @@ impl ApiConfig {
             .saturating_add(Self::BODY_OVERHEAD)
     }
 
+    /// The largest `POST /submissions` body (Judge0's API): its code,
+    /// stdin and expected output, doubled for JSON escapes as
+    /// [`Self::max_body_bytes`] (which also covers their base64 form, a
+    /// third longer); no test data.
+    pub fn max_judge0_body_bytes(&self) -> usize {
+        self.max_code_bytes
+            .saturating_add(self.max_stdin_bytes.saturating_mul(2))
+            .saturating_mul(2)
+            .saturating_add(Self::BODY_OVERHEAD)
+    }
+
+    /// The largest `POST /submissions/batch` body: as many submissions as
+    /// a batch may hold (20), each within [`Self::max_judge0_body_bytes`].
+    pub fn max_judge0_batch_body_bytes(&self) -> usize {
+        self.max_judge0_body_bytes()
+            .saturating_mul(crate::judge0::MAX_BATCH)
+    }
+
     /// A warning to log when the API listens on `address`, beyond loopback,
     /// with neither API keys nor a rate limit: anyone who reaches it may run
     /// code as fast as the workers go.

@@ -599,7 +599,7 @@ async fn judge0_sizes_over_the_limits_are_refused_in_judge0s_shapes() {
         max_stdin_bytes: 4,
         ..ApiConfig::default()
     };
-    let body_limit = config.max_body_bytes();
+    let body_limit = config.max_judge0_body_bytes();
     let app = app_with(config);
     let (status, body) = app
         .post(
@@ -701,4 +701,215 @@ async fn judge0_routes_it_does_not_serve_are_refused_cleanly() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, _) = app.get("/system_info").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn judge0_bodies_have_their_own_limit_and_unknown_fields_are_skipped() {
+    let config = ApiConfig::default();
+    let limit = config.max_judge0_body_bytes();
+    let batch_limit = config.max_judge0_batch_body_bytes();
+    assert!(limit < config.max_body_bytes(), "no test-data allowance");
+    let app = app_with(config);
+    // A body padded with an unknown field up to `size` bytes.
+    let padded = |size: usize| {
+        let head = r#"{"source_code":"print(1)","language_id":71,"pad":""#;
+        let tail = r#""}"#;
+        format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+    };
+    let (status, body) = app.post("/submissions", padded(limit + 1)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({"error": format!("request body is larger than the limit of {limit} bytes")})
+    );
+    let (status, body) = app.post("/submissions", padded(limit)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let delivery = app.reserve_one().await;
+    assert_eq!(delivery.job.code, "print(1)");
+
+    let item = json!({"source_code": "print(2)", "language_id": 71});
+    let batch = |size: usize| {
+        let head = format!(r#"{{"submissions":[{item}],"pad":""#);
+        let tail = r#""}"#;
+        format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
+    };
+    let (status, body) = app.post("/submissions/batch", batch(batch_limit + 1)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = app.post("/submissions/batch", batch(4 * limit)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body[0]["token"].is_string(), "{body}");
+}
+
+/// The embedded queue, recording the keys stored beside the tasks (where
+/// Judge0's request fields are kept).
+struct Recording {
+    inner: EmbeddedQueue,
+    stored: std::sync::Mutex<Vec<(String, Duration)>>,
+}
+
+#[async_trait::async_trait]
+impl Queue for Recording {
+    async fn submit_for(
+        &self,
+        job: &code_runner_queue::Job,
+        quota: Option<code_runner_queue::ClientQuota<'_>>,
+    ) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.submit_for(job, quota).await
+    }
+    async fn state_for(
+        &self,
+        id: &code_runner_queue::TaskId,
+        owner: Option<&str>,
+    ) -> Result<Option<code_runner_queue::TaskState>, code_runner_queue::QueueError> {
+        self.inner.state_for(id, owner).await
+    }
+    async fn reserve(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, code_runner_queue::QueueError> {
+        self.inner.reserve(consumer, max, wait).await
+    }
+    async fn reclaim(
+        &self,
+        consumer: &str,
+        max: usize,
+        policy: &code_runner_queue::Redelivery,
+    ) -> Result<Vec<Delivery>, code_runner_queue::QueueError> {
+        self.inner.reclaim(consumer, max, policy).await
+    }
+    async fn complete(
+        &self,
+        delivery: &Delivery,
+        result: &JobResult,
+    ) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.complete(delivery, result).await
+    }
+    async fn release(&self, delivery: &Delivery) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.release(delivery).await
+    }
+    async fn cancel_for(
+        &self,
+        id: &code_runner_queue::TaskId,
+        owner: Option<&str>,
+        at_ms: u64,
+    ) -> Result<code_runner_queue::Cancelled, code_runner_queue::QueueError> {
+        self.inner.cancel_for(id, owner, at_ms).await
+    }
+    async fn settled(
+        &self,
+        ids: &[code_runner_queue::TaskId],
+    ) -> Result<Vec<code_runner_queue::TaskId>, code_runner_queue::QueueError> {
+        self.inner.settled(ids).await
+    }
+    async fn ping(&self) -> Result<(), code_runner_queue::QueueError> {
+        self.inner.ping().await
+    }
+    async fn store_testset(
+        &self,
+        id: &str,
+        json: &str,
+        tests: usize,
+        ttl: Duration,
+    ) -> Result<(), code_runner_queue::QueueError> {
+        self.stored.lock().unwrap().push((id.to_owned(), ttl));
+        self.inner.store_testset(id, json, tests, ttl).await
+    }
+    async fn testset_len(
+        &self,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<Option<usize>, code_runner_queue::QueueError> {
+        self.inner.testset_len(id, ttl).await
+    }
+    async fn testset(
+        &self,
+        id: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Option<String>, code_runner_queue::QueueError> {
+        self.inner.testset(id, ttl).await
+    }
+}
+
+#[tokio::test]
+async fn judge0_a_refused_submission_leaves_no_stored_fields() {
+    let queue = Arc::new(Recording {
+        inner: EmbeddedQueue::new(Duration::from_secs(60)),
+        stored: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut config = ApiConfig::default();
+    config.access.api_keys = ApiKeys::parse("judge0-key-0001").unwrap();
+    config.access.max_unfinished_per_client = Some(1);
+    config.judge0.result_ttl = Duration::from_secs(120);
+    let router = router(AppState::new(queue.clone(), languages(), config));
+    let post = |uri: &str, body: Value| {
+        router.clone().oneshot(
+            Request::post(uri)
+                .header("X-Auth-Token", "judge0-key-0001")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+    };
+    let one = |code: &str| json!({"source_code": code, "language_id": 71});
+    let response = post("/submissions", one("print(1)")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(
+        queue.stored.lock().unwrap()[0].1,
+        Duration::from_secs(120 + 3600),
+        "kept as long as the result, plus a callback's longest wait"
+    );
+    let response = post("/submissions", one("print(2)")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let response = post(
+        "/submissions/batch",
+        json!({"submissions": [one("print(3)"), one("print(3)")]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        queue.stored.lock().unwrap().len(),
+        1,
+        "refused submissions store nothing"
+    );
+}
+
+#[tokio::test]
+async fn judge0_a_batch_over_the_clients_cap_answers_errors_for_the_refused_items() {
+    let mut config = ApiConfig::default();
+    config.access.api_keys = ApiKeys::parse("judge0-key-0001").unwrap();
+    config.access.max_unfinished_per_client = Some(2);
+    let app = app_with(config);
+    let batch = |codes: &[&str]| {
+        let items: Vec<Value> = codes
+            .iter()
+            .map(|code| json!({"source_code": code, "language_id": 71}))
+            .collect();
+        Request::post("/submissions/batch")
+            .header("X-Auth-Token", "judge0-key-0001")
+            .body(Body::from(json!({"submissions": items}).to_string()))
+            .unwrap()
+    };
+    let (status, answer) = app
+        .send(batch(&["print(1)", "print(2)", "print(3)", "print(2)"]))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(answer[0]["token"].is_string(), "{answer}");
+    assert!(answer[1]["token"].is_string(), "{answer}");
+    assert!(answer[3]["token"].is_string(), "{answer}");
+    assert!(
+        answer[2]["error"].as_str().unwrap().contains("unfinished"),
+        "{answer}"
+    );
+    // Every token answered is a queued job's; nothing else was queued.
+    let first = app.reserve_one().await;
+    let second = app.reserve_one().await;
+    let mut codes = [first.job.code.clone(), second.job.code.clone()];
+    codes.sort();
+    assert_eq!(codes, ["print(1)", "print(2)"]);
+    // With no room at all, the refusal itself answers.
+    let (status, answer) = app.send(batch(&["print(4)"])).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
 }

@@ -13,6 +13,7 @@ use code_runner_queue::judge::JudgeSpec;
 use code_runner_queue::{Job, TaskId, TaskState};
 use serde_json::{json, Map, Value};
 
+use super::body;
 use super::request::{parse_submission, Errors, Limits, Submission};
 use super::response::{render, Fields, Meta, Outcome, Shared};
 use super::tables::{by_id, display_name, IDS, STATUSES};
@@ -137,20 +138,24 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Reads a JSON body (an empty one reads as `{}`; the Content-Type is not
-/// checked, as clients of Judge0 do not all send it).
-async fn read_json(state: &AppState, request: Request) -> Result<Value, Judge0Error> {
-    let limit = state.config().max_body_bytes();
+/// Reads a JSON body of at most `limit` bytes with `read` (an empty one
+/// reads as `{}`; the Content-Type is not checked, as clients of Judge0 do
+/// not all send it). Only the known fields are kept (see [`body`]).
+async fn read_json(
+    request: Request,
+    limit: usize,
+    read: fn(&[u8]) -> Result<Value, serde_json::Error>,
+) -> Result<Value, Judge0Error> {
     let (body, reserved) = crate::routes::read_body(request, limit).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     let parsed = if body.len() <= 64 * 1024 {
-        serde_json::from_slice::<Value>(&body)
+        read(&body)
     } else {
         tokio::task::spawn_blocking(move || {
             let _reserved = reserved;
-            serde_json::from_slice::<Value>(&body)
+            read(&body)
         })
         .await
         .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
@@ -160,7 +165,13 @@ async fn read_json(state: &AppState, request: Request) -> Result<Value, Judge0Er
 
 /// Parses one submission and checks what the parser cannot: sizes against
 /// the service's limits and the callback's target.
-async fn validate(state: &AppState, body: &Value, base64: bool) -> Result<Submission, Errors> {
+/// The callback's host name must resolve by `deadline`.
+async fn validate(
+    state: &AppState,
+    body: &Value,
+    base64: bool,
+    deadline: std::time::Instant,
+) -> Result<Submission, Errors> {
     let config = state.config();
     let mut submission = parse_submission(
         body,
@@ -190,7 +201,9 @@ async fn validate(state: &AppState, body: &Value, base64: bool) -> Result<Submis
         }
     }
     if let Some(url) = &meta.callback_url {
-        if let Err(message) = callback::check(url, config.judge0.allow_private_callbacks).await {
+        if let Err(message) =
+            callback::check_by(url, config.judge0.allow_private_callbacks, deadline).await
+        {
             errors.insert("callback_url".into(), vec![message]);
         }
     }
@@ -201,7 +214,32 @@ async fn validate(state: &AppState, body: &Value, base64: bool) -> Result<Submis
     Ok(submission)
 }
 
-/// Stores the submission's [`Meta`], enqueues its job, and starts its
+/// How long a submission's [`Meta`] is kept: as long as its result, plus
+/// the longest its callback waits for the job to finish.
+fn meta_ttl(state: &AppState) -> Duration {
+    state
+        .config()
+        .judge0
+        .result_ttl
+        .saturating_add(callback::LONGEST_WAIT)
+}
+
+/// Stores a submission's [`Meta`] once its job was accepted by the queue
+/// (a refused submission leaves nothing behind). A failure is logged: the
+/// job is queued and its token is answered; it reads without its request
+/// fields.
+async fn store_meta(state: &AppState, token: &TaskId, meta: &Meta) {
+    let stored = serde_json::to_string(meta).expect("a submission's meta serializes");
+    if let Err(error) = state
+        .queue()
+        .store_testset(&meta_key(token), &stored, 0, meta_ttl(state))
+        .await
+    {
+        tracing::warn!(%token, %error, "judge0: the submission's request fields were not stored");
+    }
+}
+
+/// Enqueues the submission's job, then stores its [`Meta`] and starts its
 /// callback's delivery.
 async fn enqueue(
     state: &AppState,
@@ -210,12 +248,6 @@ async fn enqueue(
 ) -> Result<TaskId, Judge0Error> {
     let id = TaskId::new();
     let meta = submission.meta;
-    let stored = serde_json::to_string(&meta).expect("a submission's meta serializes");
-    state
-        .queue()
-        .store_testset(&meta_key(&id), &stored, 0, state.config().testset_ttl)
-        .await
-        .map_err(ApiError::QueueUnavailable)?;
     let job = Job {
         id,
         language: submission.language,
@@ -236,6 +268,7 @@ async fn enqueue(
         .submit_for(&job, quota)
         .await
         .map_err(ApiError::queue)?;
+    store_meta(state, &id, &meta).await;
     if meta.callback_url.is_some() {
         callback::spawn(state.clone(), id, job.owner, meta);
     }
@@ -292,24 +325,19 @@ async fn enqueue_shared(
         judge: Some(spec),
         live: None,
     };
-    let mut metas = Vec::with_capacity(submissions.len());
-    for (test, (submission, token)) in submissions.into_iter().zip(&tokens).enumerate() {
-        let mut meta = submission.meta;
-        meta.shared = Some(Shared { job: job_id, test });
-        let stored = serde_json::to_string(&meta).expect("a submission's meta serializes");
-        state
-            .queue()
-            .store_testset(&meta_key(token), &stored, 0, state.config().testset_ttl)
-            .await
-            .map_err(ApiError::QueueUnavailable)?;
-        metas.push(meta);
-    }
     let quota = caller.quota(&state.config().access);
     state
         .queue()
         .submit_for(&job, quota)
         .await
         .map_err(ApiError::queue)?;
+    let mut metas = Vec::with_capacity(submissions.len());
+    for (test, (submission, token)) in submissions.into_iter().zip(&tokens).enumerate() {
+        let mut meta = submission.meta;
+        meta.shared = Some(Shared { job: job_id, test });
+        store_meta(state, token, &meta).await;
+        metas.push(meta);
+    }
     for (meta, token) in metas.into_iter().zip(&tokens) {
         if meta.callback_url.is_some() {
             callback::spawn(state.clone(), *token, job.owner.clone(), meta);
@@ -387,10 +415,15 @@ pub(crate) async fn create(
 ) -> Result<Response, Judge0Error> {
     let query = Query::parse(request.uri().query());
     let fields = query.fields()?;
-    let body = read_json(&state, request).await?;
-    let submission = validate(&state, &body, query.base64)
-        .await
-        .map_err(Judge0Error::Validation)?;
+    let limit = state.config().max_judge0_body_bytes();
+    let submission = {
+        // Dropped before the wait: only the submission's own fields stay.
+        let body = read_json(request, limit, body::submission).await?;
+        let deadline = std::time::Instant::now() + callback::TIMEOUT;
+        validate(&state, &body, query.base64, deadline)
+            .await
+            .map_err(Judge0Error::Validation)?
+    };
     let id = enqueue(&state, &caller, submission).await?;
     if !query.wait {
         return Ok((StatusCode::CREATED, Json(json!({"token": id}))).into_response());
@@ -440,7 +473,8 @@ pub(crate) async fn create_batch(
     request: Request,
 ) -> Result<Response, Judge0Error> {
     let query = Query::parse(request.uri().query());
-    let body = read_json(&state, request).await?;
+    let limit = state.config().max_judge0_batch_body_bytes();
+    let body = read_json(request, limit, body::batch).await?;
     let items = match body.get("submissions") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         _ => {
@@ -454,10 +488,16 @@ pub(crate) async fn create_batch(
             "number of submissions in a batch should be less than or equal to {MAX_BATCH}"
         )));
     }
-    let mut checked = Vec::with_capacity(items.len());
-    for item in items {
-        checked.push(validate(&state, item, query.base64).await);
-    }
+    // Checked at once (their callbacks' host names resolved concurrently),
+    // within one deadline for the whole batch.
+    let deadline = std::time::Instant::now() + callback::TIMEOUT;
+    let checked = futures_util::future::join_all(
+        items
+            .iter()
+            .map(|item| validate(&state, item, query.base64, deadline)),
+    )
+    .await;
+    drop(body);
     let any_valid = checked.iter().any(Result::is_ok);
     // Valid submissions of one language and one source run as one job
     // (compiled once); a submission alone in its group runs by itself.
@@ -482,6 +522,12 @@ pub(crate) async fn create_batch(
         })
         .collect();
     let mut checked: Vec<Option<Submission>> = checked.into_iter().map(Result::ok).collect();
+    // A group the queue refuses (the client's cap of unfinished jobs, a full
+    // queue) answers an error object for each of its submissions; the
+    // others keep their tokens. When none was queued, the refusal itself
+    // is the answer (its status and `Retry-After`).
+    let mut queued = false;
+    let mut refusal = None;
     for (_, members) in groups {
         let submissions: Vec<Submission> = members
             .iter()
@@ -489,13 +535,33 @@ pub(crate) async fn create_batch(
             .collect();
         let tokens = if submissions.len() == 1 {
             let submission = submissions.into_iter().next().expect("one submission");
-            vec![enqueue(&state, &caller, submission).await?]
+            enqueue(&state, &caller, submission)
+                .await
+                .map(|id| vec![id])
         } else {
-            enqueue_shared(&state, &caller, submissions).await?
+            enqueue_shared(&state, &caller, submissions).await
         };
-        for (index, token) in members.into_iter().zip(tokens) {
-            answer[index] = json!({"token": token});
+        match tokens {
+            Ok(tokens) => {
+                queued = true;
+                for (index, token) in members.into_iter().zip(tokens) {
+                    answer[index] = json!({"token": token});
+                }
+            }
+            Err(error) => {
+                let message = match &error {
+                    Judge0Error::Api(api) => api.to_string(),
+                    other => format!("{other:?}"),
+                };
+                for index in members {
+                    answer[index] = json!({"error": message});
+                }
+                refusal.get_or_insert(error);
+            }
         }
+    }
+    if let (false, Some(refusal)) = (queued, refusal) {
+        return Err(refusal);
     }
     let status = if any_valid {
         StatusCode::CREATED

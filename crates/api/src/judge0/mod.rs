@@ -20,6 +20,7 @@
 //! (status mapping, units, `fields`), `handlers` (the routes, Judge0's
 //! error shapes), `callback` (`callback_url` delivery).
 
+mod body;
 mod callback;
 mod handlers;
 pub(crate) mod openapi;
@@ -28,6 +29,7 @@ mod response;
 pub(crate) mod tables;
 mod wire;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -50,6 +52,10 @@ pub struct Judge0Config {
     /// (off by default: a callback could otherwise probe the internal
     /// network from the API's host).
     pub allow_private_callbacks: bool,
+    /// How long the queue keeps results (`--result-ttl-secs`): a
+    /// submission's request fields are kept for as long, plus the longest a
+    /// callback waits for its job (an hour), from the submit.
+    pub result_ttl: std::time::Duration,
 }
 
 impl Default for Judge0Config {
@@ -57,6 +63,7 @@ impl Default for Judge0Config {
         Self {
             enabled: true,
             allow_private_callbacks: false,
+            result_ttl: std::time::Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -65,13 +72,26 @@ impl Default for Judge0Config {
 /// and the rate limit of submissions; the tables open, as `/languages` is.
 /// Every refusal has Judge0's `{"error": ...}` shape.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
-    let create = || access::limit_rate(post(handlers::create), state);
+    // Judge0's bodies have their own limits (code, stdin and expected
+    // output; no test data), also when no Content-Length announces them.
+    let single = state.config().max_judge0_body_bytes();
+    let batch = state.config().max_judge0_batch_body_bytes();
+    let create = || {
+        access::limit_rate(
+            post(handlers::create).layer(DefaultBodyLimit::max(single)),
+            state,
+        )
+    };
     let jobs = Router::new()
         .route("/submissions", create())
         .route("/submissions/", create())
         .route(
             "/submissions/batch",
-            access::limit_rate(post(handlers::create_batch), state).get(handlers::fetch_batch),
+            access::limit_rate(
+                post(handlers::create_batch).layer(DefaultBodyLimit::max(batch)),
+                state,
+            )
+            .get(handlers::fetch_batch),
         )
         .route("/submissions/{token}", get(handlers::fetch))
         .route("/submissions/{token}/", get(handlers::fetch))

@@ -758,3 +758,127 @@ async fn live_cli_prints_output_as_it_arrives_and_drives_stdin() {
     assert!(child.wait().await.unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// Bounds of WebSockets (security review).
+
+/// Opens a WebSocket with an optional `Origin`; the handshake's status when
+/// refused.
+async fn try_connect(app: &TestApp, path: &str, origin: Option<&str>) -> Result<Socket, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}{path}", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn live_ws_sockets_hold_their_place_under_the_connection_cap() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-connections", "4"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    // Wait for the health probes' connection to go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Open sockets until the cap (4, one of which may be the test
+    // client's kept-alive connection) answers 503.
+    let mut sockets = Vec::new();
+    let paths = ["/run-code/ws", "/api/v2/connect"];
+    let refused = loop {
+        let path = paths[sockets.len() % 2];
+        match try_connect(&app, path, None).await {
+            Ok(socket) => sockets.push(socket),
+            Err(status) => break status,
+        }
+        assert!(sockets.len() <= 4, "upgraded sockets left the cap");
+    };
+    assert_eq!(refused, 503);
+    assert!(sockets.len() >= 3, "{} sockets", sockets.len());
+    let answer = reqwest::Client::new()
+        .get(format!("{}/languages", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    // Closing one frees its place.
+    let mut first = sockets.remove(0);
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = reqwest::Client::new()
+        .get(format!("{}/languages", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test]
+async fn live_ws_refuses_cross_site_origins() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--cors-origins", "https://ide.example"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let own = app.address.clone();
+    for path in ["/run-code/ws", "/api/v2/connect"] {
+        assert_eq!(
+            try_connect(&app, path, Some("https://evil.example"))
+                .await
+                .err(),
+            Some(403),
+            "{path}"
+        );
+        assert!(try_connect(&app, path, None).await.is_ok(), "{path}");
+        assert!(
+            try_connect(&app, path, Some("https://ide.example"))
+                .await
+                .is_ok(),
+            "{path}"
+        );
+        assert!(try_connect(&app, path, Some(&own)).await.is_ok(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn live_ws_first_message_is_held_in_the_body_memory_budget() {
+    // The budget is raised to one body limit: one socket awaiting its run
+    // request holds all of it.
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-body-memory-mb", "1"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let mut waiting = try_connect(&app, "/run-code/ws", None).await.unwrap();
+    assert_eq!(
+        try_connect(&app, "/run-code/ws", None).await.err(),
+        Some(503),
+        "a second unparsed first message fits the budget"
+    );
+    // Once its run request is parsed, the budget is free again.
+    send_json(
+        &mut waiting,
+        json!({ "language": "python", "code": "print(1)" }),
+    )
+    .await;
+    let accepted = receive(&mut waiting).await.unwrap();
+    assert_eq!(accepted["type"], "accepted", "{accepted}");
+    assert!(try_connect(&app, "/run-code/ws", None).await.is_ok());
+}

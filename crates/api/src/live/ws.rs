@@ -42,7 +42,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{text, watch, Watched, SLOW_READER};
+use super::{admit_websocket, text, watch, Watched, WsHold, WsRefused, SLOW_READER};
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::response::TaskStatus;
@@ -56,8 +56,6 @@ pub(crate) const IDLE: Duration = Duration::from_secs(60);
 pub(crate) const TOTAL: Duration = Duration::from_secs(15 * 60);
 /// How long a job whose client left may run before it is cancelled.
 pub(crate) const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
-/// The largest frame accepted (a run request's body at most).
-const FRAME_SLACK: usize = 64 * 1024;
 
 /// Close codes (RFC 6455 §7.4.1).
 pub(crate) mod close {
@@ -72,15 +70,22 @@ pub(crate) mod close {
 pub(crate) async fn run_code_ws(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
+    extensions: axum::http::Extensions,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|_| ApiError::WebSocketRequired)?;
-    let limit = state.config().max_body_bytes() + FRAME_SLACK;
+    let limit = state.config().max_body_bytes();
+    let hold = match admit_websocket(&state, &headers, &extensions, limit) {
+        Ok(hold) => hold,
+        Err(WsRefused::Origin) => return Err(ApiError::OriginNotAllowed),
+        Err(WsRefused::Busy) => return Err(ApiError::BodiesBusy),
+    };
     Ok(upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
-            let _ = tokio::time::timeout(TOTAL, session(state, caller, socket)).await;
+            let _ = tokio::time::timeout(TOTAL, session(state, caller, socket, hold)).await;
         })
         .into_response())
 }
@@ -120,7 +125,7 @@ pub(crate) fn close_frame(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn session(state: AppState, caller: Caller, socket: WebSocket) {
+async fn session(state: AppState, caller: Caller, socket: WebSocket, mut hold: WsHold) {
     let (mut sink, mut stream) = socket.split();
     let first = match first_text(&mut stream).await {
         Ok(text) => text,
@@ -131,7 +136,7 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
             return;
         }
     };
-    let job = match accept(&state, &caller, &first).await {
+    let job = match accept(&state, &caller, first).await {
         Ok(job) => job,
         Err(refused) => {
             for message in refused {
@@ -140,6 +145,7 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
             return;
         }
     };
+    hold.first_parsed();
     let accepted = json!({ "type": "accepted", "task_id": job.to_string() });
     if sink
         .send(Message::Text(accepted.to_string().into()))
@@ -191,10 +197,18 @@ where
 }
 
 /// Parses and submits the run request; the refusal when it is not one.
-async fn accept(state: &AppState, caller: &Caller, first: &str) -> Result<TaskId, Vec<Message>> {
-    let run =
+async fn accept(state: &AppState, caller: &Caller, first: String) -> Result<TaskId, Vec<Message>> {
+    let run = if first.len() <= super::PARSE_INLINE_MAX {
         crate::request::parse_run_request(first.as_bytes(), state.languages(), state.config())
-            .map_err(|e| refuse_api_error(&e))?;
+    } else {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::request::parse_run_request(first.as_bytes(), state.languages(), state.config())
+        })
+        .await
+        .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
+    }
+    .map_err(|e| refuse_api_error(&e))?;
     if run.judge.is_some() {
         return Err(refusal(
             close::POLICY,

@@ -86,6 +86,11 @@ pub struct LiveEntry {
     pub event: LiveEvent,
 }
 
+/// How long a task's live logs are kept once its result is stored: a
+/// client that comes later gets the whole output from the result, as for a
+/// job that was not streamed.
+pub const LIVE_AFTER_RESULT: Duration = Duration::from_secs(5 * 60);
+
 /// Longest a single blocking read of a log waits.
 pub const MAX_LIVE_WAIT: Duration = Duration::from_secs(30);
 

@@ -19,7 +19,9 @@
 //! over the job's stdin limit), `1003` for a binary frame, `1013` when the
 //! queue refuses the job, `1011` when the queue fails; each with an `error`
 //! message first saying why. Nothing the client sent before is lost: it is
-//! in the job's input log, and the job runs on with its input ended.
+//! in the job's input log; the program's input ends there, and the task is
+//! cancelled [`DISCONNECT_GRACE`] later if still running, as for a client
+//! that disconnects (and for a session ended by `SLOW_READER` or [`TOTAL`]).
 //!
 //! Timeouts: no client message for [`IDLE`] ends the program's input (it
 //! runs on to its limits, its output still sent); the connection is closed
@@ -355,6 +357,9 @@ pub(crate) async fn run_session<K, S>(
         }
         let _ = sink.close().await;
     };
+    // However the session ends (client gone, refused, too slow a reader,
+    // the total timeout dropping this future): as `gone`.
+    let _gone = OnEnd(Some((state.clone(), id, owner.clone())));
     let inbound = inbound(state, id, stream, stdin_limit, protocol, out.clone());
     drop(out);
     tokio::pin!(producer, sender, inbound);
@@ -368,9 +373,19 @@ pub(crate) async fn run_session<K, S>(
                     // Let the close go out (bounded), then leave.
                     let _ = tokio::time::timeout(Duration::from_secs(2), &mut sender).await;
                 }
-                gone(state, id, owner.clone());
                 return;
             }
+        }
+    }
+}
+
+/// Calls [`gone`] when dropped.
+struct OnEnd(Option<(AppState, TaskId, Option<String>)>);
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        if let Some((state, id, owner)) = self.0.take() {
+            gone(&state, id, owner);
         }
     }
 }
@@ -544,5 +559,44 @@ mod tests {
         assert!(parse_input(r#"{"type":"stdin"}"#).is_err());
         assert!(parse_input("hello").is_err());
         assert!(parse_input(r#"{"type":"run"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_session_that_ends_on_a_dead_sink_ends_the_input() {
+        let queue = std::sync::Arc::new(code_runner_queue::EmbeddedQueue::new(
+            Duration::from_secs(60),
+        ));
+        let state = AppState::new(queue.clone(), Vec::new(), crate::ApiConfig::default());
+        let id = TaskId::new();
+        // A client that takes nothing (as one dropped for reading too slowly)
+        // and sends nothing.
+        let sink = Box::pin(futures_util::sink::unfold((), |(), _: Message| async {
+            Err::<(), ()>(())
+        }));
+        let stream = futures_util::stream::pending::<Result<Message, axum::Error>>();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            run_session(&state, id, None, sink, stream, 1024, &OURS, ours(id)),
+        )
+        .await
+        .expect("the session ends with its sink");
+        let mut ended = false;
+        for _ in 0..50 {
+            let input = code_runner_queue::Queue::live_read(
+                queue.as_ref(),
+                &id,
+                LiveLog::Input,
+                None,
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+            if input.iter().any(|e| e.event == LiveEvent::StdinEnd) {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ended, "the program's input was not ended");
     }
 }

@@ -882,3 +882,32 @@ async fn live_ws_first_message_is_held_in_the_body_memory_budget() {
     assert_eq!(accepted["type"], "accepted", "{accepted}");
     assert!(try_connect(&app, "/run-code/ws", None).await.is_ok());
 }
+
+#[tokio::test]
+async fn live_ws_the_run_requests_stdin_counts_in_the_stdin_limit() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-stdin-bytes", "16"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let mut socket = connect(&app, "/run-code/ws").await;
+    send_json(
+        &mut socket,
+        json!({ "language": "python", "code": "import time; time.sleep(5)", "stdin": "0123456789" }),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await.unwrap()["type"], "accepted");
+    send_json(
+        &mut socket,
+        json!({ "type": "stdin", "data": "abcdefghij" }),
+    )
+    .await;
+    let closed = loop {
+        match receive(&mut socket).await {
+            Ok(_) => continue,
+            Err(close) => break close,
+        }
+    };
+    assert_eq!(closed.0, 1008, "{closed:?}");
+}

@@ -56,6 +56,8 @@ pub(crate) const FIRST_MESSAGE: Duration = Duration::from_secs(10);
 pub(crate) const IDLE: Duration = Duration::from_secs(60);
 /// The longest a connection stays open.
 pub(crate) const TOTAL: Duration = Duration::from_secs(15 * 60);
+/// The most signals one session may send (`1008` beyond).
+pub(crate) const MAX_SIGNALS: usize = 64;
 /// How long a job whose client left may run before it is cancelled.
 pub(crate) const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 
@@ -138,7 +140,7 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket, mut hold: W
             return;
         }
     };
-    let job = match accept(&state, &caller, first).await {
+    let (job, stdin_sent) = match accept(&state, &caller, first).await {
         Ok(job) => job,
         Err(refused) => {
             for message in refused {
@@ -157,7 +159,8 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket, mut hold: W
         gone(&state, job, caller.owner().map(str::to_owned));
         return;
     }
-    let stdin_limit = state.config().max_stdin_bytes;
+    // The run request's own stdin counts in the stdin limit.
+    let stdin_limit = state.config().max_stdin_bytes.saturating_sub(stdin_sent);
     run_session(
         &state,
         job,
@@ -199,7 +202,11 @@ where
 }
 
 /// Parses and submits the run request; the refusal when it is not one.
-async fn accept(state: &AppState, caller: &Caller, first: String) -> Result<TaskId, Vec<Message>> {
+async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    first: String,
+) -> Result<(TaskId, usize), Vec<Message>> {
     let run = if first.len() <= super::PARSE_INLINE_MAX {
         crate::request::parse_run_request(first.as_bytes(), state.languages(), state.config())
     } else {
@@ -218,10 +225,11 @@ async fn accept(state: &AppState, caller: &Caller, first: String) -> Result<Task
         )
         .into());
     }
+    let stdin = run.stdin.len();
     let job = crate::routes::enqueue(state, caller, run, Some(LiveMode::Interactive))
         .await
         .map_err(|e| refuse_api_error(&e))?;
-    Ok(job.id)
+    Ok((job.id, stdin))
 }
 
 /// An API error as a refusal: its message (the `detail` HTTP would give),
@@ -425,6 +433,7 @@ where
 {
     let mut ended = false;
     let mut sent = 0usize;
+    let mut signals = 0usize;
     let refuse = |code: u16, reason: &str| {
         let out = out.clone();
         let messages = refusal(code, reason);
@@ -482,7 +491,17 @@ where
                 ended = true;
                 LiveEvent::StdinEnd
             }
-            ClientInput::Signal(signal) => LiveEvent::Signal(signal),
+            ClientInput::Signal(signal) => {
+                signals += 1;
+                if signals > MAX_SIGNALS {
+                    return refuse(
+                        protocol.limit_code,
+                        &format!("more than {MAX_SIGNALS} signals in one session"),
+                    )
+                    .await;
+                }
+                LiveEvent::Signal(signal)
+            }
         };
         if append(state, &id, event).await.is_err() {
             return refuse(protocol.unavailable_code, "queue unavailable, try again").await;
@@ -598,5 +617,41 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(ended, "the program's input was not ended");
+    }
+
+    #[tokio::test]
+    async fn signals_are_capped_per_session() {
+        let queue = std::sync::Arc::new(code_runner_queue::EmbeddedQueue::new(
+            Duration::from_secs(60),
+        ));
+        let state = AppState::new(queue.clone(), Vec::new(), crate::ApiConfig::default());
+        let id = TaskId::new();
+        let sink = Box::pin(futures_util::sink::unfold((), |(), _: Message| async {
+            Ok::<(), ()>(())
+        }));
+        let signal = json!({ "type": "signal", "signal": "SIGINT" }).to_string();
+        let messages = (0..200).map(move |_| Ok(Message::Text(signal.clone().into())));
+        let stream = futures_util::stream::iter(messages)
+            .chain(futures_util::stream::pending::<Result<Message, axum::Error>>());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            run_session(&state, id, None, sink, stream, 1024, &OURS, ours(id)),
+        )
+        .await
+        .expect("the session is refused");
+        let input = code_runner_queue::Queue::live_read(
+            queue.as_ref(),
+            &id,
+            LiveLog::Input,
+            None,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        let signals = input
+            .iter()
+            .filter(|e| matches!(e.event, LiveEvent::Signal(_)))
+            .count();
+        assert_eq!(signals, MAX_SIGNALS);
     }
 }

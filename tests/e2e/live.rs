@@ -258,7 +258,16 @@ async fn live_sse_output_cap_ends_a_flood_as_polling_does() {
 
 #[tokio::test]
 async fn live_sse_two_hundred_clients_see_the_whole_story() {
-    let app = two_workers().await;
+    // All from one address here: raise the per-client cap of event streams.
+    let app = spawn_app(Options {
+        workers: 2,
+        worker_flags: limited(),
+        api_flags: ["--max-event-streams-per-client", "1000"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    })
+    .await;
     let code = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.5)\n";
     let id = submit_streamed(&app, "python", code).await;
     let clients = (0..200).map(|_| {
@@ -910,4 +919,38 @@ async fn live_ws_the_run_requests_stdin_counts_in_the_stdin_limit() {
         }
     };
     assert_eq!(closed.0, 1008, "{closed:?}");
+}
+
+#[tokio::test]
+async fn live_sse_streams_are_capped_per_client_and_end_after_their_lifetime() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-wait-secs", "2"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let id = submit_streamed(&app, "python", "import time; time.sleep(1.5)").await;
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        open.push(Sse::open(&app, &id, None).await);
+    }
+    let refused = app
+        .client
+        .get(format!("{}/results/{id}/events", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429, "a 17th stream of one client");
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A stream that outlives --max-wait-secs ends without `end`.
+    let long = submit_streamed(&app, "python", "import time; time.sleep(10)").await;
+    let started = Instant::now();
+    let events = Sse::open(&app, &long, None).await.rest().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(events.iter().all(|e| e.event != "end"), "{events:?}");
 }

@@ -251,7 +251,7 @@ async fn pump_input(
                     let _ = local.send(StdinEvent::End);
                 }
                 LiveEvent::Signal(signal) => {
-                    // A full channel drops a repeated signal, never SIGKILL.
+                    // A full channel (16 waiting) drops any signal but SIGKILL.
                     if let Err(mpsc::error::TrySendError::Full(signal)) = signals.try_send(signal) {
                         if signal == 9 {
                             let _ = signals.send(signal).await;

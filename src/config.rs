@@ -110,6 +110,12 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub max_wait_secs: u64,
 
+    /// Most `GET /results/{id}/events` streams one client (API key, or
+    /// address without keys) may hold open at once (429 beyond).
+    #[arg(long, env = "CODE_RUNNER_MAX_EVENT_STREAMS_PER_CLIENT", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_event_streams_per_client: u64,
+
     /// API keys, comma-separated. When set, `/run-code`, `/results` and
     /// `/stats` need one (`Authorization: Bearer KEY` or `X-API-Key: KEY`).
     #[arg(long, env = "CODE_RUNNER_API_KEYS", value_parser = parse_api_keys, hide_env_values = true)]
@@ -260,6 +266,7 @@ impl ApiArgs {
             max_time_limit_ms: limits.time_limit_ms,
             max_memory_limit_mb: limits.memory_limit_mb,
             max_wait_secs: self.max_wait_secs,
+            max_event_streams_per_client: self.max_event_streams_per_client as usize,
             max_tests: self.max_tests as usize,
             max_test_bytes: self.max_test_bytes as usize,
             max_testset_bytes: usize::try_from(self.max_testset_bytes)?,

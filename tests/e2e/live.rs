@@ -258,7 +258,16 @@ async fn live_sse_output_cap_ends_a_flood_as_polling_does() {
 
 #[tokio::test]
 async fn live_sse_two_hundred_clients_see_the_whole_story() {
-    let app = two_workers().await;
+    // All from one address here: raise the per-client cap of event streams.
+    let app = spawn_app(Options {
+        workers: 2,
+        worker_flags: limited(),
+        api_flags: ["--max-event-streams-per-client", "1000"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    })
+    .await;
     let code = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.5)\n";
     let id = submit_streamed(&app, "python", code).await;
     let clients = (0..200).map(|_| {
@@ -757,4 +766,191 @@ async fn live_cli_prints_output_as_it_arrives_and_drives_stdin() {
     assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("bye"));
     assert!(child.wait().await.unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// Bounds of WebSockets (security review).
+
+/// Opens a WebSocket with an optional `Origin`; the handshake's status when
+/// refused.
+async fn try_connect(app: &TestApp, path: &str, origin: Option<&str>) -> Result<Socket, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}{path}", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn live_ws_sockets_hold_their_place_under_the_connection_cap() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-connections", "4"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    // Wait for the health probes' connection to go.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Open sockets until the cap (4, one of which may be the test
+    // client's kept-alive connection) answers 503.
+    let mut sockets = Vec::new();
+    let paths = ["/run-code/ws", "/api/v2/connect"];
+    let refused = loop {
+        let path = paths[sockets.len() % 2];
+        match try_connect(&app, path, None).await {
+            Ok(socket) => sockets.push(socket),
+            Err(status) => break status,
+        }
+        assert!(sockets.len() <= 4, "upgraded sockets left the cap");
+    };
+    assert_eq!(refused, 503);
+    assert!(sockets.len() >= 3, "{} sockets", sockets.len());
+    let answer = reqwest::Client::new()
+        .get(format!("{}/languages", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    // Closing one frees its place.
+    let mut first = sockets.remove(0);
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = reqwest::Client::new()
+        .get(format!("{}/languages", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+#[tokio::test]
+async fn live_ws_refuses_cross_site_origins() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--cors-origins", "https://ide.example"]
+            .map(String::from)
+            .to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let own = app.address.clone();
+    for path in ["/run-code/ws", "/api/v2/connect"] {
+        assert_eq!(
+            try_connect(&app, path, Some("https://evil.example"))
+                .await
+                .err(),
+            Some(403),
+            "{path}"
+        );
+        assert!(try_connect(&app, path, None).await.is_ok(), "{path}");
+        assert!(
+            try_connect(&app, path, Some("https://ide.example"))
+                .await
+                .is_ok(),
+            "{path}"
+        );
+        assert!(try_connect(&app, path, Some(&own)).await.is_ok(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn live_ws_first_message_is_held_in_the_body_memory_budget() {
+    // The budget is raised to one body limit: one socket awaiting its run
+    // request holds all of it.
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-body-memory-mb", "1"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let mut waiting = try_connect(&app, "/run-code/ws", None).await.unwrap();
+    assert_eq!(
+        try_connect(&app, "/run-code/ws", None).await.err(),
+        Some(503),
+        "a second unparsed first message fits the budget"
+    );
+    // Once its run request is parsed, the budget is free again.
+    send_json(
+        &mut waiting,
+        json!({ "language": "python", "code": "print(1)" }),
+    )
+    .await;
+    let accepted = receive(&mut waiting).await.unwrap();
+    assert_eq!(accepted["type"], "accepted", "{accepted}");
+    assert!(try_connect(&app, "/run-code/ws", None).await.is_ok());
+}
+
+#[tokio::test]
+async fn live_ws_the_run_requests_stdin_counts_in_the_stdin_limit() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-stdin-bytes", "16"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let mut socket = connect(&app, "/run-code/ws").await;
+    send_json(
+        &mut socket,
+        json!({ "language": "python", "code": "import time; time.sleep(5)", "stdin": "0123456789" }),
+    )
+    .await;
+    assert_eq!(receive(&mut socket).await.unwrap()["type"], "accepted");
+    send_json(
+        &mut socket,
+        json!({ "type": "stdin", "data": "abcdefghij" }),
+    )
+    .await;
+    let closed = loop {
+        match receive(&mut socket).await {
+            Ok(_) => continue,
+            Err(close) => break close,
+        }
+    };
+    assert_eq!(closed.0, 1008, "{closed:?}");
+}
+
+#[tokio::test]
+async fn live_sse_streams_are_capped_per_client_and_end_after_their_lifetime() {
+    let app = spawn_app(Options {
+        embedded: true,
+        api_flags: ["--max-wait-secs", "2"].map(String::from).to_vec(),
+        ..Options::default()
+    })
+    .await;
+    let id = submit_streamed(&app, "python", "import time; time.sleep(1.5)").await;
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        open.push(Sse::open(&app, &id, None).await);
+    }
+    let refused = app
+        .client
+        .get(format!("{}/results/{id}/events", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429, "a 17th stream of one client");
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A stream that outlives --max-wait-secs ends without `end`.
+    let long = submit_streamed(&app, "python", "import time; time.sleep(10)").await;
+    let started = Instant::now();
+    let events = Sse::open(&app, &long, None).await.rest().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(events.iter().all(|e| e.event != "end"), "{events:?}");
 }

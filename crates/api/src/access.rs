@@ -231,6 +231,11 @@ impl Caller {
         self.owner.as_deref()
     }
 
+    /// The client it counts against (its key's tag, or its address).
+    pub(crate) fn client(&self) -> &str {
+        &self.client
+    }
+
     /// The cap of unfinished jobs this caller's submissions count against.
     pub(crate) fn quota(&self, config: &AccessConfig) -> Option<ClientQuota<'_>> {
         config

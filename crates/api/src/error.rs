@@ -127,6 +127,16 @@ pub(crate) enum ApiError {
     #[error("the server is receiving too many request bodies at once; try again shortly")]
     BodiesBusy,
 
+    /// A WebSocket opened by a browser page of an origin that is neither in
+    /// `--cors-origins` nor the server's own.
+    #[error("WebSocket connections from this Origin are not allowed (see --cors-origins)")]
+    OriginNotAllowed,
+
+    /// `GET /results/{id}/events`: the client (or the server) has its
+    /// maximum of event streams open.
+    #[error("too many event streams open ({limit} at most {whose}); close one or poll GET /results/{{id}}")]
+    TooManyWatchers { limit: usize, whose: &'static str },
+
     /// `GET /results/{id}/events` with a `Last-Event-ID` that no event of
     /// this API ever had (ids look like `1700000000000-0`).
     #[error(
@@ -157,9 +167,10 @@ impl ApiError {
         match self {
             Self::Validation(_) | Self::QueryValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Self::RateLimited { .. } | Self::TooManyUnfinished { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. }
+            | Self::TooManyUnfinished { .. }
+            | Self::TooManyWatchers { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::CodeTooLarge { .. }
             | Self::SourcesTooLarge { .. }
             | Self::StdinTooLarge { .. }

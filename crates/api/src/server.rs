@@ -38,7 +38,8 @@
 //! On shutdown the listener is closed, idle connections are closed at once
 //! and the others once their answer is sent (`Graceful`). Connections may
 //! be upgraded to WebSockets (live runs); an upgraded one is its
-//! handler's, with that handler's timeouts.
+//! handler's, with that handler's timeouts, and keeps its place under the
+//! connection cap until it closes.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -118,6 +119,12 @@ pub(crate) struct BodyBounds {
     pub(crate) budget: Arc<Semaphore>,
 }
 
+/// A served connection's place under the connection cap, in every request's
+/// extensions: a WebSocket handler keeps it for the socket's lifetime, so
+/// upgraded connections count against `--max-connections` too.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// Serves `router` on `listener` until `shutdown` resolves, within the
 /// bounds of `config`. `peer_addresses` puts each request's peer address in
 /// its extensions (`ConnectInfo`), for the rate limiter.
@@ -168,9 +175,13 @@ pub(crate) async fn serve_router(
         match permit {
             Some(permit) => {
                 let bounds = bounds.clone();
-                let service =
-                    service_fn(move |request| call(router.clone(), request, bounds.clone(), peer));
-                spawn(&graceful, &served, tcp, service, permit, None);
+                let slot = ConnectionSlot(Arc::new(permit));
+                let held = slot.clone();
+                let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(slot.clone());
+                    call(router.clone(), request, bounds.clone(), peer)
+                });
+                spawn(&graceful, &served, tcp, service, held, None);
             }
             None => {
                 let bounds = bounds.clone();
@@ -245,8 +256,9 @@ fn spawn<S>(
 {
     // With upgrades, so that a WebSocket (`/run-code/ws`, Piston's
     // `/api/v2/connect`) can take the connection over; once it has, the
-    // connection's slot (`guard`) is free again and the socket lives in
-    // its handler's task, bounded by that handler's own timeouts.
+    // socket lives in its handler's task, bounded by that handler's own
+    // timeouts, and that task holds the connection's slot
+    // ([`ConnectionSlot`]) until the socket closes.
     let connection = builder
         .serve_connection(TokioIo::new(tcp), service)
         .with_upgrades();

@@ -48,6 +48,9 @@ pub struct ApiConfig {
     pub max_memory_limit_mb: u64,
     /// Longest a request may wait for its result (`?wait`), in seconds.
     pub max_wait_secs: u64,
+    /// Most event streams (`GET /results/{id}/events`) one client may hold
+    /// open at once (`429` beyond).
+    pub max_event_streams_per_client: usize,
     /// Judge mode: most tests one request may give (`422` above it).
     pub max_tests: usize,
     /// Judge mode: largest total of the tests' stdin, expected output and
@@ -138,6 +141,7 @@ impl Default for ApiConfig {
             max_time_limit_ms: 10_000,
             max_memory_limit_mb: 256,
             max_wait_secs: 60,
+            max_event_streams_per_client: 16,
             max_tests: 1_000,
             max_test_bytes: 16 * 1024 * 1024,
             max_testset_bytes: 64 * 1024 * 1024,
@@ -167,6 +171,8 @@ struct Inner {
     waits: Option<Submissions>,
     /// `GET /openapi.json`, generated once from the code and this configuration.
     openapi: Bytes,
+    /// Open event streams, per client and in all.
+    watchers: crate::live::sse::Watchers,
 }
 
 impl AppState {
@@ -196,6 +202,7 @@ impl AppState {
                     .map(|limit| Submissions::new(limit, "waits and cancels")),
                 config,
                 openapi,
+                watchers: crate::live::sse::Watchers::default(),
             }),
         }
     }
@@ -224,6 +231,10 @@ impl AppState {
 
     pub(crate) fn languages(&self) -> &Languages {
         &self.inner.languages
+    }
+
+    pub(crate) fn watchers(&self) -> &crate::live::sse::Watchers {
+        &self.inner.watchers
     }
 
     pub(crate) fn config(&self) -> &ApiConfig {

@@ -81,6 +81,8 @@ struct Inner {
     testsets: Mutex<HashMap<String, StoredTestSet>>,
     /// Live runs' output and input logs.
     live: live::LiveLogs,
+    /// How long live logs are kept once their task's result is stored.
+    live_after_result: Duration,
 }
 
 #[derive(Debug)]
@@ -194,6 +196,7 @@ impl EmbeddedQueue {
                 observe: observe::Observe::default(),
                 testsets: Mutex::new(HashMap::new()),
                 live: live::LiveLogs::default(),
+                live_after_result: crate::live::LIVE_AFTER_RESULT,
             }),
         }
     }
@@ -378,8 +381,9 @@ impl Inner {
     /// After a final state was written: evicts older results while the
     /// store is over its budget.
     fn evict_after_write(&self, states: &mut States, jobs: &Jobs, written: &TaskId) {
+        self.live.settle(written, self.live_after_result);
         if let Some(budget) = self.max_bytes {
-            states.evict(budget, jobs.bytes, Some(written));
+            states.evict(budget, jobs.bytes + self.live.bytes(), Some(written));
         }
     }
 }
@@ -475,7 +479,7 @@ impl Queue for EmbeddedQueue {
             pending.client = quota.map(|q| q.client.to_owned());
             let size = job.size_bytes();
             if let Some(budget) = self.inner.max_bytes {
-                let others = jobs.bytes + size + pending.bytes;
+                let others = jobs.bytes + size + pending.bytes + self.inner.live.bytes();
                 if !states.evict(budget, others, None) {
                     tracing::warn!(
                         budget,
@@ -738,7 +742,7 @@ impl Queue for EmbeddedQueue {
     ) -> Result<(), QueueError> {
         self.inner
             .live
-            .append(id, log, events, self.inner.result_ttl);
+            .append(id, log, events, self.inner.result_ttl, self.inner.max_bytes);
         Ok(())
     }
 
@@ -861,5 +865,91 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(got[0].job, j);
+    }
+
+    fn output(bytes: usize) -> Vec<crate::LiveEvent> {
+        vec![crate::LiveEvent::Output {
+            stream: crate::LiveStream::Stdout,
+            offset: 0,
+            data: vec![b'x'; bytes],
+        }]
+    }
+
+    #[tokio::test]
+    async fn live_logs_go_shortly_after_the_result() {
+        let mut q = EmbeddedQueue::new(Duration::from_secs(3600));
+        Arc::get_mut(&mut q.inner).unwrap().live_after_result = Duration::from_millis(50);
+        let j = job();
+        q.submit(&j).await.unwrap();
+        let delivery = q.reserve("c", 1, Duration::from_millis(1)).await.unwrap();
+        q.live_append(&j.id, crate::LiveLog::Output, &output(10))
+            .await
+            .unwrap();
+        q.live_append(&j.id, crate::LiveLog::Input, &[crate::LiveEvent::StdinEnd])
+            .await
+            .unwrap();
+        let read = |log| {
+            let q = q.clone();
+            async move { q.live_read(&j.id, log, None, Duration::ZERO).await.unwrap() }
+        };
+        assert_eq!(read(crate::LiveLog::Output).await.len(), 1);
+        q.complete(&delivery[0], &JobResult::internal_error("x", 0))
+            .await
+            .unwrap();
+        // Kept a little while after the result, for the clients watching.
+        assert_eq!(read(crate::LiveLog::Output).await.len(), 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A late append (the API's input) does not bring them back.
+        q.live_append(&j.id, crate::LiveLog::Input, &[crate::LiveEvent::StdinEnd])
+            .await
+            .unwrap();
+        assert!(read(crate::LiveLog::Output).await.is_empty());
+        assert_eq!(q.inner.live.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn live_logs_count_in_the_byte_budget() {
+        let q = EmbeddedQueue::with_config(EmbeddedConfig {
+            result_ttl: Duration::from_secs(3600),
+            max_queue_length: None,
+            max_bytes: Some(64 * 1024),
+        });
+        let running = job();
+        q.submit(&running).await.unwrap();
+        q.live_append(&running.id, crate::LiveLog::Output, &output(100 * 1024))
+            .await
+            .unwrap();
+        assert!(
+            matches!(q.submit(&job()).await, Err(QueueError::Full { .. })),
+            "live bytes were not counted"
+        );
+    }
+
+    #[tokio::test]
+    async fn finished_tasks_live_logs_go_first_over_the_budget() {
+        let q = EmbeddedQueue::with_config(EmbeddedConfig {
+            result_ttl: Duration::from_secs(3600),
+            max_queue_length: None,
+            max_bytes: Some(64 * 1024),
+        });
+        let done = job();
+        q.submit(&done).await.unwrap();
+        let delivery = q.reserve("c", 1, Duration::from_millis(1)).await.unwrap();
+        q.live_append(&done.id, crate::LiveLog::Output, &output(40 * 1024))
+            .await
+            .unwrap();
+        q.complete(&delivery[0], &JobResult::internal_error("x", 0))
+            .await
+            .unwrap();
+        let running = TaskId::new();
+        q.live_append(&running, crate::LiveLog::Output, &output(40 * 1024))
+            .await
+            .unwrap();
+        let left = q
+            .live_read(&done.id, crate::LiveLog::Output, None, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "the finished task's log was kept");
+        assert!(q.inner.live.bytes() < 64 * 1024);
     }
 }

@@ -86,6 +86,11 @@ pub struct LiveEntry {
     pub event: LiveEvent,
 }
 
+/// How long a task's live logs are kept once its result is stored: a
+/// client that comes later gets the whole output from the result, as for a
+/// job that was not streamed.
+pub const LIVE_AFTER_RESULT: Duration = Duration::from_secs(5 * 60);
+
 /// Longest a single blocking read of a log waits.
 pub const MAX_LIVE_WAIT: Duration = Duration::from_secs(30);
 
@@ -131,15 +136,13 @@ impl LiveEvent {
 
 /// True for a string that can be a live entry id: `<digits>-<digits>`.
 pub fn is_entry_id(id: &str) -> bool {
+    // Both parts must fit a u64, as Redis's stream ids do: a larger one
+    // would make Redis answer an error, not an empty read.
+    let part = |p: &str| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
+    };
     match id.split_once('-') {
-        Some((ms, seq)) => {
-            !ms.is_empty()
-                && !seq.is_empty()
-                && ms.len() <= 20
-                && seq.len() <= 20
-                && ms.bytes().all(|b| b.is_ascii_digit())
-                && seq.bytes().all(|b| b.is_ascii_digit())
-        }
+        Some((ms, seq)) => part(ms) && part(seq),
         None => false,
     }
 }
@@ -151,4 +154,20 @@ pub(crate) fn entry_order(id: Option<&str>) -> (u64, u64) {
         Some((ms.parse().ok()?, seq.parse().ok()?))
     })
     .unwrap_or((0, 0))
+}
+
+#[cfg(test)]
+mod entry_id_tests {
+    use super::is_entry_id;
+
+    #[test]
+    fn entry_ids_are_two_u64_parts() {
+        assert!(is_entry_id("1700000000000-0"));
+        assert!(is_entry_id("18446744073709551615-18446744073709551615"));
+        assert!(!is_entry_id("18446744073709551616-0"));
+        assert!(!is_entry_id("0-99999999999999999999"));
+        assert!(!is_entry_id("x"));
+        assert!(!is_entry_id("-1"));
+        assert!(!is_entry_id("1-+2"));
+    }
 }

@@ -807,4 +807,39 @@ mod redis_only {
             "{err:?}"
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn live_logs_expire_shortly_after_the_result() {
+        use code_runner_queue::{LiveEvent, LiveLog, LiveMode};
+        let f = Fixture::new().await;
+        let q = &f.queue;
+        let mut j = job();
+        j.live = Some(LiveMode::Interactive);
+        q.submit(&j).await.unwrap();
+        let delivery = q.reserve("c", 1, Duration::from_millis(100)).await.unwrap();
+        q.live_append(
+            &j.id,
+            LiveLog::Output,
+            &[LiveEvent::State("running".into())],
+        )
+        .await
+        .unwrap();
+        q.live_append(&j.id, LiveLog::Input, &[LiveEvent::StdinEnd])
+            .await
+            .unwrap();
+        q.complete(&delivery[0], &ok_result("x")).await.unwrap();
+        // A late input append does not extend it again.
+        q.live_append(&j.id, LiveLog::Input, &[LiveEvent::StdinEnd])
+            .await
+            .unwrap();
+        let keep = code_runner_queue::live::LIVE_AFTER_RESULT.as_millis() as i64;
+        for kind in ["live", "input"] {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(format!("{}:{kind}:{}", f.prefix, j.id))
+                .query_async(&mut f.raw.clone())
+                .await
+                .unwrap();
+            assert!(ttl > 0 && ttl <= keep, "{kind}: {ttl} ms");
+        }
+    }
 }

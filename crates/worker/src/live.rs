@@ -211,8 +211,23 @@ async fn pump_input(
     stdin: mpsc::Sender<StdinEvent>,
     signals: mpsc::Sender<i32>,
 ) {
+    // Stdin goes through a writer of its own, so that a program that does
+    // not read its input holds up neither the reading of the log nor its
+    // signals. The local queue is bounded by the input log, which the API
+    // bounds (the stdin limit, 64 signals).
+    let (local, mut pending) = mpsc::unbounded_channel::<StdinEvent>();
+    let writer = tokio::spawn(async move {
+        while let Some(event) = pending.recv().await {
+            let end = matches!(event, StdinEvent::End);
+            // Waits while the program is not reading: only this writer.
+            if stdin.send(event).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    let _writer = AbortOnDrop(writer);
     let mut after: Option<String> = None;
-    let mut stdin = Some(stdin);
+    let mut stdin_open = true;
     loop {
         let entries = match queue
             .live_read(&id, LiveLog::Input, after.as_deref(), INPUT_WAIT)
@@ -228,26 +243,33 @@ async fn pump_input(
         for entry in entries {
             after = Some(entry.id);
             match entry.event {
-                LiveEvent::Stdin(data) => {
-                    if let Some(sender) = &stdin {
-                        // Waits while the program is not reading: only this
-                        // pump waits, never the sandbox.
-                        if sender.send(StdinEvent::Data(data)).await.is_err() {
-                            stdin = None;
-                        }
-                    }
+                LiveEvent::Stdin(data) if stdin_open => {
+                    let _ = local.send(StdinEvent::Data(data));
                 }
-                LiveEvent::StdinEnd => {
-                    if let Some(sender) = stdin.take() {
-                        let _ = sender.send(StdinEvent::End).await;
-                    }
+                LiveEvent::StdinEnd if stdin_open => {
+                    stdin_open = false;
+                    let _ = local.send(StdinEvent::End);
                 }
                 LiveEvent::Signal(signal) => {
-                    let _ = signals.try_send(signal);
+                    // A full channel (16 waiting) drops any signal but SIGKILL.
+                    if let Err(mpsc::error::TrySendError::Full(signal)) = signals.try_send(signal) {
+                        if signal == 9 {
+                            let _ = signals.send(signal).await;
+                        }
+                    }
                 }
                 _ => {}
             }
         }
+    }
+}
+
+/// Aborts a task when dropped (the pump is aborted when its job ends).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -295,5 +317,28 @@ mod tests {
         assert_eq!(incomplete_tail(&"€".as_bytes()[..2]), 2);
         assert_eq!(incomplete_tail("€".as_bytes()), 0);
         assert_eq!(incomplete_tail(&[0xff]), 0);
+    }
+
+    #[tokio::test]
+    async fn a_signal_is_not_held_up_by_unread_stdin() {
+        let queue: Arc<dyn Queue> = Arc::new(code_runner_queue::EmbeddedQueue::new(
+            Duration::from_secs(60),
+        ));
+        let id = TaskId::new();
+        let mut events: Vec<LiveEvent> = (0..STDIN_BUFFER * 2)
+            .map(|_| LiveEvent::Stdin(b"x\n".to_vec()))
+            .collect();
+        events.push(LiveEvent::Signal(9));
+        queue
+            .live_append(&id, LiveLog::Input, &events)
+            .await
+            .unwrap();
+        // The program reads no stdin at all.
+        let (stdin_tx, _stdin_rx) = mpsc::channel(STDIN_BUFFER);
+        let (signal_tx, mut signal_rx) = mpsc::channel(16);
+        let pump = tokio::spawn(pump_input(queue, id, stdin_tx, signal_tx));
+        let signal = tokio::time::timeout(Duration::from_secs(5), signal_rx.recv()).await;
+        pump.abort();
+        assert_eq!(signal.expect("SIGKILL waited behind unread stdin"), Some(9));
     }
 }

@@ -241,3 +241,80 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// What a WebSocket holds from its upgrade: its connection's place under the
+/// connection cap, for the socket's whole life, and, until its first message
+/// (the run request) is parsed, one body limit of the body memory budget.
+pub(crate) struct WsHold {
+    _slot: Option<crate::server::ConnectionSlot>,
+    first: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl WsHold {
+    /// The first message is parsed: its share of the body budget is free.
+    pub(crate) fn first_parsed(&mut self) {
+        self.first = None;
+    }
+}
+
+/// Why a WebSocket upgrade is refused before it happens.
+pub(crate) enum WsRefused {
+    /// A browser page of an origin that is not allowed (`403`).
+    Origin,
+    /// The body memory budget is spent (`503`).
+    Busy,
+}
+
+/// Admits a WebSocket upgrade: refuses a cross-site browser page (an
+/// `Origin` that is neither in `--cors-origins` nor the request's own
+/// `Host`; no `Origin`, as from non-browser clients, is fine), reserves the
+/// first message's share of the body memory budget, and takes over the
+/// connection's slot.
+pub(crate) fn admit_websocket(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    first_limit: usize,
+) -> Result<WsHold, WsRefused> {
+    if !origin_allowed(&state.config().access.cors_origins, headers) {
+        return Err(WsRefused::Origin);
+    }
+    let first = match extensions.get::<crate::server::BodyBounds>() {
+        Some(bounds) => {
+            let kib = first_limit.div_ceil(1024);
+            let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+            let reserved = bounds.budget.clone().try_acquire_many_owned(kib);
+            Some(reserved.map_err(|_| WsRefused::Busy)?)
+        }
+        None => None,
+    };
+    Ok(WsHold {
+        _slot: extensions.get::<crate::server::ConnectionSlot>().cloned(),
+        first,
+    })
+}
+
+/// Whether a WebSocket's `Origin` may open it (see [`admit_websocket`]).
+pub(crate) fn origin_allowed(allowed: &[String], headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, authority), (Some(host), Some(authority)) if host.eq_ignore_ascii_case(authority))
+}
+
+/// A first WebSocket message that large is parsed on a blocking thread.
+pub(crate) const PARSE_INLINE_MAX: usize = 64 * 1024;

@@ -15,6 +15,10 @@
 //! job submitted without `?stream=true` has no log, and its output comes
 //! whole from its result, just before the `result` event. Same access
 //! rules as `GET /results/{id}`: another API key's task is `404`.
+//!
+//! Bounds: a client may hold `max_event_streams_per_client` streams at once, the server
+//! [`TOTAL`] (`429` beyond); a stream is closed after `max_wait_secs`
+//! without `end`, and the client resumes with `Last-Event-ID`.
 
 use std::convert::Infallible;
 
@@ -33,6 +37,59 @@ use crate::access::Caller;
 use crate::error::ApiError;
 use crate::response::TaskStatus;
 use crate::state::AppState;
+
+/// The most event streams the process serves at once.
+pub(crate) const TOTAL: usize = 512;
+
+/// Open event streams, per client and in all.
+#[derive(Debug, Default)]
+pub(crate) struct Watchers(
+    std::sync::Arc<std::sync::Mutex<(usize, std::collections::HashMap<String, usize>)>>,
+);
+
+/// One open event stream's place in [`Watchers`], given back when dropped.
+pub(crate) struct Watcher {
+    watchers: std::sync::Arc<std::sync::Mutex<(usize, std::collections::HashMap<String, usize>)>>,
+    client: String,
+}
+
+impl Watchers {
+    fn enter(&self, client: &str, per_client: usize) -> Result<Watcher, ApiError> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if open.0 >= TOTAL {
+            return Err(ApiError::TooManyWatchers {
+                limit: TOTAL,
+                whose: "on this server",
+            });
+        }
+        let mine = open.1.entry(client.to_owned()).or_default();
+        if *mine >= per_client {
+            return Err(ApiError::TooManyWatchers {
+                limit: per_client,
+                whose: "per client",
+            });
+        }
+        *mine += 1;
+        open.0 += 1;
+        Ok(Watcher {
+            watchers: self.0.clone(),
+            client: client.to_owned(),
+        })
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let mut open = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 -= 1;
+        if let Some(mine) = open.1.get_mut(&self.client) {
+            *mine -= 1;
+            if *mine == 0 {
+                open.1.remove(&self.client);
+            }
+        }
+    }
+}
 
 /// `GET /results/{task_id}/events`.
 pub(crate) async fn events(
@@ -59,6 +116,10 @@ pub(crate) async fn events(
         .await
         .map_err(ApiError::QueueUnavailable)?
         .ok_or(ApiError::TaskNotFound)?;
+    let watcher = state
+        .watchers()
+        .enter(caller.client(), state.config().max_event_streams_per_client)?;
+    let lifetime = std::time::Duration::from_secs(state.config().max_wait_secs.max(1));
     let watched = watch(state, id, owner, task, after);
     let events = stream::unfold(Some(watched), move |receiver| async move {
         let mut receiver = receiver?;
@@ -86,7 +147,15 @@ pub(crate) async fn events(
             None => None,
         }
     });
-    let events = futures_util::StreamExt::flatten(events);
+    // Closed after its lifetime without `end`: the client resumes.
+    let events = futures_util::StreamExt::take_until(
+        futures_util::StreamExt::flatten(events),
+        tokio::time::sleep(lifetime),
+    );
+    let events = futures_util::StreamExt::map(events, move |event| {
+        let _held = &watcher;
+        event
+    });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())

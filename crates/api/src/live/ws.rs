@@ -19,7 +19,9 @@
 //! over the job's stdin limit), `1003` for a binary frame, `1013` when the
 //! queue refuses the job, `1011` when the queue fails; each with an `error`
 //! message first saying why. Nothing the client sent before is lost: it is
-//! in the job's input log, and the job runs on with its input ended.
+//! in the job's input log; the program's input ends there, and the task is
+//! cancelled [`DISCONNECT_GRACE`] later if still running, as for a client
+//! that disconnects (and for a session ended by `SLOW_READER` or [`TOTAL`]).
 //!
 //! Timeouts: no client message for [`IDLE`] ends the program's input (it
 //! runs on to its limits, its output still sent); the connection is closed
@@ -42,7 +44,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{text, watch, Watched, SLOW_READER};
+use super::{admit_websocket, text, watch, Watched, WsHold, WsRefused, SLOW_READER};
 use crate::access::Caller;
 use crate::error::ApiError;
 use crate::response::TaskStatus;
@@ -54,10 +56,10 @@ pub(crate) const FIRST_MESSAGE: Duration = Duration::from_secs(10);
 pub(crate) const IDLE: Duration = Duration::from_secs(60);
 /// The longest a connection stays open.
 pub(crate) const TOTAL: Duration = Duration::from_secs(15 * 60);
+/// The most signals one session may send (`1008` beyond).
+pub(crate) const MAX_SIGNALS: usize = 64;
 /// How long a job whose client left may run before it is cancelled.
 pub(crate) const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
-/// The largest frame accepted (a run request's body at most).
-const FRAME_SLACK: usize = 64 * 1024;
 
 /// Close codes (RFC 6455 §7.4.1).
 pub(crate) mod close {
@@ -72,15 +74,22 @@ pub(crate) mod close {
 pub(crate) async fn run_code_ws(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
+    extensions: axum::http::Extensions,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = upgrade.map_err(|_| ApiError::WebSocketRequired)?;
-    let limit = state.config().max_body_bytes() + FRAME_SLACK;
+    let limit = state.config().max_body_bytes();
+    let hold = match admit_websocket(&state, &headers, &extensions, limit) {
+        Ok(hold) => hold,
+        Err(WsRefused::Origin) => return Err(ApiError::OriginNotAllowed),
+        Err(WsRefused::Busy) => return Err(ApiError::BodiesBusy),
+    };
     Ok(upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
-            let _ = tokio::time::timeout(TOTAL, session(state, caller, socket)).await;
+            let _ = tokio::time::timeout(TOTAL, session(state, caller, socket, hold)).await;
         })
         .into_response())
 }
@@ -120,7 +129,7 @@ pub(crate) fn close_frame(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn session(state: AppState, caller: Caller, socket: WebSocket) {
+async fn session(state: AppState, caller: Caller, socket: WebSocket, mut hold: WsHold) {
     let (mut sink, mut stream) = socket.split();
     let first = match first_text(&mut stream).await {
         Ok(text) => text,
@@ -131,7 +140,7 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
             return;
         }
     };
-    let job = match accept(&state, &caller, &first).await {
+    let (job, stdin_sent) = match accept(&state, &caller, first).await {
         Ok(job) => job,
         Err(refused) => {
             for message in refused {
@@ -140,6 +149,7 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
             return;
         }
     };
+    hold.first_parsed();
     let accepted = json!({ "type": "accepted", "task_id": job.to_string() });
     if sink
         .send(Message::Text(accepted.to_string().into()))
@@ -149,7 +159,8 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
         gone(&state, job, caller.owner().map(str::to_owned));
         return;
     }
-    let stdin_limit = state.config().max_stdin_bytes;
+    // The run request's own stdin counts in the stdin limit.
+    let stdin_limit = state.config().max_stdin_bytes.saturating_sub(stdin_sent);
     run_session(
         &state,
         job,
@@ -191,10 +202,22 @@ where
 }
 
 /// Parses and submits the run request; the refusal when it is not one.
-async fn accept(state: &AppState, caller: &Caller, first: &str) -> Result<TaskId, Vec<Message>> {
-    let run =
+async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    first: String,
+) -> Result<(TaskId, usize), Vec<Message>> {
+    let run = if first.len() <= super::PARSE_INLINE_MAX {
         crate::request::parse_run_request(first.as_bytes(), state.languages(), state.config())
-            .map_err(|e| refuse_api_error(&e))?;
+    } else {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::request::parse_run_request(first.as_bytes(), state.languages(), state.config())
+        })
+        .await
+        .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))
+    }
+    .map_err(|e| refuse_api_error(&e))?;
     if run.judge.is_some() {
         return Err(refusal(
             close::POLICY,
@@ -202,10 +225,11 @@ async fn accept(state: &AppState, caller: &Caller, first: &str) -> Result<TaskId
         )
         .into());
     }
+    let stdin = run.stdin.len();
     let job = crate::routes::enqueue(state, caller, run, Some(LiveMode::Interactive))
         .await
         .map_err(|e| refuse_api_error(&e))?;
-    Ok(job.id)
+    Ok((job.id, stdin))
 }
 
 /// An API error as a refusal: its message (the `detail` HTTP would give),
@@ -341,6 +365,9 @@ pub(crate) async fn run_session<K, S>(
         }
         let _ = sink.close().await;
     };
+    // However the session ends (client gone, refused, too slow a reader,
+    // the total timeout dropping this future): as `gone`.
+    let _gone = OnEnd(Some((state.clone(), id, owner.clone())));
     let inbound = inbound(state, id, stream, stdin_limit, protocol, out.clone());
     drop(out);
     tokio::pin!(producer, sender, inbound);
@@ -354,9 +381,19 @@ pub(crate) async fn run_session<K, S>(
                     // Let the close go out (bounded), then leave.
                     let _ = tokio::time::timeout(Duration::from_secs(2), &mut sender).await;
                 }
-                gone(state, id, owner.clone());
                 return;
             }
+        }
+    }
+}
+
+/// Calls [`gone`] when dropped.
+struct OnEnd(Option<(AppState, TaskId, Option<String>)>);
+
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        if let Some((state, id, owner)) = self.0.take() {
+            gone(&state, id, owner);
         }
     }
 }
@@ -396,6 +433,7 @@ where
 {
     let mut ended = false;
     let mut sent = 0usize;
+    let mut signals = 0usize;
     let refuse = |code: u16, reason: &str| {
         let out = out.clone();
         let messages = refusal(code, reason);
@@ -453,7 +491,17 @@ where
                 ended = true;
                 LiveEvent::StdinEnd
             }
-            ClientInput::Signal(signal) => LiveEvent::Signal(signal),
+            ClientInput::Signal(signal) => {
+                signals += 1;
+                if signals > MAX_SIGNALS {
+                    return refuse(
+                        protocol.limit_code,
+                        &format!("more than {MAX_SIGNALS} signals in one session"),
+                    )
+                    .await;
+                }
+                LiveEvent::Signal(signal)
+            }
         };
         if append(state, &id, event).await.is_err() {
             return refuse(protocol.unavailable_code, "queue unavailable, try again").await;
@@ -530,5 +578,80 @@ mod tests {
         assert!(parse_input(r#"{"type":"stdin"}"#).is_err());
         assert!(parse_input("hello").is_err());
         assert!(parse_input(r#"{"type":"run"}"#).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_session_that_ends_on_a_dead_sink_ends_the_input() {
+        let queue = std::sync::Arc::new(code_runner_queue::EmbeddedQueue::new(
+            Duration::from_secs(60),
+        ));
+        let state = AppState::new(queue.clone(), Vec::new(), crate::ApiConfig::default());
+        let id = TaskId::new();
+        // A client that takes nothing (as one dropped for reading too slowly)
+        // and sends nothing.
+        let sink = Box::pin(futures_util::sink::unfold((), |(), _: Message| async {
+            Err::<(), ()>(())
+        }));
+        let stream = futures_util::stream::pending::<Result<Message, axum::Error>>();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            run_session(&state, id, None, sink, stream, 1024, &OURS, ours(id)),
+        )
+        .await
+        .expect("the session ends with its sink");
+        let mut ended = false;
+        for _ in 0..50 {
+            let input = code_runner_queue::Queue::live_read(
+                queue.as_ref(),
+                &id,
+                LiveLog::Input,
+                None,
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+            if input.iter().any(|e| e.event == LiveEvent::StdinEnd) {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ended, "the program's input was not ended");
+    }
+
+    #[tokio::test]
+    async fn signals_are_capped_per_session() {
+        let queue = std::sync::Arc::new(code_runner_queue::EmbeddedQueue::new(
+            Duration::from_secs(60),
+        ));
+        let state = AppState::new(queue.clone(), Vec::new(), crate::ApiConfig::default());
+        let id = TaskId::new();
+        let sink = Box::pin(futures_util::sink::unfold((), |(), _: Message| async {
+            Ok::<(), ()>(())
+        }));
+        let signal = json!({ "type": "signal", "signal": "SIGINT" }).to_string();
+        let messages = (0..200).map(move |_| Ok(Message::Text(signal.clone().into())));
+        let stream = futures_util::stream::iter(messages)
+            .chain(futures_util::stream::pending::<Result<Message, axum::Error>>());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            run_session(&state, id, None, sink, stream, 1024, &OURS, ours(id)),
+        )
+        .await
+        .expect("the session is refused");
+        let input = code_runner_queue::Queue::live_read(
+            queue.as_ref(),
+            &id,
+            LiveLog::Input,
+            None,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        let signals = input
+            .iter()
+            .filter(|e| matches!(e.event, LiveEvent::Signal(_)))
+            .count();
+        assert_eq!(signals, MAX_SIGNALS);
     }
 }

@@ -73,6 +73,8 @@ const PISTON: Protocol = Protocol {
 pub(crate) async fn connect(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
+    extensions: axum::http::Extensions,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
@@ -81,13 +83,25 @@ pub(crate) async fn connect(
             "/api/v2/connect speaks WebSocket only: open it with a WebSocket client",
         );
     };
-    let limit = state.config().max_body_bytes() + 64 * 1024;
+    let limit = state.config().max_piston_body_bytes();
+    let hold = match crate::live::admit_websocket(&state, &headers, &extensions, limit) {
+        Ok(hold) => hold,
+        Err(crate::live::WsRefused::Origin) => {
+            return super::refuse(
+                axum::http::StatusCode::FORBIDDEN,
+                "WebSocket connections from this Origin are not allowed (see --cors-origins)",
+            )
+        }
+        Err(crate::live::WsRefused::Busy) => {
+            return crate::error::ApiError::BodiesBusy.into_response()
+        }
+    };
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             let total = crate::live::ws::TOTAL;
-            let _ = tokio::time::timeout(total, session(state, caller, socket)).await;
+            let _ = tokio::time::timeout(total, session(state, caller, socket, hold)).await;
         })
         .into_response()
 }
@@ -104,7 +118,12 @@ fn refusal(code: u16, reason: &str) -> Vec<Message> {
     ]
 }
 
-async fn session(state: AppState, caller: Caller, socket: axum::extract::ws::WebSocket) {
+async fn session(
+    state: AppState,
+    caller: Caller,
+    socket: axum::extract::ws::WebSocket,
+    mut hold: crate::live::WsHold,
+) {
     let (mut sink, mut stream) = socket.split();
     let started = async {
         let first = match tokio::time::timeout(INIT_TIMEOUT, next_text(&mut stream)).await {
@@ -118,7 +137,7 @@ async fn session(state: AppState, caller: Caller, socket: axum::extract::ws::Web
             }
             Ok(Some(Ok(text))) => text,
         };
-        init(&state, &caller, &first).await
+        init(&state, &caller, first).await
     };
     let (id, runtime) = match started.await {
         Ok(started) => started,
@@ -129,6 +148,7 @@ async fn session(state: AppState, caller: Caller, socket: axum::extract::ws::Web
             return;
         }
     };
+    hold.first_parsed();
     let hello =
         json!({ "type": "runtime", "language": runtime.language, "version": runtime.version });
     if sink
@@ -167,12 +187,8 @@ where
     }
 }
 
-/// Reads the init message and submits its job.
-async fn init(
-    state: &AppState,
-    caller: &Caller,
-    first: &str,
-) -> Result<(TaskId, Runtime), Vec<Message>> {
+/// Reads the init message (on a blocking thread when large).
+fn parse_init(state: &AppState, first: &str) -> Result<super::request::Execute, Vec<Message>> {
     let value: Value = serde_json::from_str(first)
         .map_err(|_| refusal(close::NOTIFIED_ERROR, "the message is not JSON"))?;
     match value.get("type").and_then(Value::as_str) {
@@ -180,16 +196,32 @@ async fn init(
         _ => return Err(refusal(close::NOT_INITIALIZED, "Not yet Initialized")),
     }
     let runtimes = Runtimes::new(state.languages().all());
-    let execute = match parse(
+    match parse(
         first.as_bytes(),
         &runtimes,
         state.languages(),
         state.config(),
     ) {
-        Ok(execute) => execute,
+        Ok(execute) => Ok(execute),
         Err(Invalid::BadRequest(message) | Invalid::TooLarge(message)) => {
-            return Err(refusal(close::NOTIFIED_ERROR, &message))
+            Err(refusal(close::NOTIFIED_ERROR, &message))
         }
+    }
+}
+
+/// Reads the init message and submits its job.
+async fn init(
+    state: &AppState,
+    caller: &Caller,
+    first: String,
+) -> Result<(TaskId, Runtime), Vec<Message>> {
+    let execute = if first.len() <= crate::live::PARSE_INLINE_MAX {
+        parse_init(state, &first)?
+    } else {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || parse_init(&state, &first))
+            .await
+            .unwrap_or_else(|panicked| std::panic::resume_unwind(panicked.into_panic()))?
     };
     let job = Job {
         id: TaskId::new(),

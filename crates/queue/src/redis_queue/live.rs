@@ -1,6 +1,8 @@
 //! Live logs in Redis (see [`crate::live`]): one stream per task and
 //! direction, `P:live:{id}` (output) and `P:input:{id}` (input), each
-//! `PEXPIRE`d to the result TTL on every append. Readers use `XREAD`
+//! `PEXPIRE`d to the result TTL on every append until the task's result is
+//! stored, then to [`LIVE_AFTER_RESULT`] (or the result TTL when shorter),
+//! which later appends no longer extend. Readers use `XREAD`
 //! (exclusive of the id they give, so nothing is read twice); a blocking
 //! read holds a dedicated connection from the pool for its wait.
 
@@ -10,10 +12,39 @@ use redis::streams::{StreamId, StreamReadReply};
 use redis::Value;
 
 use super::{redis_err, RedisQueue, BLOCKING_GRACE};
-use crate::live::{LiveEntry, LiveEvent, LiveLog, LIVE_READ_COUNT, MAX_LIVE_WAIT};
+use crate::live::{
+    LiveEntry, LiveEvent, LiveLog, LIVE_AFTER_RESULT, LIVE_READ_COUNT, MAX_LIVE_WAIT,
+};
 use crate::{QueueError, TaskId};
 
+/// Sets a log's expiry to `ARGV[1]` ms unless its task's result is stored
+/// (its expiry then at most `ARGV[2]` ms, the after-result keep).
+const EXTEND: &str = "local t = redis.call('PTTL', KEYS[1]) \
+    if t < 0 or t > tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return 0";
+
 impl RedisQueue {
+    /// How long logs are kept once their task's result is stored, in ms.
+    fn live_after_result_ms(&self) -> u64 {
+        (LIVE_AFTER_RESULT.as_millis() as u64).min(self.inner.ttl_ms)
+    }
+
+    /// The task's result is stored: its logs expire soon.
+    pub(super) async fn settle_live(&self, id: &TaskId) -> Result<(), QueueError> {
+        let keep = self.live_after_result_ms();
+        let keys = [
+            self.live_key(id, LiveLog::Output),
+            self.live_key(id, LiveLog::Input),
+        ];
+        self.on_shared("PEXPIRE live", |mut conn| {
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("PEXPIRE").arg(key).arg(keep).ignore();
+            }
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
+    }
+
     fn live_key(&self, id: &TaskId, log: LiveLog) -> String {
         let kind = match log {
             LiveLog::Output => "live",
@@ -33,6 +64,7 @@ impl RedisQueue {
         }
         let key = self.live_key(id, log);
         let ttl_ms = self.inner.ttl_ms;
+        let keep_ms = self.live_after_result_ms();
         self.on_shared("XADD live", |mut conn| {
             let mut pipe = redis::pipe();
             for event in events {
@@ -48,7 +80,17 @@ impl RedisQueue {
                     .arg(data)
                     .ignore();
             }
-            pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms).ignore();
+            if keep_ms < ttl_ms {
+                pipe.cmd("EVAL")
+                    .arg(EXTEND)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(ttl_ms)
+                    .arg(keep_ms)
+                    .ignore();
+            } else {
+                pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms).ignore();
+            }
             async move { pipe.query_async::<()>(&mut conn).await }
         })
         .await

@@ -11,7 +11,7 @@
 //! | `P:task:{id}`    | string, TTL     | JSON of [`TaskState`], with the task's owner (see [`Job::owner`]) second and, while pending, the client it counts against |
 //! | `P:client:{client}` | sorted set, TTL | a client's unfinished task ids, scored by when their pending state expires (only with a [`ClientQuota`]) |
 //! | `P:testset:{id}` | hash, TTL       | a test set (SPEC §7): fields `json` (its canonical JSON) and `tests` (how many) |
-//! | `P:live:{id}`, `P:input:{id}` | stream, TTL | a live run's output and input logs (see [`crate::live`]) |
+//! | `P:live:{id}`, `P:input:{id}` | stream, TTL | a live run's output and input logs (see [`crate::live`]); kept `LIVE_AFTER_RESULT` once the result is stored |
 //!
 //! Each operation that must be atomic is one Lua script in its own file
 //! (`submit.lua`, `complete.lua`, `reclaim.lua`, `settled.lua`, `cancel.lua`),
@@ -913,6 +913,12 @@ impl Queue for RedisQueue {
             .await?
         {
             tracing::debug!(task_id = %id, "task already has a final result; later one ignored");
+        }
+        if delivery.job.live.is_some() {
+            // Best effort: the logs expire with the result TTL otherwise.
+            if let Err(err) = self.settle_live(&id).await {
+                tracing::debug!(task_id = %id, "could not shorten the live logs' expiry: {err}");
+            }
         }
         Ok(())
     }

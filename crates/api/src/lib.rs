@@ -44,6 +44,7 @@ mod echo;
 mod error;
 mod judge;
 mod judge0;
+mod known_fields;
 mod live;
 mod main_file;
 mod openapi;

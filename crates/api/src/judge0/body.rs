@@ -2,14 +2,11 @@
 //! parser of [`super::request`] reads: the known fields, each a scalar
 //! (a list or an object in a known field is kept as an empty marker of its
 //! kind: the parser only says it is not a string, a number or a boolean).
-//! Anything else is skipped unread (serde's `IgnoredAny`), so a body padded
-//! with unknown fields costs no more memory than its known parts; a whole
-//! `serde_json::Value` of it would take many times its size.
+//! Anything else is skipped unread ([`crate::known_fields`]).
 
-use std::fmt;
+use serde_json::Value;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use crate::known_fields::{self, Shape};
 
 /// The fields of a submission that [`super::request::parse_submission`]
 /// reads.
@@ -36,199 +33,34 @@ pub(crate) const FIELDS: [&str; 20] = [
     "callback_url",
 ];
 
-/// A submission body: its known fields (an empty object when the body is
-/// not an object: the parser then says what is missing).
+/// One submission: its known fields, each a scalar.
+static SUBMISSION: Shape = Shape::Object {
+    fields: &FIELDS,
+    each: &Shape::Scalar,
+    special: &[],
+};
+
+/// `submissions`: a list of submissions.
+static SUBMISSIONS: Shape = Shape::List(&SUBMISSION);
+
+/// A batch: `{"submissions": [...]}`.
+static BATCH: Shape = Shape::Object {
+    fields: &["submissions"],
+    each: &SUBMISSIONS,
+    special: &[],
+};
+
+/// A submission body: its known fields (a marker of its kind when the body
+/// is not an object: the parser then says what is missing).
 pub(crate) fn submission(body: &[u8]) -> Result<Value, serde_json::Error> {
-    read(body, Submission)
+    known_fields::read(body, &SUBMISSION)
 }
 
 /// A batch body: `{"submissions": [...]}` with each item's known fields;
 /// `submissions` when not a list, and the body when not an object, are
 /// kept as markers of their kind.
 pub(crate) fn batch(body: &[u8]) -> Result<Value, serde_json::Error> {
-    read(body, Batch)
-}
-
-fn read<V: for<'de> Visitor<'de, Value = Value>>(
-    body: &[u8],
-    visitor: V,
-) -> Result<Value, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = deserializer.deserialize_any(visitor)?;
-    deserializer.end()?;
-    Ok(value)
-}
-
-/// The visitor methods of the scalar kinds, each keeping its value, and of
-/// lists and objects, skipped unread and kept as an empty marker of their
-/// kind.
-macro_rules! kinds {
-    () => {
-        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-            Ok(Value::Bool(v))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-            Ok(Value::from(v))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-            Ok(Value::from(v))
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-            Ok(Value::from(v))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-            Ok(Value::String(v.to_owned()))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Value, E> {
-            Ok(Value::String(v))
-        }
-        fn visit_unit<E>(self) -> Result<Value, E> {
-            Ok(Value::Null)
-        }
-        fn visit_none<E>(self) -> Result<Value, E> {
-            Ok(Value::Null)
-        }
-    };
-}
-
-fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Value, A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(Value::Array(Vec::new()))
-}
-
-fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(Value::Object(Map::new()))
-}
-
-/// A known field's value: a scalar, or a marker of a list or an object.
-struct Scalar;
-
-impl<'de> DeserializeSeed<'de> for Scalar {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Scalar {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        skip_seq(seq)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        skip_map(map)
-    }
-
-    kinds!();
-}
-
-/// One submission: an object keeps its known fields; anything else is
-/// kept as a marker of its kind.
-struct Submission;
-
-impl<'de> DeserializeSeed<'de> for Submission {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Submission {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a submission")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut kept = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if FIELDS.contains(&key.as_str()) {
-                kept.insert(key, map.next_value_seed(Scalar)?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(Value::Object(kept))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        skip_seq(seq)
-    }
-
-    kinds!();
-}
-
-/// A batch: an object keeps `submissions`, a list of [`Submission`]s (or a
-/// marker of its kind).
-struct Batch;
-
-impl<'de> Visitor<'de> for Batch {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a batch of submissions")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut kept = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "submissions" {
-                kept.insert(key, map.next_value_seed(Submissions)?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(Value::Object(kept))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        skip_seq(seq)
-    }
-
-    kinds!();
-}
-
-/// `submissions`: a list of [`Submission`]s.
-struct Submissions;
-
-impl<'de> DeserializeSeed<'de> for Submissions {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Submissions {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of submissions")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Submission)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        skip_map(map)
-    }
-
-    kinds!();
+    known_fields::read(body, &BATCH)
 }
 
 #[cfg(test)]

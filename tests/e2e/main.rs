@@ -154,8 +154,14 @@ async fn limits_end_jobs_with_a_reason() {
     let memory = app
         .submit("python", "x = bytearray(1024 * 1024 * 1024)")
         .await;
+    // One write already over the 64 KiB cap: a loop of small console.log
+    // calls queues its writes in node's heap and, on two loaded cores, once
+    // ran into the wall clock before the cap.
     let output = app
-        .submit("javascript", "for (;;) console.log('y'.repeat(100))")
+        .submit(
+            "javascript",
+            "const s = 'y'.repeat(1 << 20);\nfor (;;) process.stdout.write(s)",
+        )
         .await;
 
     let body = app.wait_result(&timeout).await;

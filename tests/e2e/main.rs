@@ -154,13 +154,13 @@ async fn limits_end_jobs_with_a_reason() {
     let memory = app
         .submit("python", "x = bytearray(1024 * 1024 * 1024)")
         .await;
-    // One write already over the 64 KiB cap: a loop of small console.log
-    // calls queues its writes in node's heap and, on two loaded cores, once
-    // ran into the wall clock before the cap.
+    // Blocking writes straight to fd 1: console.log and process.stdout
+    // queue their writes in node's heap, which on two loaded cores once met
+    // the wall clock, once the memory limit, before the 64 KiB cap.
     let output = app
         .submit(
             "javascript",
-            "const s = 'y'.repeat(1 << 20);\nfor (;;) process.stdout.write(s)",
+            "const fs = require('fs');\nconst s = 'y'.repeat(1 << 16);\nfor (;;) fs.writeSync(1, s)",
         )
         .await;
 

@@ -60,6 +60,10 @@ pub struct Language {
     pub mounts: Vec<PathBuf>,
     #[serde(default)]
     pub main_from: MainFrom,
+    /// Run each program forked from a pristine interpreter the slot started
+    /// ahead (native backend; python only: see `docs/prefork.md`).
+    #[serde(default)]
+    pub prefork: bool,
 }
 
 /// Values substituted into a language's templates for one job.
@@ -131,6 +135,26 @@ impl Language {
         }
         if let Some(path) = self.mounts.iter().find(|p| !p.is_absolute()) {
             return Err(format!("mount {} must be absolute", path.display()));
+        }
+        if self.prefork {
+            // The zygote is a python interpreter that runs the source file
+            // the way `python3 FILE` does; nothing else can be forked so (a
+            // node or JVM process is multi-threaded from its start, and a
+            // fork keeps only the calling thread).
+            let interpreter = Path::new(&self.run[0]);
+            let python = interpreter
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("python"));
+            if !python || !interpreter.is_absolute() || self.run.len() != 2 || self.run[1] != file {
+                return Err(format!(
+                    "`prefork` needs `run = [\"/path/to/python3\", {file:?}]` (python only), got {:?}",
+                    self.run
+                ));
+            }
+            if self.compile.is_some() {
+                return Err("`prefork` and `compile` cannot go together".into());
+            }
         }
         Ok(())
     }
@@ -378,5 +402,19 @@ mod tests {
         let path = "[x]\nversion='1'\nsource_file='../a'\nrun=['/a']\n";
         assert!(LanguageTable::parse(path).is_err());
         assert!(LanguageTable::parse("").is_err());
+        let node =
+            "[x]\nversion='1'\nsource_file='a.js'\nrun=['/usr/bin/node','a.js']\nprefork=true\n";
+        assert!(LanguageTable::parse(node).is_err());
+        let python =
+            "[x]\nversion='1'\nsource_file='a.py'\nrun=['/usr/bin/python3','a.py']\nprefork=true\n";
+        assert!(
+            LanguageTable::parse(python)
+                .unwrap()
+                .get("x")
+                .unwrap()
+                .prefork
+        );
+        let flags = "[x]\nversion='1'\nsource_file='a.py'\nrun=['/usr/bin/python3','-u','a.py']\nprefork=true\n";
+        assert!(LanguageTable::parse(flags).is_err());
     }
 }

@@ -34,7 +34,7 @@ pub use docker::{DockerConfig, DockerSandbox};
 pub use judge::{
     CheckerProgram, Judged, TestObserver, TestOutcome, TestRun, CHECKER_FILES, INTERACTOR_FILES,
 };
-pub use language::{Language, LanguageTable, LanguageTableError};
+pub use language::{Language, LanguageTable, LanguageTableError, DEFAULT_TABLE};
 pub use limits::{LimitError, Limits};
 pub use live::{LiveIo, OutputChunk, OutputStream, StdinEvent};
 pub use native::{KeeperCommand, NativeConfig, NativeSandbox};

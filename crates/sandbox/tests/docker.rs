@@ -12,6 +12,11 @@
 #[macro_use]
 mod suite;
 
+/// The language table the suite's programs use: the built-in one.
+fn language_table() -> code_runner_sandbox::LanguageTable {
+    code_runner_sandbox::LanguageTable::builtin()
+}
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -745,6 +750,7 @@ fn random_id_language(name: &str) -> Arc<code_runner_sandbox::Language> {
         run: vec!["/bin/sh".into(), "main.sh".into()],
         mounts: Vec::new(),
         main_from: Default::default(),
+        prefork: false,
     })
 }
 

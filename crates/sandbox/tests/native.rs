@@ -4,6 +4,11 @@
 #[macro_use]
 mod suite;
 
+/// The language table the suite's programs use: the built-in one.
+fn language_table() -> code_runner_sandbox::LanguageTable {
+    code_runner_sandbox::LanguageTable::builtin()
+}
+
 use std::sync::{Arc, OnceLock};
 
 use code_runner_sandbox::{KeeperCommand, NativeConfig, NativeSandbox, Sandbox};

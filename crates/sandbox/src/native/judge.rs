@@ -225,8 +225,17 @@ impl Job<'_> {
                 std::mem::take(&mut test.stdin)
             };
             let argv = self.solution.run_command(&test.limits, &test.args);
+            let prefork = self.solution.language.prefork;
             let run = self
-                .step(View::Solution, argv, &test.limits, stdin, Vec::new())
+                .step_with(
+                    View::Solution,
+                    argv,
+                    &test.limits,
+                    stdin,
+                    Vec::new(),
+                    None,
+                    prefork,
+                )
                 .await?;
             let checker = match &self.checker {
                 Some(_) if checker_runs_after(&run) => {
@@ -303,11 +312,14 @@ impl Job<'_> {
         stdin: Vec<u8>,
         files: Vec<(String, OwnedFd, u64)>,
     ) -> Result<StepReport, SandboxError> {
-        self.step_with(view, argv, limits, stdin, files, None).await
+        self.step_with(view, argv, limits, stdin, files, None, false)
+            .await
     }
 
     /// [`Job::step`], with `link` (when given) as the step's stdin and
-    /// stdout instead of `stdin` and a collected stdout.
+    /// stdout instead of `stdin` and a collected stdout, and forked from the
+    /// slot's zygote when `prefork` (a run of a prefork language).
+    #[allow(clippy::too_many_arguments)]
     async fn step_with(
         &mut self,
         view: View,
@@ -316,6 +328,7 @@ impl Job<'_> {
         stdin: Vec<u8>,
         files: Vec<(String, OwnedFd, u64)>,
         link: Option<(OwnedFd, OwnedFd)>,
+        prefork: bool,
     ) -> Result<StepReport, SandboxError> {
         let pending = match view {
             View::Solution => &mut self.work_pending,
@@ -335,6 +348,7 @@ impl Job<'_> {
             stdin,
             files,
             link,
+            prefork,
             ..Step::new(view, workspace, std::mem::take(&mut self.first_step))
         };
         run_step(self.process, step, self.sandbox.cpu_rate()).await
@@ -561,6 +575,7 @@ impl Pair<'_, '_> {
                         Vec::new(),
                         Vec::new(),
                         Some((solution_in, solution_out)),
+                        solution.solution.language.prefork,
                     )
                     .await;
                 drain(solution_in_kept);
@@ -575,6 +590,7 @@ impl Pair<'_, '_> {
                         Vec::new(),
                         files,
                         Some((interactor_in, interactor_out)),
+                        interactor.solution.language.prefork,
                     )
                     .await;
                 drain(interactor_in_kept);

@@ -292,6 +292,7 @@ impl NativeSandbox {
                 stderr: OutputStream::Stderr,
                 interactive: io.stdin.is_some() || io.signals.is_some(),
             }),
+            prefork: language.prefork,
             ..Step::new(View::Solution, workspace.take(), compile.is_none())
         };
         let run = run_step(process, step, self.cpu_rate()).await?;
@@ -364,6 +365,7 @@ async fn run_step(
         rlimits: rlimits(limits),
         tmp_bytes: limits.scratch_bytes,
         tmp_inodes: INODES,
+        prefork: step.prefork,
     };
     let io = match step.link {
         Some((stdin, stdout)) => slot::StepIo::Linked { stdin, stdout },
@@ -513,6 +515,8 @@ struct Step<'a> {
     link: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
     /// A live run's step: its output reported as it comes.
     live: Option<supervise::StepLive>,
+    /// Forked from the slot's zygote (a run of a `prefork` language).
+    prefork: bool,
 }
 
 impl Step<'_> {
@@ -528,6 +532,7 @@ impl Step<'_> {
             first_of_job,
             link: None,
             live: None,
+            prefork: false,
         }
     }
 }

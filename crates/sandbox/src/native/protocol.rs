@@ -76,6 +76,11 @@ pub(crate) struct StepSpec {
     /// Size and inode count of each of the step's `/tmp` and `/dev/shm`.
     pub tmp_bytes: u64,
     pub tmp_inodes: u64,
+    /// Fork the program from the slot's zygote of `argv[0]` instead of
+    /// exec'ing `argv` (see `keeper::prefork`): a python run step of a
+    /// language with `prefork = true`.
+    #[serde(default)]
+    pub prefork: bool,
 }
 
 /// Keeper to worker.

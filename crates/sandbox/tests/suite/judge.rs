@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use code_runner_sandbox::{
-    CheckerProgram, Judged, LanguageTable, Limits, Program, Sandbox, StepReport, Termination,
-    TestOutcome, TestRun,
+    CheckerProgram, Judged, Limits, Program, Sandbox, StepReport, Termination, TestOutcome, TestRun,
 };
 
 use super::program;
@@ -28,7 +27,7 @@ pub fn checker(language: &str, source: &str) -> CheckerProgram {
     run_limits.wall_time = Duration::from_secs(5);
     run_limits.cpu_time = Duration::from_secs(5);
     CheckerProgram {
-        language: LanguageTable::builtin()
+        language: crate::language_table()
             .get(language)
             .expect("known language")
             .clone(),

@@ -89,12 +89,10 @@ macro_rules! every_attack_test {
 use std::sync::Arc;
 use std::time::Duration;
 
-use code_runner_sandbox::{
-    Execution, LanguageTable, Limits, Program, Sandbox, StepReport, Termination,
-};
+use code_runner_sandbox::{Execution, Limits, Program, Sandbox, StepReport, Termination};
 
 pub fn program(language: &str, source: &str) -> Program {
-    let table = LanguageTable::builtin();
+    let table = crate::language_table();
     Program {
         language: table.get(language).expect("known language").clone(),
         source: source.to_owned(),

@@ -31,6 +31,7 @@
 //! `protocol`). It is a separate executable (`code-runner-keeper`, or
 //! `code-runner keeper`), started by the worker's `slot` module.
 
+mod prefork;
 mod sys;
 
 use std::ffi::{CStr, CString};
@@ -76,6 +77,11 @@ fn run() -> io::Result<()> {
     // devpts); mounting needs a mount namespace this one owns. The mounts it
     // copies stay locked, so nothing below can uncover what they cover.
     sys::unshare_mounts()?;
+    // Likewise the network namespace: bubblewrap's belongs to its outer user
+    // namespace, which a prefork zygote (see `prefork`) could not join a
+    // step's copy of; the keeper's own is its first job's, as each next
+    // job gets a fresh one.
+    sys::new_network_namespace()?;
     let filters = SeccompFilters::compile().map_err(io::Error::other)?;
     let mut keeper = Keeper {
         control: UnixStream::from(control),
@@ -83,6 +89,7 @@ fn run() -> io::Result<()> {
         work_mounted: false,
         judge_mounted: false,
         userns_closed: false,
+        zygote: None,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -99,6 +106,8 @@ struct Keeper {
     /// Whether a step's init has set the slot's user namespace limit to 0
     /// (it stays so; later steps need not set it again).
     userns_closed: bool,
+    /// The slot's python zygote, once a prefork step asked for one.
+    zygote: Option<prefork::Zygote>,
 }
 
 impl Keeper {
@@ -227,6 +236,14 @@ impl Keeper {
         spec: &StepSpec,
         stdio: [OwnedFd; 3],
     ) -> io::Result<Result<StepEnd, io::Error>> {
+        let zygote = if spec.prefork {
+            match self.zygote(spec) {
+                Ok(()) => self.zygote.as_ref(),
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            None
+        };
         let (work, judge) = (self.work_mounted, self.judge_mounted);
         let prepared =
             match PreparedStep::new(spec, &self.filters, !self.userns_closed, work, judge) {
@@ -234,20 +251,65 @@ impl Keeper {
                 Err(e) => return Ok(Err(e)),
             };
         let (status_read, status_write) = sys::pipe()?;
+        let arrival = match zygote {
+            Some(_) => Some((sys::pipe()?, sys::pipe()?)),
+            None => None,
+        };
         let init = match sys::clone_into_namespaces() {
             Ok(0) => {
+                let prefork = arrival.map(|((_, ready), (arrival, _))| (ready, arrival));
                 // A panic must not unwind into the copy of the keeper's loop.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    step_init(&prepared, stdio, status_write)
+                    step_init(&prepared, stdio, status_write, prefork)
                 }));
                 sys::exit_now(127)
             }
             Ok(pid) => pid,
             Err(e) => return Ok(Err(e)),
         };
+        let pidfd = sys::pidfd_open(init)?;
+        // The program's pid, when it is not the init's child (prefork).
+        let mut program = None;
+        if let (Some(zygote), Some(((ready, ready_write), (arrival_read, arrival)))) =
+            (zygote, arrival)
+        {
+            drop((ready_write, arrival_read));
+            // The program may join the step only once the init has made its
+            // mounts (the other job directory hidden above all). An init
+            // that failed has gone, and closed its end.
+            let mut byte = [0u8; 1];
+            if sys::read_full(ready.as_raw_fd(), &mut byte)? == 1 {
+                let job = serde_json::json!({
+                    "argv": spec.argv,
+                    "env": spec.env,
+                    "rlimits": spec.rlimits,
+                    "dir": directory(spec.view).to_str().expect("ASCII"),
+                });
+                let (program_read, program_write) = sys::pipe()?;
+                let sent = zygote.fork_into(
+                    job.to_string().as_bytes(),
+                    &pidfd,
+                    [&arrival, &status_write, &program_write],
+                    &stdio,
+                );
+                if let Err(e) = sent {
+                    sys::kill(init);
+                    sys::wait_with_usage(init)?;
+                    self.zygote = None;
+                    return Ok(Err(io::Error::new(
+                        e.kind(),
+                        format!("reach the zygote: {e}"),
+                    )));
+                }
+                drop(program_write);
+                let mut pid = [0u8; 4];
+                if sys::read_full(program_read.as_raw_fd(), &mut pid)? == 4 {
+                    program = Some(libc::pid_t::from_ne_bytes(pid));
+                }
+            }
+        }
         drop(status_write);
         drop(stdio);
-        let pidfd = sys::pidfd_open(init)?;
         loop {
             let [control_ready, init_done] =
                 sys::poll_readable([self.control.as_raw_fd(), pidfd.as_raw_fd()])?;
@@ -257,7 +319,7 @@ impl Keeper {
             if control_ready {
                 match self.receive() {
                     Ok(Some((Request::Kill, _))) => sys::kill(init),
-                    Ok(Some((Request::Signal(signal), _))) => signal_program(init, signal),
+                    Ok(Some((Request::Signal(signal), _))) => signal_program(init, program, signal),
                     Ok(Some((other, _))) => {
                         sys::kill(init);
                         return Err(io::Error::other(format!(
@@ -294,6 +356,28 @@ impl Keeper {
             signal,
             cpu_micros,
         }))
+    }
+
+    /// Makes sure a live zygote of the step's interpreter is there.
+    fn zygote(&mut self, spec: &StepSpec) -> io::Result<()> {
+        let interpreter = CString::new(spec.argv.first().map_or("", String::as_str))?;
+        if let Some(zygote) = &self.zygote {
+            if zygote.interpreter() == interpreter.as_c_str() && zygote.alive() {
+                return Ok(());
+            }
+        }
+        self.zygote = None;
+        let envp = spec
+            .env
+            .iter()
+            .map(|(k, v)| CString::new(format!("{k}={v}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filter = self.filters.first().map_or(&[][..], Vec::as_slice);
+        if self.filters.len() != 1 {
+            return Err(io::Error::other("prefork takes exactly one seccomp filter"));
+        }
+        self.zygote = Some(prefork::Zygote::start(&interpreter, &envp, filter)?);
+        Ok(())
     }
 
     fn receive(&mut self) -> io::Result<Option<(Request, Vec<OwnedFd>)>> {
@@ -388,14 +472,16 @@ impl<'a> PreparedStep<'a> {
 /// child, found in `/proc`), and to the program's process group; SIGKILL
 /// goes to the init, which takes the whole step with it. A program already
 /// gone is nothing to signal.
-fn signal_program(init: libc::pid_t, signal: i32) {
+fn signal_program(init: libc::pid_t, program: Option<libc::pid_t>, signal: i32) {
     if signal == libc::SIGKILL {
         return sys::kill(init);
     }
-    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"));
-    let program = children
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<libc::pid_t>().ok());
+    let program = program.or_else(|| {
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"));
+        children
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<libc::pid_t>().ok())
+    });
     if let Some(program) = program {
         sys::signal(program, signal);
     }
@@ -404,24 +490,63 @@ fn signal_program(init: libc::pid_t, signal: i32) {
 /// The step's PID 1: fresh mounts, then the program as its only child. It
 /// reports the program's wait status through `status` and exits when the
 /// program does, which makes the kernel kill everything else in the step.
-fn step_init(step: &PreparedStep<'_>, stdio: [OwnedFd; 3], status: OwnedFd) -> ! {
+///
+/// A prefork step (`prefork` holds the init's end of the ready pipe and of
+/// the arrival pipe) gets its program from the slot's zygote instead: the
+/// init says when its mounts are made, and the program, forked into the
+/// step's namespaces and adopted by this init, sends its pid when it is
+/// here. No pid means no program: the step ends as 127.
+fn step_init(
+    step: &PreparedStep<'_>,
+    stdio: [OwnedFd; 3],
+    status: OwnedFd,
+    prefork: Option<(OwnedFd, OwnedFd)>,
+) -> ! {
     if let Err(e) = init_mounts(step) {
         fail_step(&stdio, "mount the step's file systems", &e);
     }
-    let program = match sys::fork() {
-        Ok(0) => {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                exec_program(step, &stdio)
-            }));
-            sys::exit_now(127)
-        }
-        Ok(pid) => pid,
-        Err(e) => fail_step(&stdio, "fork the program", &e),
-    };
     // The program holds the pipes; this init must not keep them open. Nor
     // anything else of the keeper's (its control socket above all): this
     // init keeps only the status pipe, as descriptor 3.
-    drop(stdio);
+    let program = match prefork {
+        None => match sys::fork() {
+            Ok(0) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    exec_program(step, &stdio)
+                }));
+                sys::exit_now(127)
+            }
+            Ok(pid) => {
+                drop(stdio);
+                pid
+            }
+            Err(e) => fail_step(&stdio, "fork the program", &e),
+        },
+        Some((ready, arrival)) => {
+            drop(stdio);
+            drop(status);
+            sys::write_raw(ready.as_raw_fd(), &[1]);
+            drop(ready);
+            // Nothing else of the keeper's stays open here either.
+            const ARRIVAL_FD: RawFd = 3;
+            if arrival.as_raw_fd() != ARRIVAL_FD && sys::dup_to(&arrival, ARRIVAL_FD).is_err() {
+                sys::exit_now(127);
+            }
+            std::mem::forget(arrival);
+            if sys::close_from(ARRIVAL_FD + 1).is_err() {
+                sys::exit_now(127);
+            }
+            for fd in 0..ARRIVAL_FD {
+                let _ = sys::inherited_fd(fd).map(drop);
+            }
+            let mut pid = [0u8; 4];
+            let program = match sys::read_full(ARRIVAL_FD, &mut pid) {
+                Ok(4) if libc::pid_t::from_ne_bytes(pid) > 1 => libc::pid_t::from_ne_bytes(pid),
+                _ => sys::exit_now(127),
+            };
+            prefork_init(program)
+        }
+    };
     const STATUS_FD: RawFd = 3;
     if status.as_raw_fd() != STATUS_FD && sys::dup_to(&status, STATUS_FD).is_err() {
         sys::exit_now(1);
@@ -438,6 +563,18 @@ fn step_init(step: &PreparedStep<'_>, stdio: [OwnedFd; 3], status: OwnedFd) -> !
             sys::write_raw(STATUS_FD, &wait_status.to_ne_bytes());
             sys::exit_now(0);
         }
+    }
+    sys::exit_now(0)
+}
+
+/// A prefork step's init once its program is here: the program is not its
+/// child (its parent, the zygote's minder, reports its status), so it waits
+/// for the program's end through a pidfd, and lets the kernel reap what it
+/// adopts. Then it exits, which ends the step.
+fn prefork_init(program: libc::pid_t) -> ! {
+    sys::ignore_children();
+    if let Ok(pidfd) = sys::pidfd_open(program) {
+        let _ = sys::poll_readable([pidfd.as_raw_fd()]);
     }
     sys::exit_now(0)
 }

@@ -331,6 +331,77 @@ pub(super) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Lets the kernel reap this process's children (and those it adopts) as
+/// they end, with no zombie left for anyone to wait for.
+pub(super) fn ignore_children() {
+    // SAFETY: setting a disposition, no memory preconditions.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+}
+
+/// Whether the child `pid` has ended (reaping it if so); never blocks.
+pub(super) fn reaped(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    // SAFETY: a valid out-pointer; WNOHANG never blocks.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) != 0 }
+}
+
+/// Waits for the child `pid` to end and reaps it.
+pub(super) fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    loop {
+        // SAFETY: a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// A connected pair of Unix sequenced-packet sockets (close-on-exec).
+pub(super) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    check(rc.into())?;
+    // SAFETY: both descriptors were just created and are owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Lets descriptor `fd` through the next `exec`.
+pub(super) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor number has no memory preconditions.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }.into()).map(drop)
+}
+
+/// Reads up to `buffer.len()` bytes from `fd`, retrying when interrupted
+/// and until end of file; returns how many it got.
+pub(super) fn read_full(fd: RawFd, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buffer.len() {
+        // SAFETY: the rest of `buffer` is valid for writes.
+        let n = unsafe { libc::read(fd, buffer[got..].as_mut_ptr().cast(), buffer.len() - got) };
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        got += n as usize;
+    }
+    Ok(got)
+}
+
 /// Takes ownership of an inherited descriptor, checking that it is open.
 pub(super) fn inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only queries the descriptor.

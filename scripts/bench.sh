@@ -158,6 +158,28 @@ ensure_alive "$worker_pid" worker
 # Java solution on 100 tests against 100 separate submissions. Then (g),
 # live output over SSE.
 "$bench" --server "$server" --phase baseline,latency,throughput,rss,judge,judge-java,live \
-  --api-pid "$api_pid" --worker-pid "$worker_pid" --state "$work/state.json" "${bench_args[@]}"
+  --api-pid "$api_pid" --worker-pid "$worker_pid" --state "$work/state.json" \
+  --no-report "${bench_args[@]}"
+ensure_alive "$api_pid" api
+ensure_alive "$worker_pid" worker
+
+# (b') and (c'): the same hello jobs on a worker whose language table has
+# `prefork = true` for python (each run forked from the slot's pristine
+# interpreter, docs/prefork.md), against the bare figures of this run.
+kill -TERM "$worker_pid"
+wait "$worker_pid" 2>/dev/null || true
+python_run='run = ["/usr/bin/python3", "main.py"]'
+cp "$repo/crates/sandbox/languages.toml" "$work/languages.toml"
+grep -qxF "$python_run" "$work/languages.toml"
+sed -i "s|^run = \[\"/usr/bin/python3\", \"main.py\"\]\$|&\nprefork = true|" "$work/languages.toml"
+grep -qx 'prefork = true' "$work/languages.toml"
+RUST_LOG=warn "$runner" worker --redis-url "$redis_url" --key-prefix bench \
+  --languages "$work/languages.toml" >"$work/worker-prefork.log" 2>&1 &
+worker_pid=$!
+started+=("$worker_pid")
+sleep 1
+ensure_alive "$worker_pid" worker
+"$bench" --server "$server" --phase latency-prefork,throughput-prefork \
+  --state "$work/state.json" "${bench_args[@]}"
 ensure_alive "$api_pid" api
 ensure_alive "$worker_pid" worker

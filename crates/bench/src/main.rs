@@ -129,6 +129,11 @@ enum Phase {
     /// (g): live output over SSE: write-to-client delay; throughput with
     /// an SSE client per job.
     Live,
+    /// (b'): (b) against a worker whose python runs are forked from a
+    /// pristine interpreter (`prefork = true`).
+    LatencyPrefork,
+    /// (c'): (c) against such a worker.
+    ThroughputPrefork,
     All,
 }
 
@@ -274,6 +279,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Phase::Judge,
         Phase::JudgeJava,
         Phase::Live,
+        Phase::LatencyPrefork,
+        Phase::ThroughputPrefork,
     ]
     .iter()
     .any(|&phase| cli.runs(phase));
@@ -299,6 +306,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     if cli.runs(Phase::Live) {
         session.live()?;
+    }
+    // Not part of `all`: they need a worker started with prefork on.
+    if cli.phase.contains(&Phase::LatencyPrefork) {
+        session.latency(true)?;
+    }
+    if cli.phase.contains(&Phase::ThroughputPrefork) {
+        session.throughput(true)?;
     }
     finish(cli, &session.results)
 }
@@ -370,7 +384,7 @@ impl Session<'_> {
             self.sequential_part("baseline-sequential-1", first, true)?;
         }
         if latency {
-            self.latency()?;
+            self.latency(false)?;
         }
         if bare && latency {
             self.sequential_part("baseline-sequential-2", runs - first, false)?;
@@ -390,7 +404,7 @@ impl Session<'_> {
             self.parallel_part("baseline-parallel-1", half)?;
         }
         if throughput {
-            self.throughput()?;
+            self.throughput(false)?;
         }
         if bare && throughput {
             self.parallel_part("baseline-parallel-2", total - half)?;
@@ -424,25 +438,36 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn latency(&mut self) -> anyhow::Result<()> {
+    /// Phase (b), or with `prefork` (b').
+    fn latency(&mut self, prefork: bool) -> anyhow::Result<()> {
         let config = jobs::LatencyConfig {
             warmups: self.cli.jobs.latency_warmups,
             runs: self.cli.jobs.latency_runs,
             poll_every: self.cli.jobs.poll_ms.map(Duration::from_millis),
             job_timeout: Duration::from_secs(self.cli.jobs.job_timeout_secs),
         };
-        self.phase("latency", |s| {
+        let name = if prefork {
+            "latency-prefork"
+        } else {
+            "latency"
+        };
+        self.phase(name, |s| {
             let result = s.runtime.block_on(jobs::latency(&s.target, &config))?;
             progress(&format!(
-                "latency: p50 {:.1} ms, p99 {:.1} ms, failures {}",
+                "{name}: p50 {:.1} ms, p99 {:.1} ms, failures {}",
                 result.end_to_end.p50_ms, result.end_to_end.p99_ms, result.failures
             ));
-            s.results.latency = Some(result);
+            if prefork {
+                s.results.latency_prefork = Some(result);
+            } else {
+                s.results.latency = Some(result);
+            }
             Ok(())
         })
     }
 
-    fn throughput(&mut self) -> anyhow::Result<()> {
+    /// Phase (c), or with `prefork` (c').
+    fn throughput(&mut self, prefork: bool) -> anyhow::Result<()> {
         let config = jobs::ThroughputConfig {
             jobs: usize::try_from(self.cli.jobs.throughput_jobs)?,
             body: jobs::hello_body(),
@@ -456,13 +481,22 @@ impl Session<'_> {
             poll_pause: Duration::from_millis(20),
             timeout: Duration::from_secs(self.cli.jobs.throughput_timeout_secs),
         };
-        self.phase("throughput", |s| {
+        let name = if prefork {
+            "throughput-prefork"
+        } else {
+            "throughput"
+        };
+        self.phase(name, |s| {
             let result = s.runtime.block_on(jobs::throughput(&s.target, &config))?;
             progress(&format!(
-                "throughput: {:.1} jobs/s, failures {}",
+                "{name}: {:.1} jobs/s, failures {}",
                 result.jobs_per_s, result.failures
             ));
-            s.results.throughput = Some(result);
+            if prefork {
+                s.results.throughput_prefork = Some(result);
+            } else {
+                s.results.throughput = Some(result);
+            }
             Ok(())
         })
     }

@@ -644,6 +644,13 @@ if named:
 for table in ['tcp', 'tcp6']:
     if entries('/proc/net/' + table):
         print(len(entries('/proc/net/' + table)), 'sockets in /proc/net/' + table)
+for line in entries('/proc/net/dev')[1:]:
+    interface, counters = line.split(':', 1)
+    if any(int(value) for value in counters.split()):
+        print('interface counters of the last job:', line)
+used = [l for l in open('/proc/net/sockstat').read().splitlines() if l.startswith('sockets:')]
+if used != ['sockets: used 0']:
+    print('sockets of the last job:', used)
 for kind in ['shm', 'msg', 'sem']:
     if entries('/proc/sysvipc/' + kind):
         print('IPC objects:', kind, entries('/proc/sysvipc/' + kind))

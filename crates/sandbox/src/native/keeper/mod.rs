@@ -82,6 +82,7 @@ fn run() -> io::Result<()> {
     // step's copy of; the keeper's own is its first job's, as each next
     // job gets a fresh one.
     sys::new_network_namespace()?;
+    let fresh_network = network_fingerprint()?;
     let filters = SeccompFilters::compile().map_err(io::Error::other)?;
     let mut keeper = Keeper {
         control: UnixStream::from(control),
@@ -90,6 +91,7 @@ fn run() -> io::Result<()> {
         judge_mounted: false,
         userns_closed: false,
         zygote: None,
+        fresh_network,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -108,6 +110,8 @@ struct Keeper {
     userns_closed: bool,
     /// The slot's python zygote, once a prefork step asked for one.
     zygote: Option<prefork::Zygote>,
+    /// `network_fingerprint` of the network namespace when it was new.
+    fresh_network: Vec<u8>,
 }
 
 impl Keeper {
@@ -207,17 +211,26 @@ impl Keeper {
         Ok(())
     }
 
-    /// Ends a job: its `/work` goes, and the next job gets a network
-    /// namespace of its own, so nothing of this job's sockets (abstract
-    /// names, connections in `TIME_WAIT`, a socket cycle waiting for the
-    /// kernel's garbage collector) nor its interface counters reach it.
+    /// Ends a job: its `/work` goes, and unless the job left its network
+    /// namespace as it found it, the next job gets a network namespace of
+    /// its own, so nothing of this job's sockets (abstract names,
+    /// connections in `TIME_WAIT`, a socket cycle waiting for the kernel's
+    /// garbage collector) nor its interface counters reach it. Most jobs
+    /// never open a socket; making and tearing down a namespace costs more
+    /// than a millisecond of CPU (the kernel registers and later frees its
+    /// sysctl tables and protocol state), read the fingerprint costs about
+    /// a tenth of that.
     fn end_job(&mut self) -> io::Result<()> {
         for dir in [WORK, JUDGE] {
             self.clear(dir)
                 .map_err(|e| io::Error::new(e.kind(), format!("clear {dir:?}: {e}")))?;
         }
-        sys::new_network_namespace()
-            .map_err(|e| io::Error::new(e.kind(), format!("new network namespace: {e}")))
+        let renew = |e: io::Error| io::Error::new(e.kind(), format!("new network namespace: {e}"));
+        if network_fingerprint().map_err(renew)? != self.fresh_network {
+            sys::new_network_namespace().map_err(renew)?;
+            self.fresh_network = network_fingerprint().map_err(renew)?;
+        }
+        Ok(())
     }
 
     fn clear(&mut self, dir: &CStr) -> io::Result<()> {
@@ -377,6 +390,10 @@ impl Keeper {
             return Err(io::Error::other("prefork takes exactly one seccomp filter"));
         }
         self.zygote = Some(prefork::Zygote::start(&interpreter, &envp, filter)?);
+        // The socket pair to the zygote counts in the network namespace it
+        // was made in, where the program would see it: the job gets another.
+        sys::new_network_namespace()?;
+        self.fresh_network = network_fingerprint()?;
         Ok(())
     }
 
@@ -485,6 +502,43 @@ fn signal_program(init: libc::pid_t, program: Option<libc::pid_t>, signal: i32) 
     if let Some(program) = program {
         sys::signal(program, signal);
     }
+}
+
+/// What a job can change in the keeper's network namespace and find again,
+/// as the kernel shows it: the interface counters (every packet on
+/// loopback), the protocol counters (every connection, datagram, ICMP
+/// message, IPv4 or IPv6), and how many sockets exist (a socket the kernel
+/// still holds after its processes are gone, waiting for the garbage
+/// collector or closing) and are in `TIME_WAIT`. Programs can make no other
+/// socket families (seccomp), and no routes, addresses or sysctls (no
+/// capabilities). The host-wide figures of `sockstat` (orphans, allocated
+/// sockets, memory) are left out: they move with the host, not the job.
+fn network_fingerprint() -> io::Result<Vec<u8>> {
+    let read = |name: &str| match std::fs::read(format!("/proc/self/net/{name}")) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    };
+    let mut fingerprint = Vec::with_capacity(16 << 10);
+    for name in ["dev", "snmp", "snmp6", "netstat"] {
+        fingerprint.extend(read(name)?);
+    }
+    for name in ["sockstat", "sockstat6"] {
+        let text = read(name)?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some((label, pairs)) = words.split_first() else {
+                continue;
+            };
+            fingerprint.extend(label.as_bytes());
+            for pair in pairs.chunks(2) {
+                if let [name @ ("used" | "inuse" | "tw"), value] = pair {
+                    fingerprint.extend(format!(" {name} {value}").as_bytes());
+                }
+            }
+            fingerprint.push(b'\n');
+        }
+    }
+    Ok(fingerprint)
 }
 
 /// The step's PID 1: fresh mounts, then the program as its only child. It

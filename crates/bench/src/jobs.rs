@@ -7,7 +7,6 @@
 //! started and finished the job) are read too, to split the latency into
 //! queue wait, sandbox time and polling lag.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -274,13 +273,12 @@ pub struct ThroughputConfig {
     /// python hello ([`hello_body`], [`EXPECTED_OUTPUT`]) in phase (c).
     pub body: Bytes,
     pub expected: String,
-    /// Connections submitting at once, and polling at once.
+    /// Connections submitting at once.
     pub connections: usize,
-    /// Oldest outstanding jobs polled per round: only about as many as the
-    /// worker runs at once can have finished, and polling all would take CPU
-    /// from the jobs being measured.
+    /// Connections waiting for results at once (`?wait=`), each for one job
+    /// at a time: a little over the worker's concurrency, so that every
+    /// running job has a waiter.
     pub poll_window: usize,
-    pub poll_pause: Duration,
     pub timeout: Duration,
 }
 
@@ -317,7 +315,8 @@ pub async fn throughput(
     let start = Instant::now();
     let (conns, ids) = submit_all(conns, &body, config.jobs).await?;
     let submit_s = start.elapsed().as_secs_f64();
-    let polled = poll_all(conns, ids, config, start + config.timeout).await?;
+    drop(conns);
+    let polled = wait_all(target, ids, config, start + config.timeout).await?;
 
     let last_seen = polled.done.iter().map(|(at, _)| *at).max().unwrap_or(start);
     let elapsed_s = (last_seen - start).as_secs_f64();
@@ -375,75 +374,79 @@ async fn submit_all(
         });
     }
     let mut conns = Vec::new();
-    let mut ids = Vec::with_capacity(jobs);
+    let mut per_conn_ids = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (conn, mut some) = joined.context("submit task panicked")??;
+        let (conn, some) = joined.context("submit task panicked")??;
         conns.push(conn);
-        ids.append(&mut some);
+        per_conn_ids.push(some.into_iter());
+    }
+    // Interleaved, so the list is about in submission order (each
+    // connection submitted its share one after another).
+    let mut ids = Vec::with_capacity(jobs);
+    while ids.len() < jobs {
+        let before = ids.len();
+        ids.extend(per_conn_ids.iter_mut().filter_map(Iterator::next));
+        if ids.len() == before {
+            break;
+        }
     }
     Ok((conns, ids))
+}
+
+/// Waits for every job with `GET /results/{id}?wait=`, the way a client
+/// that wants each result as soon as it is there does: `poll_window`
+/// connections, each waiting for one job at a time, the jobs dealt out in
+/// submission order. One request per job (two when a job outlasts a wait)
+/// rather than a poll per job every round, which took the API and Redis
+/// about 20 requests per job (and their CPU from the jobs measured).
+async fn wait_all(
+    target: &Target,
+    ids: Vec<String>,
+    config: &ThroughputConfig,
+    deadline: Instant,
+) -> anyhow::Result<Polled> {
+    let waiters = config.poll_window.clamp(1, ids.len().max(1));
+    let mut shares: Vec<Vec<String>> = vec![Vec::new(); waiters];
+    for (index, id) in ids.into_iter().enumerate() {
+        shares[index % waiters].push(id);
+    }
+    let mut tasks = JoinSet::new();
+    for share in shares {
+        let mut conn = Conn::connect(target).await?;
+        let expected = config.expected.clone();
+        tasks.spawn(async move {
+            let mut done = Vec::with_capacity(share.len());
+            let mut unfinished = 0;
+            for id in share {
+                loop {
+                    if Instant::now() >= deadline {
+                        unfinished += 1;
+                        break;
+                    }
+                    // Under the client's request timeout (10 s).
+                    if let Some(finished) = poll(&mut conn, &id, Some(5), &expected).await? {
+                        done.push((Instant::now(), finished));
+                        break;
+                    }
+                }
+            }
+            anyhow::Ok((done, unfinished))
+        });
+    }
+    let mut polled = Polled {
+        done: Vec::new(),
+        unfinished: 0,
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let (mut done, unfinished) = joined.context("wait task panicked")??;
+        polled.done.append(&mut done);
+        polled.unfinished += unfinished;
+    }
+    Ok(polled)
 }
 
 /// Finished jobs with when they were seen, and how many never finished.
 struct Polled {
     done: Vec<(Instant, Finished)>,
     unfinished: usize,
-}
-
-/// Polls the oldest outstanding jobs, a window at a time, until all are done
-/// or the deadline passes.
-async fn poll_all(
-    mut conns: Vec<Conn>,
-    mut outstanding: Vec<String>,
-    config: &ThroughputConfig,
-    deadline: Instant,
-) -> anyhow::Result<Polled> {
-    let mut done = Vec::with_capacity(outstanding.len());
-    while !outstanding.is_empty() && Instant::now() < deadline {
-        let window = outstanding.len().min(config.poll_window);
-        let (back, finished) = poll_round(conns, &outstanding[..window], &config.expected).await?;
-        conns = back;
-        let seen = Instant::now();
-        outstanding.retain(|id| !finished.contains_key(id));
-        done.extend(finished.into_values().map(|f| (seen, f)));
-        if !outstanding.is_empty() {
-            tokio::time::sleep(config.poll_pause).await;
-        }
-    }
-    Ok(Polled {
-        done,
-        unfinished: outstanding.len(),
-    })
-}
-
-/// One round: the ids spread over the connections, polled in parallel.
-async fn poll_round(
-    conns: Vec<Conn>,
-    ids: &[String],
-    expected: &str,
-) -> anyhow::Result<(Vec<Conn>, HashMap<String, Finished>)> {
-    let per_conn = ids.len().div_ceil(conns.len());
-    let mut tasks = JoinSet::new();
-    let mut chunks = ids.chunks(per_conn.max(1));
-    for mut conn in conns {
-        let chunk: Vec<String> = chunks.next().map(<[String]>::to_vec).unwrap_or_default();
-        let expected = expected.to_owned();
-        tasks.spawn(async move {
-            let mut finished = Vec::new();
-            for id in chunk {
-                if let Some(f) = poll(&mut conn, &id, None, &expected).await? {
-                    finished.push((id, f));
-                }
-            }
-            anyhow::Ok((conn, finished))
-        });
-    }
-    let mut conns = Vec::new();
-    let mut finished = HashMap::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (conn, some) = joined.context("poll task panicked")??;
-        conns.push(conn);
-        finished.extend(some);
-    }
-    Ok((conns, finished))
 }

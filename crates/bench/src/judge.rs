@@ -162,7 +162,6 @@ pub fn run(
             expected: SEPARATE_INPUT.to_owned(),
             connections: config.separate_connections,
             poll_window: 64,
-            poll_pause: Duration::from_millis(20),
             timeout: config.separate_timeout,
         };
         result.separate = Some(match config.separate_in_flight {

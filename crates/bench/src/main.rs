@@ -473,12 +473,9 @@ impl Session<'_> {
             body: jobs::hello_body(),
             expected: jobs::EXPECTED_OUTPUT.to_owned(),
             connections: usize::from(self.cli.jobs.throughput_connections),
-            // A little over the worker's concurrency (50): only that many can
-            // have finished out of order. Polling more, or more often, takes
-            // CPU (API + Redis + this process) from the jobs being measured,
-            // and a round's lag is under 1 % of the phase's seconds anyway.
+            // A little over the worker's concurrency (50): a waiter for every
+            // job that can be running.
             poll_window: 64,
-            poll_pause: Duration::from_millis(20),
             timeout: Duration::from_secs(self.cli.jobs.throughput_timeout_secs),
         };
         let name = if prefork {

@@ -10,7 +10,9 @@
 # kubernetes-validate comes from PyPI into target/py-venv (as scripts/test.sh
 # installs its Python packages); the check itself runs with every proxy
 # pointed at a closed loopback port, so a schema fetched from the network
-# would fail it. Usage: scripts/validate-k8s.sh [OVERLAY_DIR...]
+# would fail it. Then scripts/k8s/selftest.py breaks copies of the manifests
+# in known ways and requires each to be refused.
+# Usage: scripts/validate-k8s.sh [OVERLAY_DIR...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,10 @@ if [ $# -eq 0 ]; then
   set -- deploy/k8s/overlays/*/
 fi
 closed=http://127.0.0.1:9
-HTTPS_PROXY=$closed HTTP_PROXY=$closed https_proxy=$closed http_proxy=$closed \
-  ALL_PROXY=$closed all_proxy=$closed NO_PROXY= no_proxy= \
-  "$venv/bin/python" scripts/k8s/validate.py "${@%/}"
+offline() {
+  HTTPS_PROXY=$closed HTTP_PROXY=$closed https_proxy=$closed http_proxy=$closed \
+    ALL_PROXY=$closed all_proxy=$closed NO_PROXY= no_proxy= "$@"
+}
+offline "$venv/bin/python" scripts/k8s/validate.py "${@%/}"
+# And that the check can fail: broken copies of deploy/k8s must be refused.
+offline "$venv/bin/python" scripts/k8s/selftest.py

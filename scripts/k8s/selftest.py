@@ -36,6 +36,9 @@ BREAKS = [
     ("a grace period shorter than the drain", "base/worker.yaml",
      "terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 30",
      "terminationGracePeriodSeconds 30"),
+    ("replicas on an autoscaled Deployment", "base/worker.yaml",
+     "spec:\n  # No `replicas`", "spec:\n  replicas: 0\n  # No `replicas`",
+     "sets replicas although an autoscaler owns the count"),
     ("a privileged worker", "base/worker.yaml",
      "privileged: false", "privileged: true", "privileged"),
 ]

@@ -14,8 +14,8 @@ overlay (render.py), then checks every object three ways.
    never trims the stream; every environment variable is one its role reads
    (src/config.rs); the probes' paths are routes (crates/api/src/routes.rs);
    the worker pod stays unprivileged, its profiles exist in deploy/k8s/node,
-   its slot uids fit the pod's user namespace, and its termination grace
-   period covers its drain.
+   its slot uids fit the pod's user namespace, its termination grace
+   period covers its drain, and no autoscaled Deployment sets replicas.
 
 Usage: validate.py OVERLAY_DIR...   (exit 1 on any failure)
 """
@@ -419,6 +419,17 @@ class Checker:
                 except SchemaNotFoundError:
                     self.fail(where, f"no Kubernetes {K8S_VERSION} schema for {obj.get('apiVersion')} {obj.get('kind')}")
             self.check_pod(where, obj, objects)
+        # An autoscaled Deployment must not set replicas: every re-apply would
+        # reset what the autoscaler chose (workers to 0 mid-backlog).
+        scaled = {
+            ((o.get("spec") or {}).get("scaleTargetRef") or {}).get("name")
+            for o in objects if o.get("kind") in ("HorizontalPodAutoscaler", "ScaledObject")
+        }
+        for obj in objects:
+            if obj.get("kind") == "Deployment" and obj["metadata"]["name"] in scaled \
+                    and "replicas" in (obj.get("spec") or {}):
+                self.fail(f"{directory}: Deployment/{obj['metadata']['name']}",
+                          "sets replicas although an autoscaler owns the count")
         if not any(o.get("kind") == "ScaledObject" for o in objects):
             self.fail(directory, "no ScaledObject for the workers")
         status = "ok" if len(self.errors) == before else "FAILED"

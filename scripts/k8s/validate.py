@@ -6,9 +6,10 @@ overlay (render.py), then checks every object three ways.
    kind it has no schema for fails too, unless it is one of KEDA's.
 2. KEDA's objects (ScaledObject, TriggerAuthentication; CRDs the schemas do
    not know) against keda-facts.yaml: every field known and of its type, the
-   required ones present, and the redis-streams trigger in lagCount mode
-   (consumerGroup and a non-zero lagCount, no other mode's target) with only
-   the metadata keys the scaler reads.
+   required ones present, only the metadata keys the redis-streams scaler
+   reads, one trigger in lagCount mode (consumerGroup and a non-zero
+   lagCount, no other mode's target) and at most one in XPENDING mode, none
+   in XLEN mode.
 3. What the manifests must agree on with the code: the stream and group
    names the queue uses (crates/queue/src/redis_queue/mod.rs) and that it
    never trims the stream; every environment variable is one its role reads
@@ -211,8 +212,7 @@ class Checker:
         }
         prefix = self.key_prefix(objects)
         triggers = spec.get("triggers") or []
-        if len(triggers) != 1:
-            self.fail(where, f"expected one trigger (the job stream), found {len(triggers)}")
+        modes = []
         for i, trigger in enumerate(triggers):
             at = f"{where} triggers[{i}]"
             if trigger.get("type") != "redis-streams":
@@ -229,17 +229,27 @@ class Checker:
                         int(str(metadata[key]))
                     except ValueError:
                         self.fail(at, f"metadata.{key} {metadata[key]!r} is not an integer")
-            # The mode: lag needs consumerGroup and a non-zero lagCount; KEDA
-            # falls back to XPENDING (no scaling from zero) without them.
-            if "consumerGroup" not in metadata:
-                self.fail(at, "no consumerGroup: KEDA would scale on XLEN, not lagCount")
+            # The mode, as KEDA picks it (redisStreamsMetadata.Validate): no
+            # consumerGroup is XLEN; consumerGroup with a non-zero lagCount is
+            # lag; consumerGroup without is XPENDING (pendingEntriesCount).
             lag = str(metadata.get("lagCount", ""))
-            if not lag.isdigit() or int(lag) == 0:
-                self.fail(at, "lagCount missing or 0: KEDA would use pendingEntriesCount (XPENDING), "
-                              "which cannot scale from zero")
-            for other in ("pendingEntriesCount", "streamLength"):
-                if other in metadata:
-                    self.fail(at, f"{other} belongs to another mode; lagCount mode ignores it")
+            if "consumerGroup" not in metadata:
+                self.fail(at, "no consumerGroup: KEDA would scale on XLEN, which counts running jobs as backlog")
+                continue
+            if lag.isdigit() and int(lag) > 0:
+                mode, target = "lag", lag
+                for other in ("pendingEntriesCount", "streamLength"):
+                    if other in metadata:
+                        self.fail(at, f"{other} belongs to another mode; lagCount mode ignores it")
+            else:
+                mode, target = "pending", str(metadata.get("pendingEntriesCount", ""))
+                if "lagCount" in metadata:
+                    self.fail(at, f"lagCount {metadata['lagCount']!r} is not a positive integer")
+                if not target.isdigit() or int(target) == 0:
+                    self.fail(at, "XPENDING mode without an explicit pendingEntriesCount")
+                if "streamLength" in metadata:
+                    self.fail(at, "streamLength belongs to the XLEN mode")
+            modes.append(mode)
             # The names the queue uses, fixed.
             stream = prefix + self.code.stream_suffix
             group = prefix + self.code.group_suffix
@@ -262,12 +272,21 @@ class Checker:
             address_keys = {"address", "addresses", "host", "hosts"}
             if not (address_keys & (set(metadata) | params | {k[:-7] for k in metadata if k.endswith("FromEnv")})):
                 self.fail(at, "no Redis address (address/host in metadata, FromEnv or the TriggerAuthentication)")
-            # One worker per lagCount queued jobs: a worker's slots.
-            if worker is not None and lag.isdigit():
+            # One worker per target jobs: a worker's slots.
+            if worker is not None and target.isdigit():
                 env = self.container_env(worker, objects, "worker")
                 concurrency = env.get("CODE_RUNNER_CONCURRENCY", self.code.defaults.get("CODE_RUNNER_CONCURRENCY"))
-                if concurrency is not None and str(concurrency) != lag:
-                    self.fail(at, f"lagCount {lag} differs from the worker's CODE_RUNNER_CONCURRENCY {concurrency}")
+                if concurrency is not None and str(concurrency) != target:
+                    self.fail(at, f"{mode} target {target} differs from the worker's "
+                                  f"CODE_RUNNER_CONCURRENCY {concurrency}")
+        # Exactly one lag trigger (the backlog: from zero, and up); at most
+        # one XPENDING trigger (jobs taken: running, released or orphaned,
+        # which keep a worker up until they are done).
+        if modes.count("lag") != 1:
+            self.fail(where, f"needs exactly one redis-streams trigger in lagCount mode, has {modes.count('lag')} "
+                             "(lagCount missing or 0: KEDA would use XPENDING, which never wakes a worker for a new job)")
+        if modes.count("pending") > 1:
+            self.fail(where, "more than one XPENDING trigger")
 
     # --- the code and the pods ------------------------------------------------
 

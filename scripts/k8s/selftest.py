@@ -30,6 +30,8 @@ BREAKS = [
      "belongs to another mode"),
     ("a trigger in XLEN mode (no consumerGroup)", "base/keda.yaml",
      "        consumerGroup: code-runner:workers\n", "", "KEDA would scale on XLEN"),
+    ("the triggers' maximum instead of their sum", "base/keda.yaml",
+     "formula: backlog + taken", "formula: max(backlog, taken)", "must add the two triggers"),
     ("unknown ScaledObject field", "base/keda.yaml",
      "  pollingInterval: 5", "  pollingIntervall: 5", "unknown field 'pollingIntervall'"),
     ("another stream than the queue's", "base/keda.yaml",

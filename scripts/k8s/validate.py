@@ -212,7 +212,7 @@ class Checker:
         }
         prefix = self.key_prefix(objects)
         triggers = spec.get("triggers") or []
-        modes = []
+        modes, names = [], {}
         for i, trigger in enumerate(triggers):
             at = f"{where} triggers[{i}]"
             if trigger.get("type") != "redis-streams":
@@ -250,6 +250,7 @@ class Checker:
                 if "streamLength" in metadata:
                     self.fail(at, "streamLength belongs to the XLEN mode")
             modes.append(mode)
+            names[mode] = trigger.get("name")
             # The names the queue uses, fixed.
             stream = prefix + self.code.stream_suffix
             group = prefix + self.code.group_suffix
@@ -287,6 +288,28 @@ class Checker:
                              "(lagCount missing or 0: KEDA would use XPENDING, which never wakes a worker for a new job)")
         if modes.count("pending") > 1:
             self.fail(where, "more than one XPENDING trigger")
+        # With both, KEDA must add them (jobs waiting + jobs taken): the HPA
+        # alone would take the larger, and busy workers would hide a backlog.
+        modifiers = (spec.get("advanced") or {}).get("scalingModifiers")
+        if modes.count("pending") == 1 and modes.count("lag") == 1:
+            formula = (modifiers or {}).get("formula", "")
+            summed = re.fullmatch(r"\s*(\w+)\s*\+\s*(\w+)\s*", formula)
+            if not (names.get("lag") and names.get("pending")):
+                self.fail(where, "the lag and XPENDING triggers need names for the scaling modifier")
+            elif not summed or set(summed.groups()) != {names["lag"], names["pending"]}:
+                self.fail(where, f"scalingModifiers.formula {formula!r} must add the two triggers: "
+                                 f"{names['lag']} + {names['pending']}")
+            target = str((modifiers or {}).get("target", ""))
+            if worker is not None:
+                env = self.container_env(worker, objects, "worker")
+                concurrency = env.get("CODE_RUNNER_CONCURRENCY", self.code.defaults.get("CODE_RUNNER_CONCURRENCY"))
+                if target != str(concurrency):
+                    self.fail(where, f"scalingModifiers.target {target!r} differs from the worker's "
+                                     f"CODE_RUNNER_CONCURRENCY {concurrency}")
+            if (modifiers or {}).get("metricType", "AverageValue") != "AverageValue":
+                self.fail(where, "scalingModifiers.metricType must be AverageValue (one worker per target jobs)")
+            if str((modifiers or {}).get("activationTarget", "0")) != "0":
+                self.fail(where, "scalingModifiers.activationTarget must be 0 (one job wakes a worker)")
 
     # --- the code and the pods ------------------------------------------------
 

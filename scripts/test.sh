@@ -34,14 +34,16 @@ fi
 # schemathesis and selenium from PyPI, in a virtualenv under target/ (the
 # end-to-end tests find it there; CODE_RUNNER_TEST_PYTHON overrides); and
 # piston-rspy, a Piston client the Piston API's tests run unchanged; and
-# Judge0's official Python SDK, which tests/e2e/judge0.rs runs unchanged.
+# Judge0's official Python SDK, which tests/e2e/judge0.rs runs unchanged;
+# and kubernetes-validate, the Kubernetes schemas scripts/validate-k8s.sh
+# checks the manifests against.
 venv=target/py-venv
-if ! "$venv/bin/python" -c 'import schemathesis, selenium, piston_rspy, judge0' >/dev/null 2>&1; then
-  echo "preparing $venv (schemathesis, selenium, piston-rspy, judge0)"
+if ! "$venv/bin/python" -c 'import schemathesis, selenium, piston_rspy, judge0, kubernetes_validate' >/dev/null 2>&1; then
+  echo "preparing $venv (schemathesis, selenium, piston-rspy, judge0, kubernetes-validate)"
   rm -rf "$venv"
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'selenium>=4.20,<5' \
-    'piston-rspy>=0.4.3,<0.5' 'judge0>=0.0.8,<0.1'
+    'piston-rspy>=0.4.3,<0.5' 'judge0>=0.0.8,<0.1' 'kubernetes-validate>=1.33,<2'
 fi
 
 # --- docker backend (issue 5) ----------------------------------------------
@@ -62,6 +64,12 @@ bash scripts/register-runsc.sh
 cargo build --bin code-runner
 CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/build-images.sh service
 CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/compose-smoke.sh
+# ----------------------------------------------------------------------------
+
+# --- Kubernetes manifests (issue 16) ----------------------------------------
+# deploy/k8s's overlays rendered and checked offline: the Kubernetes schemas
+# (strict), KEDA's fields, and the names and settings the code reads.
+bash scripts/validate-k8s.sh
 # ----------------------------------------------------------------------------
 
 # The integration tests start their own redis-server processes on random

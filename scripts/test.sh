@@ -64,6 +64,17 @@ CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/build-images.sh service
 CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/compose-smoke.sh
 # ----------------------------------------------------------------------------
 
+# --- the native worker in an unprivileged container (issue 16) --------------
+# docker-compose.native.yml: no `privileged`, no Docker socket. The worker's
+# image (the job image's toolchains, bubblewrap, the debug binary), then
+# scripts/compose-native.sh: `code-runner doctor` in the worker's container
+# (must pass; without the seccomp profile, must fail), the native sandbox
+# suite (conformance, limits, attacks) run inside that container, and the
+# deployment up with jobs through its port.
+CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/build-images.sh native
+bash scripts/compose-native.sh
+# ----------------------------------------------------------------------------
+
 # The integration tests start their own redis-server processes on random
 # ports; nothing needs to be running beforehand. The workspace has no
 # doctests, so nextest (which skips them) runs everything.

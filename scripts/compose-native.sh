@@ -11,7 +11,8 @@
 #      are what makes it work, and doctor sees it;
 #   4. the native sandbox suite (crates/sandbox/tests/native.rs: conformance,
 #      limits, attacks, interactive, judge), the test binary built on the
-#      host, run inside a container with the worker's settings;
+#      host, run inside a container with the worker's settings, each test in
+#      a process of its own (scripts/each-test.sh, as nextest does);
 #   5. the deployment up (API, Redis, worker), one job per language and a
 #      few hostile ones through the published port, then down.
 #
@@ -22,7 +23,7 @@
 # their network under its service name.
 #
 # Needs the images (scripts/build-images.sh service native redis) and root.
-# Usage: scripts/compose-native.sh [NATIVE_SUITE_BINARY [extra test args]]
+# Usage: scripts/compose-native.sh [NATIVE_SUITE_BINARY]
 #   (without a binary, it is built: cargo test --test native --no-run)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,10 +56,12 @@ else
   echo "scripts/compose-native.sh: neither 'docker compose' nor 'docker-compose' is installed" >&2
   exit 1
 fi
-files=(-f docker-compose.native.yml)
+compose_files=(docker-compose.native.yml)
 if [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; then
-  files+=(-f docker-compose.native-apparmor.yml)
+  compose_files+=(docker-compose.native-apparmor.yml)
 fi
+files=()
+for f in "${compose_files[@]}"; do files+=(-f "$f"); done
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export CODE_RUNNER_PORT=$port
 export COMPOSE_PROJECT_NAME=code-runner-native-$$
@@ -69,7 +72,7 @@ worker_name=$COMPOSE_PROJECT_NAME-worker
 worker_args() {
   local args=() w
   for w in "$@"; do args+=(--without "$w"); done
-  /usr/bin/python3 scripts/compose-service-args.py docker-compose.native.yml code-runner-worker "${args[@]}"
+  /usr/bin/python3 scripts/compose-service-args.py "$(IFS=,; echo "${compose_files[*]}")" code-runner-worker "${args[@]}"
 }
 mapfile -t worker < <(worker_args)
 [ ${#worker[@]} -gt 1 ] || { echo "scripts/compose-native.sh: no worker settings" >&2; exit 1; }
@@ -117,8 +120,8 @@ fi
 # 4. The native sandbox suite inside the worker's container: the test binary
 # and the keeper it names are under $repo, bound read-only at the same path.
 log "native sandbox suite in the worker's container ($(basename "$suite"))"
-docker run --rm -v "$repo:$repo:ro" -w "$repo/crates/sandbox" --entrypoint "$suite" \
-  "${worker[@]}" --test-threads 2 "$@"
+docker run --rm -v "$repo:$repo:ro" -w "$repo/crates/sandbox" --entrypoint /bin/bash \
+  "${worker[@]}" "$repo/scripts/each-test.sh" "$suite" 2
 log "native sandbox suite passed in the unprivileged container"
 
 # 5. The deployment itself.

@@ -17,7 +17,10 @@ cap_drop, cap_add, security_opt, cgroup_parent, volumes (short form), tmpfs,
 environment (a mapping) and ${VAR:-default} in them; anything else in the
 service is an error, so that no setting is silently left out.
 
-Usage: scripts/compose-service-args.py FILE SERVICE [--without SETTING=VALUE ...]
+Several files are merged as Compose merges overrides: later scalars win,
+lists are joined.
+
+Usage: scripts/compose-service-args.py FILE[,FILE...] SERVICE [--without SETTING=VALUE ...]
   --without security_opt=seccomp=deploy/native/seccomp.json  leaves one item out
 """
 
@@ -53,8 +56,17 @@ def main():
             sys.exit(__doc__)
         without.add(rest[1])
         rest = rest[2:]
-    with open(path) as f:
-        service = yaml.safe_load(f)["services"][name]
+    service = {}
+    for one in path.split(","):
+        with open(one) as f:
+            override = yaml.safe_load(f)["services"].get(name) or {}
+        for key, value in override.items():
+            if isinstance(value, list):
+                service[key] = service.get(key, []) + [v for v in value if v not in service.get(key, [])]
+            elif isinstance(value, dict):
+                service[key] = {**service.get(key, {}), **value}
+            else:
+                service[key] = value
     unknown = set(service) - HANDLED - IGNORED
     if unknown:
         sys.exit(f"{path}: service {name} uses {sorted(unknown)}, which this script does not translate")

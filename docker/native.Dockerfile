@@ -16,23 +16,29 @@ USER 0:0
 # the sweep makes sure nothing else is either. The job image's /work (the
 # docker backend's, private to its job user) goes: each native job gets a
 # fresh tmpfs at /work inside its sandbox, and root here, without
-# CAP_DAC_OVERRIDE, could not even look into it.
+# CAP_DAC_OVERRIDE, could not even look into it. /run is world-writable with
+# the sticky bit (the engine copies its mode onto the tmpfs mounted there):
+# the worker, root of its own user namespace, is not the uid that owns it.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/*.log \
  && find / -xdev -perm /6000 -type f -exec chmod a-s {} + \
- && rmdir /work
+ && rmdir /work \
+ && chmod 1777 /run
 
 # release, or debug to reuse the binary a test run already built. Under
 # /usr/local, which the sandbox hides (the keeper is the same binary, run
 # through a descriptor).
 ARG PROFILE=release
 COPY target/${PROFILE}/code-runner /usr/local/bin/code-runner
+# Runs the command as root of a user namespace of its own (root there is
+# host uid 100000): see the script.
+COPY docker/native-userns.sh /usr/local/libexec/code-runner-userns
 
 WORKDIR /
 ENV CODE_RUNNER_SANDBOX=native \
     RUST_LOG=info
-ENTRYPOINT ["/usr/local/bin/code-runner"]
+ENTRYPOINT ["/usr/local/libexec/code-runner-userns", "/usr/local/bin/code-runner"]
 CMD ["worker"]
 LABEL org.opencontainers.image.title="code-runner native worker" \
       org.opencontainers.image.description="code-runner, bubblewrap, python3, node, OpenJDK 17, gcc/g++"

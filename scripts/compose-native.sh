@@ -99,7 +99,21 @@ log "cgroup subtree /code-runner-native delegated (memory, pids, cpu, cpuacct)"
 
 # 2. doctor, with exactly the worker's settings.
 log "doctor in a container with the worker's settings"
-docker run --rm "${worker[@]}" doctor
+report=$(docker run --rm "${worker[@]}" doctor) || { printf '%s\n' "$report" >&2; exit 1; }
+printf '%s\n' "$report" >&2
+# ... and root there is not the host's root.
+printf '%s\n' "$report" | grep -q 'root here is host uid 100000' ||
+  { echo "scripts/compose-native.sh: the worker is not in a user namespace of its own" >&2; exit 1; }
+
+# ... and the host's sysctls are out of its reach although /proc is unmasked
+# (writing back the value the host has: a no-op, were it to succeed).
+value=$(cat /proc/sys/kernel/printk_ratelimit)
+if docker run --rm "${worker[@]:0:${#worker[@]}-1}" --entrypoint /usr/local/libexec/code-runner-userns \
+  "${worker[@]: -1}" /bin/sh -c "echo $value >/proc/sys/kernel/printk_ratelimit" 2>/dev/null; then
+  echo "scripts/compose-native.sh: the worker's container can write host sysctls" >&2
+  exit 1
+fi
+log "the worker is host uid 100000 in its own user namespace; host sysctls are not writable"
 
 # 3. The same container without the seccomp profile (the engine's default
 # instead, which refuses unshare without CAP_SYS_ADMIN): doctor must fail and
@@ -120,8 +134,9 @@ fi
 # 4. The native sandbox suite inside the worker's container: the test binary
 # and the keeper it names are under $repo, bound read-only at the same path.
 log "native sandbox suite in the worker's container ($(basename "$suite"))"
-docker run --rm -v "$repo:$repo:ro" -w "$repo/crates/sandbox" --entrypoint /bin/bash \
-  "${worker[@]}" "$repo/scripts/each-test.sh" "$suite" 2
+docker run --rm -v "$repo:$repo:ro" -w "$repo/crates/sandbox" \
+  --entrypoint /usr/local/libexec/code-runner-userns \
+  "${worker[@]}" /bin/bash "$repo/scripts/each-test.sh" "$suite" 2
 log "native sandbox suite passed in the unprivileged container"
 
 # 5. The deployment itself.

@@ -12,7 +12,7 @@ and its one-off doctor and test containers, with `docker run` from the
 settings in docker-compose.native.yml, which stays the one place they are
 written.
 
-Understands what docker-compose.native.yml uses: image, user, read_only,
+Understands what docker-compose.native.yml uses: image, init, user, read_only,
 cap_drop, cap_add, security_opt, cgroup_parent, volumes (short form), tmpfs,
 environment (a mapping) and ${VAR:-default} in them; anything else in the
 service is an error, so that no setting is silently left out.
@@ -31,7 +31,7 @@ import sys
 import yaml
 
 HANDLED = {
-    "image", "user", "read_only", "cap_drop", "cap_add", "security_opt",
+    "image", "init", "user", "read_only", "cap_drop", "cap_add", "security_opt",
     "cgroup_parent", "volumes", "tmpfs", "environment",
 }
 # Settings of the long-running service, not of a container's options.
@@ -81,6 +81,8 @@ def main():
         emit("user", "--user", service["user"])
     if service.get("read_only"):
         out.append("--read-only")
+    if service.get("init"):
+        out.append("--init")
     for cap in service.get("cap_drop", []):
         emit("cap_drop", "--cap-drop", cap)
     for cap in service.get("cap_add", []):

@@ -13,6 +13,10 @@
 # for memory, pids, cpu and cpuacct. Only `slots` is visible to the container:
 # it cannot raise the limits above it. Never the whole hierarchy.
 #
+# `slots` (its directory, tasks and cgroup.procs) belongs to the host uid that
+# is root in the worker's user namespace (CODE_RUNNER_USERNS_ROOT, default
+# 100000; docker/native-userns.sh): the worker is not host root.
+#
 # Usage: scripts/native-cgroups.sh up|down
 # Environment (up): CODE_RUNNER_NATIVE_MEMORY (bytes, default 7 GiB),
 #   CODE_RUNNER_NATIVE_PIDS (default 32768), CODE_RUNNER_NATIVE_CPUS (cores,
@@ -39,6 +43,9 @@ case ${1:-} in
     for c in "${controllers[@]}"; do
       # cpu and cpuacct may be one hierarchy (cpu,cpuacct): mkdir -p is idempotent.
       mkdir -p "$root/$c/$name/slots"
+      owner=${CODE_RUNNER_USERNS_ROOT:-100000}
+      chown "$owner:$owner" "$root/$c/$name/slots" "$root/$c/$name/slots/tasks" \
+        "$root/$c/$name/slots/cgroup.procs"
     done
     echo "${CODE_RUNNER_NATIVE_MEMORY:-$((7 << 30))}" >"$root/memory/$name/memory.limit_in_bytes"
     echo "${CODE_RUNNER_NATIVE_PIDS:-32768}" >"$root/pids/$name/pids.max"

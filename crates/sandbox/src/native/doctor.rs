@@ -99,6 +99,7 @@ pub fn check(config: &DoctorConfig, languages: &LanguageTable) -> Vec<Finding> {
     findings.push(check_root(root));
     if root {
         findings.push(check_capabilities());
+        findings.push(check_own_user_namespace());
     }
     findings.push(check_bwrap(&config.bwrap));
     findings.extend(check_user_namespaces(config, root));
@@ -129,6 +130,33 @@ fn check_root(root: bool) -> Finding {
              per-slot uid before it starts bubblewrap; in a container: user \"0:0\" (no \
              privileged, see docs/native-container.md)",
         )
+    }
+}
+
+/// Whether root here is the host's root: it is on a bare host; in a
+/// container with an unmasked `/proc` (which the sandbox needs) the host's
+/// root could write host-wide sysctls, a user namespace of the container's
+/// own avoids that (docs/native-container.md).
+fn check_own_user_namespace() -> Finding {
+    let map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let outer_root = map.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let inner: u64 = fields.next()?.parse().ok()?;
+        let outer: u64 = fields.next()?.parse().ok()?;
+        let count: u64 = fields.next()?.parse().ok()?;
+        (inner == 0 && count >= 1).then_some(outer)
+    });
+    match outer_root {
+        Some(0) | None => Finding::note(
+            "user namespace of the worker",
+            "root here is the host's root (no user namespace of its own): fine on a bare host; \
+             in a container with an unmasked /proc it could write host sysctls -- run it in its \
+             own (the native image's entrypoint, userns-remap, Kubernetes hostUsers: false)",
+        ),
+        Some(outer) => Finding::ok(
+            "user namespace of the worker",
+            format!("root here is host uid {outer}, not the host's root"),
+        ),
     }
 }
 

@@ -19,6 +19,8 @@ command -v g++ >/dev/null 2>&1 || need_packages+=(g++)
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-tools)
+# scripts/compose-service-args.py reads docker-compose.native.yml.
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need_packages+=(python3-yaml)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -8,6 +8,9 @@
 #                               the in-container init, a non-root user
 #   code-runner:latest          the service (api and worker): the release binary
 #   code-runner-redis:latest    Debian's redis-server
+#   code-runner-native:latest   the native worker: the job image's toolchains,
+#                               bubblewrap and the release binary
+#                               (docker-compose.native.yml)
 #
 # What already exists is skipped: the base image when the engine has it, the
 # debootstrap tarball when it is cached (CODE_RUNNER_IMAGE_CACHE, default
@@ -15,7 +18,8 @@
 # engine's build cache. Installs what it needs (debootstrap) with apt-get, so
 # it works on a fresh Debian or Ubuntu machine; needs root and a Docker engine.
 #
-# Usage: scripts/build-images.sh [base|runner|service|redis ...]   (default: all)
+# Usage: scripts/build-images.sh [base|runner|service|redis|native ...]
+#        (default: base runner service redis)
 # Environment:
 #   CODE_RUNNER_BASE_IMAGE   base image to build FROM (default code-runner-base:bookworm;
 #                            on a machine with a registry, e.g. debian:bookworm-slim)
@@ -31,6 +35,7 @@ base_image=${CODE_RUNNER_BASE_IMAGE:-code-runner-base:bookworm}
 runner_image=${CODE_RUNNER_DOCKER_IMAGE:-code-runner-runner:latest}
 service_image=${CODE_RUNNER_SERVICE_IMAGE:-code-runner:latest}
 redis_image=${CODE_RUNNER_REDIS_IMAGE:-code-runner-redis:latest}
+native_image=${CODE_RUNNER_NATIVE_IMAGE:-code-runner-native:latest}
 profile=${CODE_RUNNER_SERVICE_PROFILE:-release}
 cache=${CODE_RUNNER_IMAGE_CACHE:-/var/cache/code-runner-images}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -148,6 +153,17 @@ build_dockerfile() {
   rm -f "$out"
 }
 
+# The code-runner binary the service and native images copy.
+build_binary() {
+  case $profile in
+    release) log "$1: cargo build --release -p code-runner"
+             cargo build --release --quiet -p code-runner ;;
+    debug) log "$1: cargo build -p code-runner (debug)"
+           cargo build --quiet -p code-runner ;;
+    *) echo "scripts/build-images.sh: CODE_RUNNER_SERVICE_PROFILE is release or debug" >&2; exit 2 ;;
+  esac
+}
+
 for target in "${targets[@]}"; do
   case $target in
     base) build_base ;;
@@ -157,22 +173,25 @@ for target in "${targets[@]}"; do
       ;;
     service)
       have_image "$base_image" || build_base
-      case $profile in
-        release) log "service: cargo build --release -p code-runner"
-                 cargo build --release --quiet -p code-runner ;;
-        debug) log "service: cargo build -p code-runner (debug)"
-               cargo build --quiet -p code-runner ;;
-        *) echo "scripts/build-images.sh: CODE_RUNNER_SERVICE_PROFILE is release or debug" >&2; exit 2 ;;
-      esac
+      build_binary service
       build_dockerfile service docker/service.Dockerfile "$service_image" \
         --build-arg "PROFILE=$profile"
+      ;;
+    native)
+      have_image "$runner_image" || {
+        have_image "$base_image" || build_base
+        build_dockerfile runner docker/runner.Dockerfile "$runner_image"
+      }
+      build_binary native
+      build_dockerfile native docker/native.Dockerfile "$native_image" \
+        --build-arg "PROFILE=$profile" --build-arg "RUNNER_IMAGE=$runner_image"
       ;;
     redis)
       have_image "$base_image" || build_base
       build_dockerfile redis docker/redis.Dockerfile "$redis_image"
       ;;
     *)
-      echo "scripts/build-images.sh: unknown target $target (base, runner, service, redis)" >&2
+      echo "scripts/build-images.sh: unknown target $target (base, runner, service, redis, native)" >&2
       exit 2
       ;;
   esac

@@ -19,6 +19,8 @@ command -v g++ >/dev/null 2>&1 || need_packages+=(g++)
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-tools)
+# scripts/compose-service-args.py reads docker-compose.native.yml.
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need_packages+=(python3-yaml)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -70,6 +72,17 @@ CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/compose-smoke.sh
 # deploy/k8s's overlays rendered and checked offline: the Kubernetes schemas
 # (strict), KEDA's fields, and the names and settings the code reads.
 bash scripts/validate-k8s.sh
+# ----------------------------------------------------------------------------
+
+# --- the native worker in an unprivileged container (issue 16) --------------
+# docker-compose.native.yml: no `privileged`, no Docker socket. The worker's
+# image (the job image's toolchains, bubblewrap, the debug binary), then
+# scripts/compose-native.sh: `code-runner doctor` in the worker's container
+# (must pass; without the seccomp profile, must fail), the native sandbox
+# suite (conformance, limits, attacks) run inside that container, and the
+# deployment up with jobs through its port.
+CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/build-images.sh native
+bash scripts/compose-native.sh
 # ----------------------------------------------------------------------------
 
 # The integration tests start their own redis-server processes on random

@@ -401,6 +401,13 @@ pub struct WorkerArgs {
     #[arg(long, env = "CODE_RUNNER_BWRAP", default_value = "/usr/bin/bwrap")]
     pub bwrap: PathBuf,
 
+    /// The cgroup, a path inside each hierarchy (such as `/`), that the
+    /// native sandbox makes its slot cgroups under; default: the worker's
+    /// own cgroup. For a container given a delegated cgroup subtree bound
+    /// over its read-only cgroup mount (docs/native-container.md).
+    #[arg(long, env = "CODE_RUNNER_CGROUP_PATH")]
+    pub cgroup_path: Option<PathBuf>,
+
     /// Where jobs run: `native` (bubblewrap and cgroups, from this process)
     /// or `docker` (a fresh container per step, through the Docker engine
     /// at DOCKER_HOST or /var/run/docker.sock).
@@ -541,6 +548,7 @@ impl WorkerArgs {
             first_uid: self.first_uid,
             slots,
             cpus_per_slot: self.cpus_per_slot,
+            cgroup_path: self.cgroup_path.clone(),
             ..NativeConfig::default()
         }
     }

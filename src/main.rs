@@ -3,9 +3,11 @@
 //! - `serve`: API and worker in one process (embedded queue without Redis).
 //! - `api`: HTTP only; `worker`: executes only; both share a Redis.
 //! - `run FILE`: run one file locally in the sandbox, or on a server.
+//! - `doctor`: check that this host (or container) can run the native sandbox.
 
 mod client;
 mod config;
+mod doctor_cli;
 mod judge_cli;
 mod live_cli;
 mod roles;
@@ -55,6 +57,9 @@ enum Command {
     },
     /// Run one source file and print its output; exits with the program's status.
     Run(client::RunArgs),
+    /// Check what the native sandbox needs here (user namespaces, cgroups,
+    /// bubblewrap, seccomp, the toolchains); exits 1 when something is missing.
+    Doctor(doctor_cli::DoctorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +84,16 @@ fn main() -> std::process::ExitCode {
             memory_limit_mb: given("memory_limit_mb").then_some(args.worker.memory_limit_mb),
         };
     }
+    if let Command::Doctor(args) = cli.command {
+        // No runtime, no logging: a report on stdout and an exit status.
+        return match doctor_cli::run(args) {
+            Ok(code) => std::process::ExitCode::from(code),
+            Err(e) => {
+                eprintln!("code-runner doctor: {e:#}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -101,6 +116,7 @@ fn main() -> std::process::ExitCode {
             } => roles::api(common, api, limits).await.map(|()| 0),
             Command::Worker { common, worker } => roles::worker(common, worker).await.map(|()| 0),
             Command::Run(args) => client::run(args).await,
+            Command::Doctor(_) => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

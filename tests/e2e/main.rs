@@ -6,6 +6,7 @@ mod abuse_fairness;
 mod abuse_http;
 mod chaos;
 mod config;
+mod doctor;
 mod features;
 mod helpers;
 mod judge;

@@ -1,5 +1,7 @@
 //! The sandbox suite against the native backend (bubblewrap + keeper + cgroups).
-//! Needs root, `bwrap` and cgroups: a missing part fails the suite.
+//! Needs root, `bwrap` and cgroups: a missing part fails the suite. CI runs
+//! it on the host and again inside the unprivileged native worker container
+//! (scripts/compose-native.sh), where `CODE_RUNNER_CGROUP_PATH` is set.
 
 #[macro_use]
 mod suite;
@@ -22,6 +24,10 @@ fn sandbox() -> Arc<dyn Sandbox> {
                     program: env!("CARGO_BIN_EXE_code-runner-keeper").into(),
                     args: Vec::new(),
                 },
+                // The worker's setting: in the unprivileged container
+                // (scripts/compose-native.sh) the slot cgroups go under a
+                // delegated subtree, not the container's read-only own cgroup.
+                cgroup_path: std::env::var_os("CODE_RUNNER_CGROUP_PATH").map(Into::into),
                 ..NativeConfig::default()
             };
             Arc::new(

@@ -55,35 +55,21 @@ pub(crate) struct CgroupStats {
 impl CgroupLayout {
     /// Finds the hierarchy in use and creates this worker's directory in it.
     /// Leftovers of workers that died are removed on the way.
-    pub(crate) fn detect() -> Result<Self, SandboxError> {
-        let own = fs::read_to_string("/proc/self/cgroup")
-            .map_err(SandboxError::setup("read /proc/self/cgroup"))?;
+    ///
+    /// The directory is made in this process's own cgroup, or, when `under`
+    /// is given, in that cgroup (a path inside each hierarchy, such as a
+    /// subtree the host delegated to a container and bound over the
+    /// container's read-only cgroup mount: see docs/native-container.md).
+    pub(crate) fn detect(under: Option<&Path>) -> Result<Self, SandboxError> {
+        let own = own_cgroups(under).map_err(SandboxError::setup("read /proc/self/cgroup"))?;
         let tag = format!("code-runner-{}", std::process::id());
         let root = Path::new(CGROUP_ROOT);
         if root.join("cgroup.controllers").exists() {
-            return Self::detect_v2(&own, &tag);
+            return Self::detect_v2(&own, &tag, under.is_none());
         }
         let mut dirs = Vec::new();
         for controller in V1_CONTROLLERS {
-            let relative = own
-                .lines()
-                .filter_map(|line| {
-                    // "hierarchy-id:controller,list:/path"
-                    let mut fields = line.splitn(3, ':');
-                    fields.next();
-                    fields.next().zip(fields.next())
-                })
-                .find(|(controllers, _)| controllers.split(',').any(|c| c == controller))
-                .map(|(_, path)| path.trim_start_matches('/').to_owned())
-                .ok_or_else(|| {
-                    SandboxError::Unavailable(format!(
-                        "no cgroup v1 `{controller}` controller and no cgroup v2 hierarchy"
-                    ))
-                })?;
-            // `cpu` and `cpuacct` are often one hierarchy: one real directory.
-            let mount = root.join(controller);
-            let mount = fs::canonicalize(&mount).unwrap_or(mount);
-            let parent = mount.join(relative);
+            let parent = v1_parent(&own, controller).map_err(SandboxError::Unavailable)?;
             remove_stale(&parent);
             let dir = parent.join(&tag);
             create_dir(&dir)?;
@@ -99,15 +85,35 @@ impl CgroupLayout {
         })
     }
 
+    /// For `doctor`: where this process would make its slot cgroups (one
+    /// directory per v1 controller, or its own v2 cgroup), given the text of
+    /// `/proc/self/cgroup`; an error names what is missing.
+    pub(crate) fn parents(own: &str) -> Result<Vec<(String, PathBuf)>, String> {
+        if Path::new(CGROUP_ROOT).join("cgroup.controllers").exists() {
+            let dir = v2_own_dir(own)?;
+            let available = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            for needed in ["memory", "pids", "cpu"] {
+                if !available.split_whitespace().any(|c| c == needed) {
+                    return Err(format!(
+                        "cgroup v2 controller `{needed}` is not delegated to {}",
+                        dir.display()
+                    ));
+                }
+            }
+            return Ok(vec![("v2 (memory, pids, cpu)".to_owned(), dir)]);
+        }
+        V1_CONTROLLERS
+            .into_iter()
+            .map(|c| v1_parent(own, c).map(|dir| (format!("v1 {c}"), dir)))
+            .collect()
+    }
+
     /// On v2 a cgroup with processes cannot hand controllers to children, so
-    /// the worker first moves itself into a leaf beside the slot cgroups.
-    fn detect_v2(own: &str, tag: &str) -> Result<Self, SandboxError> {
-        let relative = own
-            .lines()
-            .find_map(|line| line.strip_prefix("0::"))
-            .ok_or_else(|| SandboxError::Unavailable("no cgroup v2 entry".into()))?
-            .trim_start_matches('/');
-        let own_dir = Path::new(CGROUP_ROOT).join(relative);
+    /// the worker first moves itself into a leaf beside the slot cgroups
+    /// (`in_own`: the directory is the worker's own cgroup; a given one
+    /// holds none of its processes).
+    fn detect_v2(own: &str, tag: &str, in_own: bool) -> Result<Self, SandboxError> {
+        let own_dir = v2_own_dir(own).map_err(SandboxError::Unavailable)?;
         let available = fs::read_to_string(own_dir.join("cgroup.controllers")).unwrap_or_default();
         for needed in ["memory", "pids", "cpu"] {
             if !available.split_whitespace().any(|c| c == needed) {
@@ -118,9 +124,11 @@ impl CgroupLayout {
             }
         }
         remove_stale(&own_dir);
-        let leaf = own_dir.join(format!("{tag}-supervisor"));
-        create_dir(&leaf)?;
-        write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+        if in_own {
+            let leaf = own_dir.join(format!("{tag}-supervisor"));
+            create_dir(&leaf)?;
+            write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+        }
         let wanted: Vec<&str> = ["memory", "pids", "cpu"]
             .into_iter()
             .filter(|c| available.split_whitespace().any(|a| a == *c))
@@ -518,6 +526,60 @@ impl CpuMeter {
 /// Room for what a slot holds besides the step: bubblewrap's init and the
 /// keeper (a few MiB together).
 const KEEPER_ALLOWANCE: u64 = 16 << 20;
+
+/// The text of `/proc/self/cgroup`, or as it would read for a process in
+/// cgroup `under` of every hierarchy.
+pub(crate) fn own_cgroups(under: Option<&Path>) -> io::Result<String> {
+    match under {
+        Some(path) => Ok(own_cgroup_text(path)),
+        None => fs::read_to_string("/proc/self/cgroup"),
+    }
+}
+
+/// `/proc/self/cgroup` as it would read for a process in cgroup `path` of
+/// every hierarchy.
+fn own_cgroup_text(path: &Path) -> String {
+    let path = Path::new("/").join(path);
+    let path = path.display();
+    let mut text: String = V1_CONTROLLERS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{}:{c}:{path}\n", i + 1))
+        .collect();
+    text.push_str(&format!("0::{path}\n"));
+    text
+}
+
+/// The directory of this process's cgroup in the v1 `controller` hierarchy
+/// (`/proc/self/cgroup` lines are "hierarchy-id:controller,list:/path").
+fn v1_parent(own: &str, controller: &str) -> Result<PathBuf, String> {
+    let relative = own
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            fields.next();
+            fields.next().zip(fields.next())
+        })
+        .find(|(controllers, _)| controllers.split(',').any(|c| c == controller))
+        .map(|(_, path)| path.trim_start_matches('/').to_owned())
+        .ok_or_else(|| {
+            format!("no cgroup v1 `{controller}` controller and no cgroup v2 hierarchy")
+        })?;
+    // `cpu` and `cpuacct` are often one hierarchy: one real directory.
+    let mount = Path::new(CGROUP_ROOT).join(controller);
+    let mount = fs::canonicalize(&mount).unwrap_or(mount);
+    Ok(mount.join(relative))
+}
+
+/// The directory of this process's v2 cgroup.
+fn v2_own_dir(own: &str) -> Result<PathBuf, String> {
+    let relative = own
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .ok_or_else(|| "no cgroup v2 entry".to_owned())?
+        .trim_start_matches('/');
+    Ok(Path::new(CGROUP_ROOT).join(relative))
+}
 
 /// Sets a v1 memory limit, and the memory+swap limit to the same value where
 /// swap is accounted (the kernel wants memsw >= memory at every moment, so the

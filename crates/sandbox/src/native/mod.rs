@@ -21,6 +21,7 @@
 
 mod bwrap;
 mod cgroup;
+pub mod doctor;
 mod judge;
 pub mod keeper;
 mod protocol;
@@ -73,6 +74,11 @@ pub struct NativeConfig {
     /// CPU quota of each slot, in cores (CFS quota on cgroup v1, `cpu.max`
     /// on v2): one job's threads cannot take the CPUs of the others.
     pub cpus_per_slot: f64,
+    /// The cgroup (a path inside each hierarchy) the slot cgroups are made
+    /// under; `None`: the worker's own cgroup. A container whose own cgroup
+    /// is read-only is given a delegated subtree this way
+    /// (docs/native-container.md).
+    pub cgroup_path: Option<PathBuf>,
 }
 
 impl Default for NativeConfig {
@@ -84,6 +90,7 @@ impl Default for NativeConfig {
             uid_lock_dir: PathBuf::from("/run/code-runner-uids"),
             slots: 50,
             cpus_per_slot: 1.0,
+            cgroup_path: None,
         }
     }
 }
@@ -144,7 +151,7 @@ impl NativeSandbox {
                 config.cpus_per_slot
             )));
         }
-        let cgroups = CgroupLayout::detect()?;
+        let cgroups = CgroupLayout::detect(config.cgroup_path.as_deref())?;
         // A uid for every job slot and every companion slot.
         let all_slots = config.slots.saturating_mul(2);
         let uids = UidLeases::acquire(&config.uid_lock_dir, config.first_uid, all_slots)?;

@@ -200,3 +200,37 @@ pub(crate) fn recv_with_fds(socket: RawFd, buffer: &mut [u8]) -> io::Result<(usi
     }
     Ok((received, fds))
 }
+
+/// For `doctor`: runs `program args` as host uid `uid` (no groups) after
+/// `unshare(flags)` in the child, the way bubblewrap starts a slot; the
+/// error is the one `unshare` (or the uid drop) gave.
+pub(crate) fn probe_unshare(
+    program: &std::path::Path,
+    args: &[&str],
+    uid: u32,
+    flags: libc::c_int,
+) -> io::Result<std::process::ExitStatus> {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure makes only async-signal-safe system calls on
+    // plain integers; it neither allocates nor locks.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(uid, uid, uid) != 0
+                || libc::setresuid(uid, uid, uid) != 0
+                || libc::unshare(flags) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.status()
+}

@@ -289,10 +289,12 @@ impl SlotCgroup {
     /// process, or memory held by a file or by a descriptor in flight (a
     /// memfd sent over a socket that only the kernel's garbage collector
     /// will free) — `None` when the slot is clean.
-    pub(crate) fn residue(&self) -> Option<String> {
+    /// `helpers`: processes the keeper keeps between jobs beyond the fresh
+    /// baseline (a prefork zygote, started during a job).
+    pub(crate) fn residue(&self, helpers: u32) -> Option<String> {
         let idle = self.idle?;
         let now = self.held();
-        if now.processes > idle.processes {
+        if now.processes > idle.processes + u64::from(helpers) {
             return Some(format!(
                 "{} processes left (fresh: {})",
                 now.processes, idle.processes

@@ -211,7 +211,10 @@ impl NativeSandbox {
                 Err(e) => {
                     tracing::warn!(slot, error = %e, "slot keeper failed to clear; rebuilding the slot")
                 }
-                Ok(()) => match process.cgroup().residue() {
+                Ok(()) => match {
+                    let helpers = process.helpers();
+                    process.cgroup().residue(helpers)
+                } {
                     Some(residue) => {
                         tracing::info!(slot, %residue, "a job left something in its slot; rebuilding the slot")
                     }

@@ -88,8 +88,11 @@ pub(crate) struct StepSpec {
 pub(crate) enum Reply {
     /// Set up and waiting for requests.
     Ready,
-    /// `/work` and `/judge` are cleared (and the network namespace renewed).
-    Done,
+    /// `/work` and `/judge` are cleared (and the network namespace renewed
+    /// if the job used it). `helpers`: the processes the keeper keeps in the
+    /// slot besides itself between jobs (a prefork zygote), which the
+    /// slot's count of processes may hold beyond its fresh baseline.
+    Done { helpers: u32 },
     /// The step is over and every one of its processes is gone.
     Exited(StepEnd),
     /// A request could not be carried out; the keeper goes on.

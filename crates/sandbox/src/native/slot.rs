@@ -79,6 +79,8 @@ pub(crate) struct SlotProcess {
     cgroup: SlotCgroup,
     /// Set when the keeper was lost; such a sandbox is never reused.
     broken: bool,
+    /// The processes the keeper said it keeps besides itself (a zygote).
+    helpers: u32,
     /// A `Clear` was sent whose answer has not been read yet.
     clearing: bool,
 }
@@ -135,6 +137,7 @@ impl SlotProcess {
             mounts: spawn.mounts,
             cgroup: spawn.cgroup,
             broken: false,
+            helpers: 0,
             clearing: false,
         };
         match slot.answer().await? {
@@ -149,6 +152,11 @@ impl SlotProcess {
     /// Marks this sandbox as not to be reused (its keeper is gone).
     pub(crate) fn mark_broken(&mut self) {
         self.broken = true;
+    }
+
+    /// The keeper's own processes besides itself, as of the last clear.
+    pub(crate) fn helpers(&self) -> u32 {
+        self.helpers
     }
 
     pub(crate) fn is_broken(&self) -> bool {
@@ -189,7 +197,10 @@ impl SlotProcess {
         }
         self.clearing = false;
         match self.answer().await {
-            Ok(Reply::Done) => Ok(()),
+            Ok(Reply::Done { helpers }) => {
+                self.helpers = helpers;
+                Ok(())
+            }
             Ok(Reply::Failed(what)) => Err(keeper_error(what)),
             Ok(other) => Err(keeper_error(format!("unexpected {other:?}"))),
             Err(e) => Err(e),

@@ -118,7 +118,9 @@ impl Keeper {
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> io::Result<()> {
         let reply = match request {
             Request::Clear => match self.end_job() {
-                Ok(()) => Reply::Done,
+                Ok(()) => Reply::Done {
+                    helpers: u32::from(self.zygote.is_some()),
+                },
                 Err(e) => Reply::Failed(e.to_string()),
             },
             Request::Run(spec) => {
@@ -622,7 +624,7 @@ fn step_init(
 }
 
 /// A prefork step's init once its program is here: the program is not its
-/// child (its parent, the zygote's minder, reports its status), so it waits
+/// child (its parent, the zygote, reports its status), so it waits
 /// for the program's end through a pidfd, and lets the kernel reap what it
 /// adopts. Then it exits, which ends the step.
 fn prefork_init(program: libc::pid_t) -> ! {

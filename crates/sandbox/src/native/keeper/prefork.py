@@ -6,16 +6,17 @@
 # socket at descriptor 3, a JSON request and seven descriptors: a pidfd of
 # the step's init (whose fresh namespaces are ready), the init's arrival
 # pipe, the step's status pipe, the keeper's program pipe, and the program's
-# stdin, stdout and stderr. The zygote forks a minder; the minder joins the
-# init's mount, PID, IPC, UTS and network namespaces and forks the program
-# into them. The program tells the init its pid there (the init ends the
-# step when it ends), confines itself exactly as an exec'd program is
-# confined (a session, its descriptors, its directory, the rlimits, every
-# capability dropped, no_new_privs, the seccomp filter), then leaves the
-# zygote's loop and runs the job's file as __main__ in this interpreter,
-# copy-on-write: nothing it does reaches the zygote. The minder stays
-# outside the step, out of the program's sight, as its parent: it tells the
-# keeper the program's pid, and writes its wait status to the status pipe.
+# stdin, stdout and stderr. The zygote joins the init's PID namespace for
+# its children only and forks the program into it; the program joins the
+# init's mount, IPC, UTS and network namespaces, tells the init its pid
+# there (the init ends the step when it ends), confines itself exactly as
+# an exec'd program is confined (a session, its descriptors, its directory,
+# the rlimits, every capability dropped, no_new_privs, the seccomp filter),
+# then leaves the zygote's loop and runs the job's file as __main__ in this
+# interpreter, copy-on-write: nothing it does reaches the zygote. The zygote
+# stays outside the step, out of the program's sight, as its parent: it
+# tells the keeper the program's pid and writes its wait status to the
+# status pipe, then waits for the next request.
 #
 # argv: -c <this script> <seccomp filter as hex>
 import ctypes
@@ -77,44 +78,51 @@ def serve():
             for fd in fds:
                 os.close(fd)
             continue
-        child = os.fork()
+        init, arrival, status, program, stdin, stdout, stderr = fds
+        child = -1
+        try:
+            # Children from now on are born in the step's PID namespace
+            # (the first after its init); this process stays where it is.
+            check(libc.setns(init, CLONE_NEWPID), "join the step's PID namespace")
+            child = os.fork()
+        except BaseException as e:
+            report(stderr, "start the program", e)
         if child == 0:
             control.detach()
-            return enter(json.loads(message), fds)
-        for fd in fds:
-            os.close(fd)
-        os.waitpid(child, 0)
-
-
-def enter(job, fds):
-    """The minder: puts a program into the step and waits for its end."""
-    init, arrival, status, program, stdin, stdout, stderr = fds
-    try:
-        check(
-            libc.setns(
-                init,
-                CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET,
-            ),
-            "join the step's namespaces",
-        )
-        # The first process of the step's PID namespace after its init.
-        child = os.fork()
-    except BaseException as e:
-        fail(stderr, "join the step", e)
-    if child == 0:
+            try:
+                check(
+                    libc.setns(init, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET),
+                    "join the step's namespaces",
+                )
+                return confine(json.loads(message), arrival, (stdin, stdout, stderr))
+            except BaseException as e:
+                report(stderr, "confine the program", e)
+                os._exit(127)
+        # The program's parent, out of its sight: its pid to the keeper,
+        # then its wait status to the step's status pipe.
         try:
-            return confine(job, arrival, (stdin, stdout, stderr))
-        except BaseException as e:
-            fail(stderr, "confine the program", e)
+            for fd in (init, arrival, stdin, stdout, stderr):
+                os.close(fd)
+            if child > 0:
+                os.write(program, struct.pack("=i", child))
+                os.close(program)
+                program = -1
+                _, wait_status = os.waitpid(child, 0)
+                os.write(status, struct.pack("=i", wait_status))
+        except BaseException:
+            pass
+        for fd in (program, status):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def report(stderr, what, error):
     try:
-        for fd in (init, arrival, stdin, stdout, stderr):
-            os.close(fd)
-        os.write(program, struct.pack("=i", child))
-        os.close(program)
-        _, wait_status = os.waitpid(child, 0)
-        os.write(status, struct.pack("=i", wait_status))
-    finally:
-        os._exit(0)
+        os.write(stderr, f"code-runner: cannot {what}: {error}\n".encode())
+    except OSError:
+        pass
 
 
 def confine(job, arrival, stdio):
@@ -168,15 +176,9 @@ def confine(job, arrival, stdio):
     return job
 
 
-def fail(stderr, what, error):
-    try:
-        os.write(stderr, f"code-runner: cannot {what}: {error}\n".encode())
-    finally:
-        os._exit(127)
-
-
 def run(job):
-    """Runs the job's file as `python3 FILE ARGS` would, in this __main__."""
+    """Runs the job's file as `python3 FILE ARGS` would, in this __main__,
+    and ends as that interpreter would end."""
     argv = job["argv"]
     # As python 3.9 and later name the script: absolute.
     path = os.path.abspath(argv[1])
@@ -184,23 +186,24 @@ def run(job):
     sys.orig_argv = list(argv)
     sys.path[0] = os.path.dirname(path)
     loader = importlib.machinery.SourceFileLoader("__main__", path)
-    main = sys.modules["__main__"]
-    scope = main.__dict__
-    excepthook, exit_ = sys.excepthook, sys.exit
+    scope = sys.modules["__main__"].__dict__
+    end = ending(scope)
     try:
         with open(path, "rb") as f:
             source = f.read()
         code = compile(source, path, "exec", dont_inherit=True)
     except SyntaxError as e:
-        excepthook(type(e), e.with_traceback(None), None)
-        exit_(1)
+        sys.excepthook(type(e), e.with_traceback(None), None)
+        end(1)
     except OSError as e:
         print(
             f"{argv[0]}: can't open file {path!r}: [Errno {e.errno}] {e.strerror}",
             file=sys.stderr,
         )
-        exit_(2)
+        end(2)
     builtins = scope["__builtins__"]
+    # From here on this function reads no global name: the job's globals
+    # are __main__'s, which were this script's.
     scope.clear()
     scope.update(
         __name__="__main__",
@@ -215,15 +218,81 @@ def run(job):
     )
     try:
         exec(code, scope)
-    except (SystemExit, KeyboardInterrupt):
-        raise
+    except SystemExit as e:
+        end(e)
+    except KeyboardInterrupt as e:
+        end(e, code)
     except BaseException as e:
-        tb = e.__traceback__
-        while tb is not None and tb.tb_frame.f_code is not code:
-            tb = tb.tb_next
-        # The hook prints the traceback the exception holds.
-        excepthook(type(e), e.with_traceback(tb), tb)
-        exit_(1)
+        end(e, code)
+    end(0)
 
 
+def ending(scope):
+    """How the program ends: what an interpreter does at its end that a job
+    can see (the exit status of SystemExit, the traceback of an uncaught
+    exception, non-daemon threads joined, atexit hooks, the job's objects
+    finalized, the standard streams flushed), then `_exit` — never the
+    teardown of the zygote's own objects, whose copy-on-write pages would
+    all be touched for nothing (most of a hello's time, else)."""
+    import atexit
+    import gc
+    import signal
+
+    sys_, exit_, kill, getpid = sys, os._exit, os.kill, os.getpid
+    pristine = set(sys.modules)
+
+    def end(outcome, code=None):
+        interrupted = False
+        if isinstance(outcome, SystemExit):
+            status = outcome.code
+            if status is None:
+                status = 0
+            elif not isinstance(status, int):
+                try:
+                    print(status, file=sys_.stderr)
+                except Exception:
+                    pass
+                status = 1
+        elif isinstance(outcome, BaseException):
+            tb = outcome.__traceback__
+            while tb is not None and tb.tb_frame.f_code is not code:
+                tb = tb.tb_next
+            # The hook prints the traceback the exception holds.
+            sys_.excepthook(type(outcome), outcome.with_traceback(tb), tb)
+            interrupted = isinstance(outcome, KeyboardInterrupt)
+            status = 1
+        else:
+            status = outcome
+        threading = sys_.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+        atexit._run_exitfuncs()
+        # The job's objects go as a fresh interpreter's teardown takes them
+        # (their __del__ runs, their files are flushed): its __main__ and
+        # the modules it imported.
+        scope.clear()
+        for name in [name for name in sys_.modules if name not in pristine]:
+            module = sys_.modules.pop(name, None)
+            if hasattr(module, "__dict__"):
+                module.__dict__.clear()
+        gc.collect()
+        for stream in (sys_.stdout, sys_.stderr):
+            try:
+                if stream is not None and not stream.closed:
+                    stream.flush()
+            except Exception:
+                status = 120
+        if interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            kill(getpid(), signal.SIGINT)
+        exit_(status & 0xFF if isinstance(status, int) else 1)
+
+    return end
+
+
+# The zygote's objects, created once, are never collected again: a fork's
+# collector leaves them (and their pages) alone.
+import gc  # noqa: E402
+
+gc.freeze()
 run(serve())

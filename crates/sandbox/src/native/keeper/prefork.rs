@@ -10,10 +10,14 @@
 //! as for any step (fresh PID, mount, IPC and UTS namespaces; fresh `/proc`,
 //! `/tmp`, `/dev/shm`; the other job directory hidden), waits until the init
 //! says its mounts are made, and sends the zygote a pidfd of the init. The
-//! zygote forks; the child joins the init's namespaces and forks the program
-//! into them, which the init adopts and waits for as it waits for a forked
-//! one. The program confines itself as an exec'd program is confined (see
+//! zygote joins the init's PID namespace for its children only and forks;
+//! the child, born in the step's PID namespace, joins the init's other
+//! namespaces, tells the init its pid (the init ends the step when the
+//! program ends), confines itself as an exec'd program is confined (see
 //! `prefork.py`) and runs the job's file in its copy of the interpreter.
+//! The zygote, outside the step and out of the program's sight, is the
+//! program's parent: it tells the keeper the program's pid (for signals)
+//! and writes its wait status to the step's status pipe.
 //!
 //! Nothing of a job reaches the zygote: the program is a copy-on-write child
 //! in other namespaces, without capabilities, under the seccomp filter, and

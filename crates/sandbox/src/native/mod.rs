@@ -207,14 +207,13 @@ impl NativeSandbox {
             // be back at what it held when fresh: no process, no memory held
             // by a file or a descriptor in flight (a socket cycle that only
             // the kernel's garbage collector will free, with a memfd in it).
-            match process.finish_clear().await {
+            let cleared = process.finish_clear().await;
+            let helpers = process.helpers();
+            match cleared {
                 Err(e) => {
                     tracing::warn!(slot, error = %e, "slot keeper failed to clear; rebuilding the slot")
                 }
-                Ok(()) => match {
-                    let helpers = process.helpers();
-                    process.cgroup().residue(helpers)
-                } {
+                Ok(()) => match process.cgroup().residue(helpers) {
                     Some(residue) => {
                         tracing::info!(slot, %residue, "a job left something in its slot; rebuilding the slot")
                     }

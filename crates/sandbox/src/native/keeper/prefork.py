@@ -19,11 +19,15 @@
 # status pipe, then waits for the next request.
 #
 # argv: -c <this script> <seccomp filter as hex>
+import atexit
 import ctypes
+import gc
 import importlib.machinery
 import io
 import json
 import os
+import resource
+import signal
 import socket
 import struct
 import sys
@@ -134,7 +138,6 @@ def confine(job, arrival, stdio):
         os.dup2(fd, target)
     os.closerange(3, 1 << 20)
     os.chdir(job["dir"])
-    import resource
 
     def limit(value):
         return resource.RLIM_INFINITY if value >= 1 << 63 else value
@@ -234,11 +237,8 @@ def ending(scope):
     finalized, the standard streams flushed), then `_exit` — never the
     teardown of the zygote's own objects, whose copy-on-write pages would
     all be touched for nothing (most of a hello's time, else)."""
-    import atexit
-    import gc
-    import signal
-
     sys_, exit_, kill, getpid = sys, os._exit, os.kill, os.getpid
+    atexit_, gc_, signal_ = atexit, gc, signal
     pristine = set(sys.modules)
 
     def end(outcome, code=None):
@@ -266,7 +266,7 @@ def ending(scope):
         threading = sys_.modules.get("threading")
         if threading is not None:
             threading._shutdown()
-        atexit._run_exitfuncs()
+        atexit_._run_exitfuncs()
         # The job's objects go as a fresh interpreter's teardown takes them
         # (their __del__ runs, their files are flushed): its __main__ and
         # the modules it imported.
@@ -275,7 +275,7 @@ def ending(scope):
             module = sys_.modules.pop(name, None)
             if hasattr(module, "__dict__"):
                 module.__dict__.clear()
-        gc.collect()
+        gc_.collect()
         for stream in (sys_.stdout, sys_.stderr):
             try:
                 if stream is not None and not stream.closed:
@@ -283,8 +283,8 @@ def ending(scope):
             except Exception:
                 status = 120
         if interrupted:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            kill(getpid(), signal.SIGINT)
+            signal_.signal(signal_.SIGINT, signal_.SIG_DFL)
+            kill(getpid(), signal_.SIGINT)
         exit_(status & 0xFF if isinstance(status, int) else 1)
 
     return end
@@ -292,7 +292,5 @@ def ending(scope):
 
 # The zygote's objects, created once, are never collected again: a fork's
 # collector leaves them (and their pages) alone.
-import gc  # noqa: E402
-
 gc.freeze()
 run(serve())

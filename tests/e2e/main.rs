@@ -13,6 +13,7 @@ mod judge0;
 mod live;
 mod piston;
 mod reliability;
+mod sentinel;
 mod testsets;
 
 use std::collections::HashMap;

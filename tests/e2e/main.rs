@@ -11,6 +11,7 @@ mod helpers;
 mod judge;
 mod judge0;
 mod live;
+mod many_hosts;
 mod piston;
 mod reliability;
 mod sentinel;

@@ -1014,10 +1014,12 @@ impl Queue for RedisQueue {
     async fn complete(&self, delivery: &Delivery, result: &JobResult) -> Result<(), QueueError> {
         let id = delivery.job.id;
         let owner = delivery.job.owner.as_deref();
-        if !self
+        if self
             .complete_atomic(&id, &delivery.receipt, result, owner)
             .await?
         {
+            tracing::debug!(task_id = %id, "result stored");
+        } else {
             tracing::debug!(task_id = %id, "task already has a final result; later one ignored");
         }
         if delivery.job.live.is_some() {

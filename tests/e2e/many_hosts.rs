@@ -471,8 +471,10 @@ async fn many_hosts_scale_out_and_reclaim_a_cut_off_hosts_jobs() {
             &app.prefix,
             "--concurrency",
             SLOTS,
+            // A 2 s sleep, with room for a loaded machine: under a load
+            // average of 40, one took over 10 s to start, print and exit.
             "--time-limit-ms",
-            "10000",
+            "30000",
             "--memory-limit-mb",
             "64",
             "--visibility-timeout-secs",

@@ -164,19 +164,17 @@ pub struct Node {
     pub blocking_pool: Mutex<Vec<MultiplexedConnection>>,
 }
 
-/// How the primary is found.
-enum Source {
-    Fixed,
-    Sentinel {
-        sentinel: tokio::sync::Mutex<Sentinel>,
-        master: String,
-        node: SentinelNodeConnectionInfo,
-    },
+/// The Sentinels that name the primary, and how to reach it.
+struct Sentinels {
+    sentinel: tokio::sync::Mutex<Sentinel>,
+    master: String,
+    node: SentinelNodeConnectionInfo,
 }
 
 /// The current primary, and how to find it again.
 pub struct Primary {
-    source: Source,
+    /// `None`: a fixed address.
+    sentinels: Option<Sentinels>,
     current: RwLock<Arc<Node>>,
     manager_config: ConnectionManagerConfig,
     /// Bounds each question to the Sentinels and each connection attempt.
@@ -193,7 +191,7 @@ impl Primary {
         manager_config: ConnectionManagerConfig,
         deadline: Duration,
     ) -> RedisResult<Self> {
-        let (source, client) = if url.starts_with(SENTINEL_SCHEME) {
+        let (sentinels, client) = if url.starts_with(SENTINEL_SCHEME) {
             let parsed = SentinelUrl::parse(url)?;
             let mut redis = RedisConnectionInfo::default().set_db(parsed.db);
             if let Some(user) = &parsed.username {
@@ -205,21 +203,21 @@ impl Primary {
             let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
             let mut sentinel = Sentinel::build(parsed.sentinels)?;
             let client = ask(&mut sentinel, &parsed.master, &node, deadline).await?;
-            let source = Source::Sentinel {
+            let sentinels = Sentinels {
                 sentinel: tokio::sync::Mutex::new(sentinel),
                 master: parsed.master,
                 node,
             };
-            (source, client)
+            (Some(sentinels), client)
         } else {
-            (Source::Fixed, Client::open(url)?)
+            (None, Client::open(url)?)
         };
         let node = open_node(client, &manager_config).await?;
-        if matches!(source, Source::Sentinel { .. }) {
+        if sentinels.is_some() {
             tracing::info!(primary = %node.address, "Redis primary found through Sentinel");
         }
         Ok(Self {
-            source,
+            sentinels,
             current: RwLock::new(Arc::new(node)),
             manager_config,
             deadline,
@@ -239,7 +237,7 @@ impl Primary {
     /// failover, starts looking for the primary in the background (unless a
     /// search is under way). Returns at once.
     pub fn suspect(self: &Arc<Self>, error: &RedisError) {
-        if !matches!(self.source, Source::Sentinel { .. }) || !looks_like_failover(error) {
+        if self.sentinels.is_none() || !looks_like_failover(error) {
             return;
         }
         if self.searching.swap(true, Ordering::AcqRel) {
@@ -255,11 +253,11 @@ impl Primary {
     /// Asks the Sentinels until they name a primary other than the current
     /// one (then swaps it in) or the current one answers again.
     async fn search(&self) {
-        let Source::Sentinel {
+        let Some(Sentinels {
             sentinel,
             master,
             node,
-        } = &self.source
+        }) = &self.sentinels
         else {
             return;
         };

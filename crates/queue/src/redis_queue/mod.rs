@@ -444,54 +444,93 @@ impl RedisQueue {
         self.inner.primary.node().shared.clone()
     }
 
-    /// Runs `eval` (an `EVALSHA` of `script`) on the shared connection, as
-    /// `on_shared` does; with durable writes, followed by `WAIT` in the same
-    /// pipeline. The two must travel together: `WAIT` counts the replicas
-    /// that have every write made *on its connection*, and the manager may
-    /// swap connections between two separate calls, after which a lone
-    /// `WAIT` would vouch for nothing. Fails with
-    /// [`QueueError::NotReplicated`] when too few replicas confirm in time.
+    /// Runs `eval` (an `EVALSHA` of `script`). Without durable writes, on
+    /// the shared connection as `on_shared` does. With them, followed by
+    /// `WAIT` in the same pipeline, on a dedicated connection: `WAIT` counts
+    /// the replicas that have every write made *on its connection* (so the
+    /// two must travel together; after a reconnect a lone `WAIT` would vouch
+    /// for nothing), and it blocks its connection until they confirm, which
+    /// on the shared one would hold up every other command of the process.
+    /// Fails with [`QueueError::NotReplicated`] when too few replicas
+    /// confirm in time.
     async fn eval_durably<T: FromRedisValue + Send>(
         &self,
         op: &'static str,
         script: &'static Script,
         eval: Cmd,
     ) -> Result<T, QueueError> {
-        let wait = self.inner.wait;
-        let eval = &eval;
-        let (reply, acked) = self
-            .on_shared(op, move |mut conn| async move {
-                let mut loaded = false;
-                loop {
-                    let reply = match wait {
-                        None => eval.query_async::<T>(&mut conn).await.map(|r| (r, None)),
-                        Some((replicas, timeout_ms)) => {
-                            let mut pipe = redis::pipe();
-                            pipe.add_command(eval.clone())
-                                .cmd("WAIT")
-                                .arg(replicas)
-                                .arg(timeout_ms);
-                            pipe.query_async::<(T, u32)>(&mut conn)
-                                .await
-                                .map(|(r, acked)| (r, Some(acked)))
-                        }
-                    };
-                    match reply {
-                        // A Redis that restarted, or a replica promoted by a
-                        // failover, has no scripts loaded.
-                        Err(e) if e.code() == Some("NOSCRIPT") && !loaded => {
-                            loaded = true;
+        let Some((replicas, timeout_ms)) = self.inner.wait else {
+            let eval = &eval;
+            return self
+                .on_shared(op, move |mut conn| async move {
+                    match eval.query_async::<T>(&mut conn).await {
+                        // A Redis that restarted, or a replica promoted by
+                        // a failover, has no scripts loaded.
+                        Err(e) if e.code() == Some("NOSCRIPT") => {
                             script.load_async(&mut conn).await?;
+                            eval.query_async::<T>(&mut conn).await
                         }
-                        other => return other,
+                        other => other,
+                    }
+                })
+                .await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.add_command(eval)
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms);
+        let attempt = async {
+            let mut loaded = false;
+            let mut retried_dead_connection = false;
+            loop {
+                let node = self.inner.primary.node();
+                let (mut conn, pooled) = match Self::pooled_blocking_connection(&node) {
+                    Some(conn) => (conn, true),
+                    None => (self.new_blocking_connection(&node).await?, false),
+                };
+                match pipe.query_async::<(T, u32)>(&mut conn).await {
+                    Ok(reply) => {
+                        Self::return_blocking_connection(&node, conn);
+                        return Ok(reply);
+                    }
+                    Err(e) if e.code() == Some("NOSCRIPT") && !loaded => {
+                        loaded = true;
+                        script.load_async(&mut conn).await.map_err(redis_err(op))?;
+                        Self::return_blocking_connection(&node, conn);
+                    }
+                    // Idle since before a Redis restart: once more on a
+                    // fresh connection (every script here is idempotent).
+                    Err(e) if pooled && e.is_connection_dropped() && !retried_dead_connection => {
+                        retried_dead_connection = true;
+                        lock(&node.blocking_pool).clear();
+                    }
+                    Err(e) => {
+                        self.inner.primary.suspect(&e);
+                        return Err(redis_err(op)(e));
                     }
                 }
-            })
-            .await?;
-        if let (Some(acked), Some((wanted, _))) = (acked, wait) {
-            if acked < wanted {
-                return Err(QueueError::NotReplicated { op, acked, wanted });
             }
+        };
+        let deadline = self.inner.command_deadline;
+        let (reply, acked) = match tokio::time::timeout(deadline, attempt).await {
+            Ok(done) => done?,
+            Err(_) => {
+                self.inner
+                    .primary
+                    .suspect(&io::Error::from(io::ErrorKind::TimedOut).into());
+                return Err(QueueError::Timeout {
+                    op,
+                    waited: deadline,
+                });
+            }
+        };
+        if acked < replicas {
+            return Err(QueueError::NotReplicated {
+                op,
+                acked,
+                wanted: replicas,
+            });
         }
         Ok(reply)
     }

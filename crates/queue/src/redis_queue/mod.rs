@@ -39,6 +39,12 @@
 //! waits, so blocking reads use dedicated connections from a small pool, one
 //! per concurrent `reserve` call.
 //!
+//! High availability: with a `redis+sentinel://` URL the primary is the one
+//! Redis Sentinel names, found again after a failover (see `primary`);
+//! with [`RedisQueueConfig::wait_replicas`] each submit and result is
+//! followed by `WAIT`, so that what a caller was told is stored survives
+//! the failover (docs/redis-ha.md).
+//!
 //! Completed entries are deleted from the stream (not trimmed with `MAXLEN`,
 //! which could drop jobs nobody has read yet), so the stream stays as long as
 //! the backlog.

@@ -19,6 +19,10 @@ command -v g++ >/dev/null 2>&1 || need_packages+=(g++)
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-tools)
+# The many-hosts test makes network namespaces and veth pairs (ip) and
+# starts workers in them (nsenter).
+command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || need_packages+=(util-linux)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive

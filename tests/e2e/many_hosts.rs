@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
 use crate::helpers::{spawn_app, Options, TestApp, BIN};
-use crate::sentinel::{worker_tallies, Node, Tally};
+use crate::sentinel::{worker_tallies, Node, Subscriber, Tally};
 
 const JOBS: usize = 400;
 const SLOTS: &str = "50";
@@ -197,11 +197,6 @@ impl Workers {
             .stderr(log)
             .spawn()
             .expect("run nsenter (util-linux)");
-        self.children.push((name.to_owned(), child));
-    }
-
-    /// Takes `child` (not a worker) to be killed with the workers.
-    fn adopt(&mut self, name: &str, child: Child) {
         self.children.push((name.to_owned(), child));
     }
 
@@ -442,26 +437,7 @@ async fn many_hosts_scale_out_and_reclaim_a_cut_off_hosts_jobs() {
     // Every result the store accepts is published on `P:done:<id>` by the
     // same script that writes it, and only then: one message per accepted
     // result, counted here whoever wrote it (a frozen host included).
-    let published = workers.logs.join("published");
-    let subscriber = Command::new("/usr/bin/redis-cli")
-        .args(["-p", &redis.port.to_string(), "PSUBSCRIBE"])
-        .arg(format!("{}:done:*", app.prefix))
-        .stdout(std::fs::File::create(&published).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run /usr/bin/redis-cli (install redis-tools: scripts/test.sh)");
-    workers.adopt("subscriber", subscriber);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&published)
-        .unwrap_or_default()
-        .contains("psubscribe")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "redis-cli PSUBSCRIBE did not subscribe"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let subscriber = Subscriber::start(redis.port, &app.prefix, scratch.join("published")).await;
     let worker_args = |host: &Host| -> Vec<String> {
         [
             "worker",
@@ -556,13 +532,7 @@ async fn many_hosts_scale_out_and_reclaim_a_cut_off_hosts_jobs() {
     check_outputs(&results);
     let logs = workers.logs();
     let tallies: HashMap<String, Tally> = worker_tallies(&logs);
-    let channel_prefix = format!("{}:done:", app.prefix);
-    let mut accepted: HashMap<String, usize> = HashMap::new();
-    for line in std::fs::read_to_string(&published).unwrap().lines() {
-        if let Some(id) = line.strip_prefix(&channel_prefix) {
-            *accepted.entry(id.to_owned()).or_default() += 1;
-        }
-    }
+    let accepted = subscriber.results();
     // Jobs the cut-off host had started and did not store a result of:
     // another host ran them again and stored theirs.
     let cut_log = workers.log(&cut_name);

@@ -21,6 +21,10 @@ command -v g++ >/dev/null 2>&1 || need_packages+=(g++)
 command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-tools)
 # scripts/compose-service-args.py reads docker-compose.native.yml.
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need_packages+=(python3-yaml)
+# The many-hosts test makes network namespaces and veth pairs (ip) and
+# starts workers in them (nsenter).
+command -v ip >/dev/null 2>&1 || need_packages+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || need_packages+=(util-linux)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -21,10 +21,26 @@ pub enum SandboxKind {
 /// Settings every role shares.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Redis URL (e.g. redis://127.0.0.1:6379/). Without it, `serve` uses an
-    /// in-process queue; `api` and `worker` require it.
+    /// Redis URL (e.g. redis://127.0.0.1:6379/), or Redis Sentinel's
+    /// (redis+sentinel://[:password@]host:port,host:port/master-name[/db]),
+    /// whose primary is found again after a failover. Without it, `serve`
+    /// uses an in-process queue; `api` and `worker` require it.
     #[arg(long, env = "CODE_RUNNER_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Durable writes: after each submit and each result, wait (Redis
+    /// `WAIT`) until this many replicas have it, so that a failover cannot
+    /// lose an acknowledged job; 0 does not wait. Default: 1 with a
+    /// redis+sentinel:// URL, 0 otherwise.
+    #[arg(long, env = "CODE_RUNNER_REDIS_WAIT_REPLICAS",
+          value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub redis_wait_replicas: Option<u32>,
+
+    /// Longest the replicas get to confirm a durable write, in milliseconds;
+    /// past it the write is reported failed (the API answers 503).
+    #[arg(long, env = "CODE_RUNNER_REDIS_WAIT_TIMEOUT_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_wait_timeout_ms: u64,
 
     /// Prefix of every Redis key, so several deployments can share one Redis.
     #[arg(long, env = "CODE_RUNNER_KEY_PREFIX", default_value = "code-runner")]
@@ -62,6 +78,18 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// Replicas each durable write waits for: the flag, else 1 behind
+    /// Sentinel (a failover is expected there) and 0 otherwise.
+    pub fn wait_replicas(&self) -> u32 {
+        self.redis_wait_replicas.unwrap_or_else(|| {
+            let sentinel = self
+                .redis_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with(code_runner_queue::SENTINEL_SCHEME));
+            u32::from(sentinel)
+        })
+    }
+
     pub fn result_ttl(&self) -> Duration {
         Duration::from_secs(self.result_ttl_secs)
     }

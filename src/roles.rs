@@ -118,6 +118,8 @@ async fn connect_redis(
         result_ttl: common.result_ttl(),
         max_queue_length: Some(common.max_queue_length),
         command_deadline,
+        wait_replicas: common.wait_replicas(),
+        wait_timeout: Duration::from_millis(common.redis_wait_timeout_ms),
         ..RedisQueueConfig::new(url)
     };
     let mut backoff = Duration::from_millis(250);

@@ -22,6 +22,8 @@ pub struct TestApp {
     logs: PathBuf,
     /// The arguments every worker was started with, to start more.
     worker_args: Vec<String>,
+    /// `RUST_LOG` of every process.
+    log_filter: String,
 }
 
 /// How to start a deployment.
@@ -38,6 +40,10 @@ pub struct Options {
     /// Redis with the append-only file on (`appendfsync always`), so it can
     /// be restarted ([`TestApp::redis_mut`]) without losing data.
     pub aof: bool,
+    /// Use this Redis (e.g. a `redis+sentinel://` URL) instead of starting one.
+    pub redis_url: Option<String>,
+    /// `RUST_LOG` of every process, instead of `info,code_runner_worker=debug`.
+    pub log_filter: Option<String>,
 }
 
 impl Default for Options {
@@ -49,6 +55,8 @@ impl Default for Options {
             common_flags: Vec::new(),
             api_flags: Vec::new(),
             aof: false,
+            redis_url: None,
+            log_filter: None,
         }
     }
 }
@@ -74,6 +82,10 @@ pub async fn spawn_app(options: Options) -> TestApp {
         processes: Vec::new(),
         logs,
         worker_args: Vec::new(),
+        log_filter: options
+            .log_filter
+            .clone()
+            .unwrap_or_else(|| "info,code_runner_worker=debug".to_owned()),
     };
     let bind = format!("127.0.0.1:{port}");
     if options.embedded {
@@ -83,13 +95,19 @@ pub async fn spawn_app(options: Options) -> TestApp {
         args.extend(options.api_flags.iter().cloned());
         app.start("serve", &args);
     } else {
-        let redis = if options.aof {
-            RedisServer::start_with_aof()
-        } else {
-            RedisServer::start()
+        let url = match options.redis_url {
+            Some(url) => url,
+            None => {
+                let redis = if options.aof {
+                    RedisServer::start_with_aof()
+                } else {
+                    RedisServer::start()
+                };
+                let url = redis.url();
+                app.redis = Some(redis);
+                url
+            }
         };
-        let url = redis.url();
-        app.redis = Some(redis);
         let mut common = vec![
             "--redis-url".to_string(),
             url,
@@ -114,11 +132,12 @@ pub async fn spawn_app(options: Options) -> TestApp {
 }
 
 impl TestApp {
-    fn start(&mut self, name: &str, args: &[String]) {
+    /// Starts `code-runner ARGS` as `name`, logging to its own file.
+    pub fn start(&mut self, name: &str, args: &[String]) {
         let log = std::fs::File::create(self.logs.join(format!("{name}.log"))).unwrap();
         let child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "info,code_runner_worker=debug")
+            .env("RUST_LOG", &self.log_filter)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)

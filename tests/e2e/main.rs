@@ -12,8 +12,10 @@ mod helpers;
 mod judge;
 mod judge0;
 mod live;
+mod many_hosts;
 mod piston;
 mod reliability;
+mod sentinel;
 mod testsets;
 
 use std::collections::HashMap;

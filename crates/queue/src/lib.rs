@@ -65,7 +65,10 @@ pub use job::{
     RECORD_OVERHEAD_BYTES,
 };
 pub use live::{LiveEntry, LiveEvent, LiveLog, LiveStream};
-pub use redis_queue::{RedisQueue, RedisQueueConfig, COMMAND_DEADLINE};
+pub use redis_queue::{
+    RedisQueue, RedisQueueConfig, SentinelUrl, SentinelUrlError, COMMAND_DEADLINE, SENTINEL_SCHEME,
+    WAIT_TIMEOUT,
+};
 
 /// A job handed to one worker, with what that worker needs to acknowledge it.
 #[derive(Debug, Clone)]
@@ -382,6 +385,14 @@ pub enum QueueError {
     ClientFull { limit: u64 },
     #[error("the queue is closed")]
     Closed,
+    /// Durable writes: Redis made the write, but fewer replicas than
+    /// required confirmed it in time, so a failover could still lose it.
+    #[error("redis {op}: {acked} of {wanted} replicas confirmed the write in time")]
+    NotReplicated {
+        op: &'static str,
+        acked: u32,
+        wanted: u32,
+    },
 }
 
 impl JobResult {

@@ -55,6 +55,7 @@ impl Harness {
                     result_ttl,
                     max_queue_length: None,
                     command_deadline: code_runner_queue::COMMAND_DEADLINE,
+                    ..RedisQueueConfig::default()
                 })
                 .await
                 .expect("connect to the test redis-server"),
@@ -561,6 +562,7 @@ mod redis_only {
                     result_ttl: LONG_TTL,
                     max_queue_length: None,
                     command_deadline: code_runner_queue::COMMAND_DEADLINE,
+                    ..RedisQueueConfig::default()
                 })
                 .await
                 .unwrap(),

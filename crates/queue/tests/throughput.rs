@@ -27,6 +27,7 @@ async fn submit_throughput() {
             result_ttl: Duration::from_secs(600),
             max_queue_length: None,
             command_deadline: code_runner_queue::COMMAND_DEADLINE,
+            ..RedisQueueConfig::default()
         })
         .await
         .unwrap(),

@@ -119,16 +119,20 @@ impl RedisQueue {
             })
             .await?
         } else {
-            let mut conn = match self.pooled_blocking_connection() {
+            let node = self.inner.primary.node();
+            let mut conn = match Self::pooled_blocking_connection(&node) {
                 Some(conn) => conn,
-                None => self.new_blocking_connection().await?,
+                None => self.new_blocking_connection(&node).await?,
             };
             match tokio::time::timeout(wait + BLOCKING_GRACE, cmd.query_async(&mut conn)).await {
                 Ok(Ok(reply)) => {
-                    self.return_blocking_connection(conn);
+                    Self::return_blocking_connection(&node, conn);
                     reply
                 }
-                Ok(Err(e)) => return Err(redis_err("XREAD live")(e)),
+                Ok(Err(e)) => {
+                    self.inner.primary.suspect(&e);
+                    return Err(redis_err("XREAD live")(e));
+                }
                 Err(_) => {
                     return Err(QueueError::Timeout {
                         op: "XREAD live",

@@ -39,6 +39,12 @@
 //! waits, so blocking reads use dedicated connections from a small pool, one
 //! per concurrent `reserve` call.
 //!
+//! High availability: with a `redis+sentinel://` URL the primary is the one
+//! Redis Sentinel names, found again after a failover (see `primary`);
+//! with [`RedisQueueConfig::wait_replicas`] each submit and result is
+//! followed by `WAIT`, so that what a caller was told is stored survives
+//! the failover (docs/redis-ha.md).
+//!
 //! Completed entries are deleted from the stream (not trimmed with `MAXLEN`,
 //! which could drop jobs nobody has read yet), so the stream stays as long as
 //! the backlog.
@@ -52,6 +58,9 @@
 mod live;
 mod notify;
 mod observe;
+mod primary;
+
+pub use primary::{SentinelUrl, SentinelUrlError, SENTINEL_SCHEME};
 
 use std::fmt;
 use std::future::Future;
@@ -63,7 +72,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamId, StreamReadReply};
-use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult, Script, Value};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisError, RedisResult, Script, Value};
 use serde::Serialize;
 
 use crate::{
@@ -100,6 +109,10 @@ const FIELD_JOB: &str = "job";
 /// under a millisecond; a second covers a busy server, and bounds how long
 /// the API takes to answer 503 when Redis hangs or its host is gone.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(1);
+/// Default of [`RedisQueueConfig::wait_timeout`]: replicas on the same
+/// network confirm in about a round trip; half the API's deadline leaves the
+/// rest for the write itself.
+pub const WAIT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Longest pause between two attempts to reconnect the shared connection.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 /// Retries per reconnect cycle after its first attempt: none, so that while
@@ -125,7 +138,8 @@ const LOG_PAYLOAD_CHARS: usize = 200;
 /// How to reach Redis and how to lay out keys in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisQueueConfig {
-    /// A `redis://` (or `rediss://`, `redis+unix://`) URL.
+    /// A `redis://` (or `rediss://`, `redis+unix://`) URL, or a
+    /// `redis+sentinel://` one (see [`SentinelUrl`]).
     pub url: String,
     /// Prepended to every key, so several deployments (or tests) can share one Redis.
     pub key_prefix: String,
@@ -140,6 +154,15 @@ pub struct RedisQueueConfig {
     /// API, which should answer 503 rather than keep a client waiting;
     /// workers, which retry anyway, can afford a longer one on a busy host.
     pub command_deadline: Duration,
+    /// Durable writes: after each submit and each result, `WAIT` until this
+    /// many replicas have the write (0: do not wait). A write Redis
+    /// acknowledged but no replica had yet is lost when a failover
+    /// promotes a replica; with this, an acknowledged job survives it.
+    pub wait_replicas: u32,
+    /// Longest a `WAIT` takes; when fewer replicas confirm in that time the
+    /// operation fails ([`QueueError::NotReplicated`]), so the API answers
+    /// 503 instead of acknowledging a job that may be lost.
+    pub wait_timeout: Duration,
 }
 
 impl RedisQueueConfig {
@@ -160,6 +183,8 @@ impl Default for RedisQueueConfig {
             result_ttl: Duration::from_secs(24 * 60 * 60),
             max_queue_length: None,
             command_deadline: COMMAND_DEADLINE,
+            wait_replicas: 0,
+            wait_timeout: WAIT_TIMEOUT,
         }
     }
 }
@@ -171,12 +196,9 @@ pub struct RedisQueue {
 }
 
 struct Inner {
-    /// Used to open dedicated connections for blocking reads.
-    client: Client,
-    /// Shared by every non-blocking command.
-    shared: ConnectionManager,
-    /// Idle dedicated connections for `XREADGROUP ... BLOCK`.
-    blocking_pool: Mutex<Vec<MultiplexedConnection>>,
+    /// The primary's connections (the shared one, blocking ones, the
+    /// subscriber's client), replaced after a Sentinel failover.
+    primary: Arc<primary::Primary>,
     keys: Keys,
     /// `result_ttl` in milliseconds, at least 1 (Redis rejects `PX 0`).
     ttl_ms: u64,
@@ -184,6 +206,9 @@ struct Inner {
     max_queue_length: u64,
     /// See [`RedisQueueConfig::command_deadline`].
     command_deadline: Duration,
+    /// `(replicas, timeout in ms)` of the `WAIT` after each submit and
+    /// result; `None`: no waiting.
+    wait: Option<(u32, u64)>,
     /// The one subscriber connection for waiters, started on first use
     /// (workers never wait, so they never open it).
     notifier: std::sync::OnceLock<notify::Notifier>,
@@ -327,7 +352,6 @@ impl RedisQueue {
     /// Fails when Redis cannot be reached, so a misconfigured process stops at
     /// start-up instead of failing every request.
     pub async fn connect(config: RedisQueueConfig) -> Result<Self, QueueError> {
-        let client = Client::open(config.url.as_str()).map_err(redis_err("open url"))?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.command_deadline))
             .set_connection_timeout(Some(config.command_deadline))
@@ -337,21 +361,36 @@ impl RedisQueue {
             // fail fast instead of queueing behind a long reconnect cycle.
             .set_max_delay(RECONNECT_MAX_DELAY)
             .set_number_of_retries(RECONNECT_ATTEMPTS);
-        let shared = client
-            .get_connection_manager_with_config(manager_config)
-            .await
-            .map_err(redis_err("connect"))?;
+        let primary =
+            primary::Primary::connect(config.url.as_str(), manager_config, config.command_deadline)
+                .await
+                .map_err(|e| {
+                    // A URL that cannot work fails at once; an unreachable Redis
+                    // is worth waiting for.
+                    let op = if e.kind() == redis::ErrorKind::InvalidClientConfig {
+                        "open url"
+                    } else {
+                        "connect"
+                    };
+                    redis_err(op)(e)
+                })?;
         let queue = Self {
             inner: Arc::new(Inner {
-                client,
-                shared,
-                blocking_pool: Mutex::new(Vec::new()),
+                primary: Arc::new(primary),
                 keys: Keys::new(&config.key_prefix),
                 ttl_ms: u64::try_from(config.result_ttl.as_millis())
                     .unwrap_or(u64::MAX)
                     .max(1),
                 max_queue_length: config.max_queue_length.unwrap_or(0),
                 command_deadline: config.command_deadline,
+                wait: (config.wait_replicas > 0).then(|| {
+                    (
+                        config.wait_replicas,
+                        u64::try_from(config.wait_timeout.as_millis())
+                            .unwrap_or(u64::MAX)
+                            .max(1),
+                    )
+                }),
                 notifier: std::sync::OnceLock::new(),
             }),
         };
@@ -376,22 +415,130 @@ impl RedisQueue {
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        let primary = &self.inner.primary;
         let attempt = async {
-            match run(self.inner.shared.clone()).await {
+            match run(primary.node().shared.clone()).await {
                 Err(e) if e.is_connection_dropped() => {
                     tracing::warn!(op, error = %e, "Redis connection dropped; retrying once");
-                    run(self.inner.shared.clone()).await.map_err(redis_err(op))
+                    primary.suspect(&e);
+                    run(primary.node().shared.clone())
+                        .await
+                        .inspect_err(|e| primary.suspect(e))
+                        .map_err(redis_err(op))
                 }
-                other => other.map_err(redis_err(op)),
+                other => other
+                    .inspect_err(|e| primary.suspect(e))
+                    .map_err(redis_err(op)),
             }
         };
         let deadline = self.inner.command_deadline;
-        tokio::time::timeout(deadline, attempt)
-            .await
-            .unwrap_or(Err(QueueError::Timeout {
+        match tokio::time::timeout(deadline, attempt).await {
+            Ok(done) => done,
+            Err(_) => {
+                primary.suspect(&io::Error::from(io::ErrorKind::TimedOut).into());
+                Err(QueueError::Timeout {
+                    op,
+                    waited: deadline,
+                })
+            }
+        }
+    }
+
+    /// The shared connection of the current primary, for the few callers
+    /// that must not retry (see `on_shared`).
+    fn shared(&self) -> ConnectionManager {
+        self.inner.primary.node().shared.clone()
+    }
+
+    /// Runs `eval` (an `EVALSHA` of `script`). Without durable writes, on
+    /// the shared connection as `on_shared` does. With them, followed by
+    /// `WAIT` in the same pipeline, on a dedicated connection: `WAIT` counts
+    /// the replicas that have every write made *on its connection* (so the
+    /// two must travel together; after a reconnect a lone `WAIT` would vouch
+    /// for nothing), and it blocks its connection until they confirm, which
+    /// on the shared one would hold up every other command of the process.
+    /// Fails with [`QueueError::NotReplicated`] when too few replicas
+    /// confirm in time.
+    async fn eval_durably<T: FromRedisValue + Send>(
+        &self,
+        op: &'static str,
+        script: &'static Script,
+        eval: Cmd,
+    ) -> Result<T, QueueError> {
+        let Some((replicas, timeout_ms)) = self.inner.wait else {
+            let eval = &eval;
+            return self
+                .on_shared(op, move |mut conn| async move {
+                    match eval.query_async::<T>(&mut conn).await {
+                        // A Redis that restarted, or a replica promoted by
+                        // a failover, has no scripts loaded.
+                        Err(e) if e.code() == Some("NOSCRIPT") => {
+                            script.load_async(&mut conn).await?;
+                            eval.query_async::<T>(&mut conn).await
+                        }
+                        other => other,
+                    }
+                })
+                .await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.add_command(eval)
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms);
+        let attempt = async {
+            let mut loaded = false;
+            let mut retried_dead_connection = false;
+            loop {
+                let node = self.inner.primary.node();
+                let (mut conn, pooled) = match Self::pooled_blocking_connection(&node) {
+                    Some(conn) => (conn, true),
+                    None => (self.new_blocking_connection(&node).await?, false),
+                };
+                match pipe.query_async::<(T, u32)>(&mut conn).await {
+                    Ok(reply) => {
+                        Self::return_blocking_connection(&node, conn);
+                        return Ok(reply);
+                    }
+                    Err(e) if e.code() == Some("NOSCRIPT") && !loaded => {
+                        loaded = true;
+                        script.load_async(&mut conn).await.map_err(redis_err(op))?;
+                        Self::return_blocking_connection(&node, conn);
+                    }
+                    // Idle since before a Redis restart: once more on a
+                    // fresh connection (every script here is idempotent).
+                    Err(e) if pooled && e.is_connection_dropped() && !retried_dead_connection => {
+                        retried_dead_connection = true;
+                        lock(&node.blocking_pool).clear();
+                    }
+                    Err(e) => {
+                        self.inner.primary.suspect(&e);
+                        return Err(redis_err(op)(e));
+                    }
+                }
+            }
+        };
+        let deadline = self.inner.command_deadline;
+        let (reply, acked) = match tokio::time::timeout(deadline, attempt).await {
+            Ok(done) => done?,
+            Err(_) => {
+                self.inner
+                    .primary
+                    .suspect(&io::Error::from(io::ErrorKind::TimedOut).into());
+                return Err(QueueError::Timeout {
+                    op,
+                    waited: deadline,
+                });
+            }
+        };
+        if acked < replicas {
+            return Err(QueueError::NotReplicated {
                 op,
-                waited: deadline,
-            }))
+                acked,
+                wanted: replicas,
+            });
+        }
+        Ok(reply)
     }
 
     /// Creates the stream and the consumer group if missing.
@@ -434,27 +581,22 @@ impl RedisQueue {
             owner: owner.as_deref(),
             client: client.as_deref(),
         });
-        let mut invocation = SUBMIT.prepare_invoke();
-        invocation
-            .key(self.inner.keys.task(&job.id))
-            .key(&self.inner.keys.jobs);
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg(SUBMIT.get_hash())
+            .arg(if client.is_some() { 3 } else { 2 })
+            .arg(self.inner.keys.task(&job.id))
+            .arg(&self.inner.keys.jobs);
         if let Some(client) = &client {
-            invocation.key(self.inner.keys.client(client));
+            eval.arg(self.inner.keys.client(client));
         }
-        invocation
-            .arg(pending)
+        eval.arg(pending)
             .arg(self.inner.ttl_ms)
             .arg(job.id.to_string())
             .arg(to_json(job))
             .arg(self.inner.max_queue_length)
             .arg(quota.map_or(0, |q| q.max_unfinished.max(1)))
             .arg(now_ms());
-        let invocation = &invocation;
-        let reply: Value = self
-            .on_shared("submit script", move |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
-            .await?;
+        let reply: Value = self.eval_durably("submit script", &SUBMIT, eval).await?;
         match reply {
             Value::Int(-1) => Err(QueueError::Full {
                 limit: self.inner.max_queue_length,
@@ -476,20 +618,18 @@ impl RedisQueue {
         result: &JobResult,
         owner: Option<&str>,
     ) -> Result<bool, QueueError> {
-        let mut invocation = COMPLETE.prepare_invoke();
-        invocation
-            .key(self.inner.keys.task(id))
-            .key(&self.inner.keys.jobs)
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg(COMPLETE.get_hash())
+            .arg(2)
+            .arg(self.inner.keys.task(id))
+            .arg(&self.inner.keys.jobs)
             .arg(&self.inner.keys.group)
             .arg(entry_id)
             .arg(done_json(result))
             .arg(self.inner.ttl_ms)
             .arg(owner.map(plain_name).unwrap_or_default().as_ref());
-        let invocation = &invocation;
         let written: i64 = self
-            .on_shared("complete script", move |mut conn| async move {
-                invocation.invoke_async(&mut conn).await
-            })
+            .eval_durably("complete script", &COMPLETE, eval)
             .await?;
         Ok(written == 1)
     }
@@ -613,26 +753,29 @@ impl RedisQueue {
     }
 
     /// An idle dedicated connection for a blocking read, if the pool has one.
-    fn pooled_blocking_connection(&self) -> Option<MultiplexedConnection> {
-        lock(&self.inner.blocking_pool).pop()
+    fn pooled_blocking_connection(node: &primary::Node) -> Option<MultiplexedConnection> {
+        lock(&node.blocking_pool).pop()
     }
 
     /// A new dedicated connection for blocking reads. It has no response
     /// timeout of its own because a BLOCK read legitimately takes as long as
     /// it was told to wait; `read_new` bounds each read instead.
-    async fn new_blocking_connection(&self) -> Result<MultiplexedConnection, QueueError> {
+    async fn new_blocking_connection(
+        &self,
+        node: &primary::Node,
+    ) -> Result<MultiplexedConnection, QueueError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.inner.command_deadline))
             .set_response_timeout(None);
-        self.inner
-            .client
+        node.client
             .get_multiplexed_async_connection_with_config(&config)
             .await
+            .inspect_err(|e| self.inner.primary.suspect(e))
             .map_err(redis_err("connect for XREADGROUP"))
     }
 
-    fn return_blocking_connection(&self, conn: MultiplexedConnection) {
-        let mut pool = lock(&self.inner.blocking_pool);
+    fn return_blocking_connection(node: &primary::Node, conn: MultiplexedConnection) {
+        let mut pool = lock(&node.blocking_pool);
         if pool.len() < MAX_IDLE_BLOCKING {
             pool.push(conn);
         }
@@ -663,16 +806,19 @@ impl RedisQueue {
         let mut recreated_group = false;
         let mut retried_dead_connection = false;
         loop {
-            let (mut conn, pooled) = match self.pooled_blocking_connection() {
+            // The pool belongs to the node: after a failover, reads start
+            // on connections to the new primary.
+            let node = self.inner.primary.node();
+            let (mut conn, pooled) = match Self::pooled_blocking_connection(&node) {
                 Some(conn) => (conn, true),
-                None => (self.new_blocking_connection().await?, false),
+                None => (self.new_blocking_connection(&node).await?, false),
             };
             let read = cmd.query_async::<Option<StreamReadReply>>(&mut conn);
             // On any error the connection is dropped rather than pooled: its
             // state is unknown, and a fresh one costs one round trip.
             let reply = match tokio::time::timeout(bound, read).await {
                 Ok(Ok(reply)) => {
-                    self.return_blocking_connection(conn);
+                    Self::return_blocking_connection(&node, conn);
                     reply
                 }
                 Ok(Err(e)) if e.code() == Some("NOGROUP") && !recreated_group => {
@@ -682,7 +828,7 @@ impl RedisQueue {
                         "consumer group missing (Redis restarted or flushed?); re-creating it"
                     );
                     recreated_group = true;
-                    self.return_blocking_connection(conn);
+                    Self::return_blocking_connection(&node, conn);
                     self.ensure_group().await?;
                     continue;
                 }
@@ -692,16 +838,21 @@ impl RedisQueue {
                     // Whatever killed this one (usually a Redis restart) has
                     // most likely killed the other idle ones too: drop them all,
                     // so the retry and later reads start on fresh connections.
-                    lock(&self.inner.blocking_pool).clear();
+                    lock(&node.blocking_pool).clear();
                     continue;
                 }
-                Ok(Err(e)) => return Err(redis_err("XREADGROUP")(e)),
+                Ok(Err(e)) => {
+                    self.inner.primary.suspect(&e);
+                    return Err(redis_err("XREADGROUP")(e));
+                }
                 Err(_elapsed) => {
                     let e = io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("no reply to XREADGROUP BLOCK {block_ms} within {bound:?}"),
                     );
-                    return Err(redis_err("XREADGROUP")(e.into()));
+                    let e = RedisError::from(e);
+                    self.inner.primary.suspect(&e);
+                    return Err(redis_err("XREADGROUP")(e));
                 }
             };
             return Ok(reply
@@ -908,10 +1059,12 @@ impl Queue for RedisQueue {
     async fn complete(&self, delivery: &Delivery, result: &JobResult) -> Result<(), QueueError> {
         let id = delivery.job.id;
         let owner = delivery.job.owner.as_deref();
-        if !self
+        if self
             .complete_atomic(&id, &delivery.receipt, result, owner)
             .await?
         {
+            tracing::debug!(task_id = %id, "result stored");
+        } else {
             tracing::debug!(task_id = %id, "task already has a final result; later one ignored");
         }
         if delivery.job.live.is_some() {

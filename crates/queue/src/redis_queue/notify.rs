@@ -25,8 +25,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::primary::Primary;
 use redis::aio::{PubSubSink, PubSubStream};
-use redis::Client;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::QueueError;
@@ -85,9 +85,9 @@ impl Drop for PendingWatch {
 
 impl Notifier {
     /// Starts the actor (it connects on its own, in the background).
-    pub(super) fn start(client: Client) -> Self {
+    pub(super) fn start(primary: Arc<Primary>) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(Actor::new(client).run(receiver));
+        tokio::spawn(Actor::new(primary).run(receiver));
         Self { commands }
     }
 
@@ -123,7 +123,8 @@ struct Entry {
 }
 
 struct Actor {
-    client: Client,
+    /// Each (re)connection goes to the primary current at that moment.
+    primary: Arc<Primary>,
     /// Channels with at least one waiter.
     entries: HashMap<String, Entry>,
     /// Channels Redis has confirmed on the current connection.
@@ -133,9 +134,9 @@ struct Actor {
 }
 
 impl Actor {
-    fn new(client: Client) -> Self {
+    fn new(primary: Arc<Primary>) -> Self {
         Self {
-            client,
+            primary,
             entries: HashMap::new(),
             subscribed: HashSet::new(),
             unconfirmed: Vec::new(),
@@ -208,9 +209,13 @@ impl Actor {
     }
 
     async fn connect(&self) -> Result<(PubSubSink, PubSubStream), String> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub()).await {
+        let client = self.primary.node().client.clone();
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
             Ok(Ok(pubsub)) => Ok(pubsub.split()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => {
+                self.primary.suspect(&e);
+                Err(e.to_string())
+            }
             Err(_) => Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
         }
     }

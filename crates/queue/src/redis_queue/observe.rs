@@ -75,7 +75,7 @@ impl RedisQueue {
     fn notifier(&self) -> &Notifier {
         self.inner
             .notifier
-            .get_or_init(|| Notifier::start(self.inner.client.clone()))
+            .get_or_init(|| Notifier::start(self.inner.primary.clone()))
     }
 
     /// [`Queue::wait_for_result`](crate::Queue::wait_for_result) on Redis.
@@ -235,7 +235,7 @@ impl RedisQueue {
         let pipe = &pipe;
         // Not retried on a dropped connection: HINCRBY is not idempotent, and
         // a lost heartbeat only costs one interval of counts.
-        let mut conn = self.inner.shared.clone();
+        let mut conn = self.shared();
         pipe.query_async::<()>(&mut conn)
             .await
             .map_err(super::redis_err("store worker report"))
@@ -288,7 +288,7 @@ impl RedisQueue {
         if !forgotten.is_empty() {
             let mut cmd = redis::cmd("HDEL");
             cmd.arg(&keys.worker_status).arg(&forgotten);
-            let mut conn = self.inner.shared.clone();
+            let mut conn = self.shared();
             if let Err(e) = cmd.query_async::<()>(&mut conn).await {
                 tracing::debug!(error = %e, "cannot forget stale worker statuses");
             }

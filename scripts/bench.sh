@@ -18,10 +18,12 @@
 # Installs redis-server and bubblewrap from Debian's packages when missing.
 # Needs root: the worker's sandbox manages cgroups, mounts and per-job uids.
 #
-# Usage: scripts/bench.sh [--no-build] [--json FILE] [more code-runner-bench flags]
+# Usage: scripts/bench.sh [--no-build] [--jobs-only] [--json FILE] [more code-runner-bench flags]
 #   --no-build  benchmark the code-runner binary already in target/release
 #               (only the benchmark itself is built), e.g. while the tree
 #               does not compile.
+#   --jobs-only leave out judge mode (e), (f) and live output (g), the long
+#               part of a run: (a) to (d) and (b'), (c') only.
 set -euo pipefail
 # Not cd'ing there, so a relative --json path is the caller's.
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,10 +46,12 @@ if [ ${#need_packages[@]} -gt 0 ]; then
 fi
 
 build_service=1
+jobs_only=0
 bench_args=()
 for arg in "$@"; do
   case $arg in
     --no-build) build_service=0 ;;
+    --jobs-only) jobs_only=1 ;;
     *) bench_args+=("$arg") ;;
   esac
 done
@@ -157,7 +161,9 @@ ensure_alive "$worker_pid" worker
 # fit it) against the same binary bare and 1,000 separate submissions; a
 # Java solution on 100 tests against 100 separate submissions. Then (g),
 # live output over SSE.
-"$bench" --server "$server" --phase baseline,latency,throughput,rss,judge,judge-java,live \
+phases=baseline,latency,throughput,rss,judge,judge-java,live
+[ "$jobs_only" -eq 1 ] && phases=baseline,latency,throughput,rss
+"$bench" --server "$server" --phase "$phases" \
   --api-pid "$api_pid" --worker-pid "$worker_pid" --state "$work/state.json" \
   --no-report "${bench_args[@]}"
 ensure_alive "$api_pid" api

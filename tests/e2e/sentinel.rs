@@ -265,7 +265,10 @@ impl Deployment {
         let monitor = vec![
             format!("sentinel monitor {MASTER} 127.0.0.1 {} 2", data[0].port),
             format!("sentinel down-after-milliseconds {MASTER} 1000"),
-            format!("sentinel failover-timeout {MASTER} 10000"),
+            // An election that fails (votes split, the replica picked slow
+            // to answer on loaded cores) is tried again after twice this:
+            // 10 s made one CI run's window 20 s.
+            format!("sentinel failover-timeout {MASTER} 3000"),
             format!("sentinel parallel-syncs {MASTER} 2"),
         ];
         let sentinels: Vec<Node> = (1..=3)

@@ -1151,12 +1151,13 @@ mod tests {
             worker_time: Summary::default(),
             program_wall: Summary::default(),
         };
+        // Bare p50 10 ms + 2 ms of slack (issue 14's target).
         assert_eq!(
-            latency_rows(Some(&latency(14.9)), Some(&bare))[0].verdict,
+            latency_rows(Some(&latency(11.9)), Some(&bare))[0].verdict,
             Verdict::Pass
         );
         assert_eq!(
-            latency_rows(Some(&latency(15.1)), Some(&bare))[0].verdict,
+            latency_rows(Some(&latency(12.1)), Some(&bare))[0].verdict,
             Verdict::Miss
         );
     }

@@ -19,6 +19,8 @@ command -v g++ >/dev/null 2>&1 || need_packages+=(g++)
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_packages+=(chromium-driver)
 command -v redis-cli >/dev/null 2>&1 || need_packages+=(redis-tools)
+# scripts/verify-systemd.sh checks deploy/systemd with systemd-analyze.
+command -v systemd-analyze >/dev/null 2>&1 || need_packages+=(systemd)
 # scripts/compose-service-args.py reads docker-compose.native.yml.
 /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need_packages+=(python3-yaml)
 # The many-hosts test makes network namespaces and veth pairs (ip) and
@@ -76,6 +78,8 @@ CODE_RUNNER_SERVICE_PROFILE=debug bash scripts/compose-smoke.sh
 # deploy/k8s's overlays rendered and checked offline: the Kubernetes schemas
 # (strict), KEDA's fields, and the names and settings the code reads.
 bash scripts/validate-k8s.sh
+# deploy/systemd's units (bare hosts), checked offline by systemd-analyze.
+bash scripts/verify-systemd.sh
 # ----------------------------------------------------------------------------
 
 # --- the native worker in an unprivileged container (issue 16) --------------

@@ -895,9 +895,13 @@ impl Inner {
     }
 
     /// The exit code and OOM flag the engine recorded, once the container
-    /// has stopped (waiting a moment for it).
+    /// has stopped (waiting a moment for it). A container killed by SIGKILL
+    /// with no OOM recorded yet is looked at a little longer: the engine
+    /// learns of an OOM kill from an event that can come after the exit
+    /// (seen in CI under load: a memory-limit test read as a plain kill).
     async fn engine_status(&self, id: &str) -> Option<Status> {
-        for _ in 0..20 {
+        let mut oom_grace = 10;
+        for _ in 0..40 {
             let state = self.docker.inspect_container(id, None).await.ok()?.state?;
             if state.running != Some(true) {
                 let code = state.exit_code.and_then(|c| i32::try_from(c).ok());
@@ -905,6 +909,12 @@ impl Inner {
                     Some(c) if c > 128 && c <= 128 + 64 => (None, Some(c - 128)),
                     other => (other, None),
                 };
+                if signal == Some(libc::SIGKILL) && state.oom_killed != Some(true) && oom_grace > 0
+                {
+                    oom_grace -= 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
                 return Some(Status {
                     exit_code,
                     signal,

@@ -140,46 +140,7 @@ where
     with_config(config(name), |sandbox| test(sandbox)).await;
 }
 
-macro_rules! suite_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            with_sandbox(stringify!($name), suite::$name).await;
-        }
-    )*};
-}
-
-every_suite_test!(suite_tests);
-
-mod interactive {
-    use super::*;
-
-    macro_rules! interactive_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                with_sandbox(stringify!($name), suite::interactive::$name).await;
-            }
-        )*};
-    }
-
-    every_interactive_test!(interactive_tests);
-}
-
-mod attacks {
-    use super::*;
-
-    macro_rules! attack_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                with_sandbox(stringify!($name), suite::attacks::$name).await;
-            }
-        )*};
-    }
-
-    every_attack_test!(attack_tests);
-}
+every_backend_test!(with_sandbox);
 
 /// The runtime this test runs a job under: `CODE_RUNNER_DOCKER_OTHER_RUNTIME`,
 /// by default gVisor's `runsc` (`scripts/register-runsc.sh` installs and

@@ -38,46 +38,16 @@ fn sandbox() -> Arc<dyn Sandbox> {
         .clone()
 }
 
-macro_rules! suite_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            suite::$name(sandbox()).await;
-        }
-    )*};
+/// Gives a suite function the binary's sandbox.
+async fn run<F, Fut>(_name: &str, test: F)
+where
+    F: FnOnce(Arc<dyn Sandbox>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    test(sandbox()).await
 }
 
-every_suite_test!(suite_tests);
-
-mod interactive {
-    use super::*;
-
-    macro_rules! interactive_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                suite::interactive::$name(sandbox()).await;
-            }
-        )*};
-    }
-
-    every_interactive_test!(interactive_tests);
-}
-
-mod attacks {
-    use super::*;
-
-    macro_rules! attack_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                suite::attacks::$name(sandbox()).await;
-            }
-        )*};
-    }
-
-    every_attack_test!(attack_tests);
-}
+every_backend_test!(run);
 
 /// Judge mode, what only the native backend promises (the default,
 /// compile-per-test path of other backends does not): the submission is

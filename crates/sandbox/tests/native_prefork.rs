@@ -40,46 +40,16 @@ fn sandbox() -> Arc<dyn Sandbox> {
         .clone()
 }
 
-macro_rules! suite_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            suite::$name(sandbox()).await;
-        }
-    )*};
+/// Gives a suite function the binary's sandbox.
+async fn run<F, Fut>(_name: &str, test: F)
+where
+    F: FnOnce(Arc<dyn Sandbox>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    test(sandbox()).await
 }
 
-every_suite_test!(suite_tests);
-
-mod interactive {
-    use super::*;
-
-    macro_rules! interactive_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                suite::interactive::$name(sandbox()).await;
-            }
-        )*};
-    }
-
-    every_interactive_test!(interactive_tests);
-}
-
-mod attacks {
-    use super::*;
-
-    macro_rules! attack_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                suite::attacks::$name(sandbox()).await;
-            }
-        )*};
-    }
-
-    every_attack_test!(attack_tests);
-}
+every_backend_test!(run);
 
 /// A program that prints what a script sees of its interpreter, then ends
 /// the way `ending` says.

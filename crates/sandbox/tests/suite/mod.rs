@@ -14,6 +14,55 @@ pub use judge::{
     judge_submission_cannot_reach_the_checker,
 };
 
+/// Every test of the suite, the interactive ones and the attacks (in
+/// modules `interactive` and `attacks`), each a `#[tokio::test]` that calls
+/// `$run(name, suite_function).await`: `$run` gives the suite function its
+/// sandbox (`async fn run<F, Fut>(name: &str, test: F) where F:
+/// FnOnce(Arc<dyn Sandbox>) -> Fut, Fut: Future<Output = ()>`).
+macro_rules! every_backend_test {
+    ($run:ident) => {
+        every_backend_test!(@ ($) $run);
+    };
+    // `$d` is a `$` for the inner macros' own variables.
+    (@ ($d:tt) $run:ident) => {
+        macro_rules! suite_tests {
+            ($d($d name:ident),* $d(,)?) => {$d(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $d name() {
+                    $run(stringify!($d name), suite::$d name).await;
+                }
+            )*};
+        }
+        every_suite_test!(suite_tests);
+
+        mod interactive {
+            use super::*;
+            macro_rules! interactive_tests {
+                ($d($d name:ident),* $d(,)?) => {$d(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $d name() {
+                        $run(stringify!($d name), suite::interactive::$d name).await;
+                    }
+                )*};
+            }
+            every_interactive_test!(interactive_tests);
+        }
+
+        mod attacks {
+            use super::*;
+            macro_rules! attack_tests {
+                ($d($d name:ident),* $d(,)?) => {$d(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $d name() {
+                        $run(stringify!($d name), suite::attacks::$d name).await;
+                    }
+                )*};
+            }
+            every_attack_test!(attack_tests);
+        }
+    };
+}
+
 /// Expands `$runner!(...)` over every suite function: the one list each
 /// backend's test file runs, so no backend can skip a test by omission.
 macro_rules! every_suite_test {

@@ -93,8 +93,8 @@ pub(crate) fn euid() -> u32 {
 
 /// The most descriptors one message carries: a step's stdin, stdout and
 /// stderr, and a checker step's three test files; or a prefork request's
-/// seven (see `keeper::prefork`).
-pub(crate) const MAX_PASSED_FDS: usize = 7;
+/// eight (see `keeper::prefork`).
+pub(crate) const MAX_PASSED_FDS: usize = 8;
 
 /// An anonymous in-memory file (`memfd_create`, close-on-exec) holding
 /// `bytes`, for the keeper to copy into a step's directory.

@@ -289,38 +289,37 @@ impl Keeper {
             (zygote, arrival)
         {
             drop((ready_write, arrival_read));
-            // The program may join the step only once the init has made its
-            // mounts (the other job directory hidden above all). An init
-            // that failed has gone, and closed its end.
-            let mut byte = [0u8; 1];
-            if sys::read_full(ready.as_raw_fd(), &mut byte)? == 1 {
-                let job = serde_json::json!({
-                    "argv": spec.argv,
-                    "env": spec.env,
-                    "rlimits": spec.rlimits,
-                    "dir": directory(spec.view).to_str().expect("ASCII"),
-                });
-                let (program_read, program_write) = sys::pipe()?;
-                let sent = zygote.fork_into(
-                    job.to_string().as_bytes(),
-                    &pidfd,
-                    [&arrival, &status_write, &program_write],
-                    &stdio,
-                );
-                if let Err(e) = sent {
-                    sys::kill(init);
-                    sys::wait_with_usage(init)?;
-                    self.zygote = None;
-                    return Ok(Err(io::Error::new(
-                        e.kind(),
-                        format!("reach the zygote: {e}"),
-                    )));
-                }
-                drop(program_write);
-                let mut pid = [0u8; 4];
-                if sys::read_full(program_read.as_raw_fd(), &mut pid)? == 4 {
-                    program = Some(libc::pid_t::from_ne_bytes(pid));
-                }
+            // The zygote forks the program now, while the init makes its
+            // mounts; the program joins the step only once the init says
+            // they are made (the other job directory hidden above all): it
+            // reads the init's ready pipe first. An init that failed has
+            // gone and closed its end, and the program ends there.
+            let job = serde_json::json!({
+                "argv": spec.argv,
+                "env": spec.env,
+                "rlimits": spec.rlimits,
+                "dir": directory(spec.view).to_str().expect("ASCII"),
+            });
+            let (program_read, program_write) = sys::pipe()?;
+            let sent = zygote.fork_into(
+                job.to_string().as_bytes(),
+                &pidfd,
+                [&ready, &arrival, &status_write, &program_write],
+                &stdio,
+            );
+            if let Err(e) = sent {
+                sys::kill(init);
+                sys::wait_with_usage(init)?;
+                self.zygote = None;
+                return Ok(Err(io::Error::new(
+                    e.kind(),
+                    format!("reach the zygote: {e}"),
+                )));
+            }
+            drop((ready, program_write));
+            let mut pid = [0u8; 4];
+            if sys::read_full(program_read.as_raw_fd(), &mut pid)? == 4 {
+                program = Some(libc::pid_t::from_ne_bytes(pid));
             }
         }
         drop(status_write);

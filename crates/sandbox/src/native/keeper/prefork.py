@@ -3,12 +3,14 @@
 # is forked (see the keeper's `prefork` module, and docs/prefork.md).
 #
 # No user code ever runs in this process. Per step the keeper sends, on the
-# socket at descriptor 3, a JSON request and seven descriptors: a pidfd of
-# the step's init (whose fresh namespaces are ready), the init's arrival
-# pipe, the step's status pipe, the keeper's program pipe, and the program's
-# stdin, stdout and stderr. The zygote joins the init's PID namespace for
-# its children only and forks the program into it; the program joins the
-# init's mount, IPC, UTS and network namespaces, tells the init its pid
+# socket at descriptor 3, a JSON request and eight descriptors: a pidfd of
+# the step's init (whose fresh namespaces exist; its mounts may still be
+# under way), the init's ready pipe, the init's arrival pipe, the step's
+# status pipe, the keeper's program pipe, and the program's stdin, stdout
+# and stderr. The zygote joins the init's PID namespace for its children
+# only and forks the program into it; the program waits for the init's
+# ready byte (its mounts are made), joins the init's mount, IPC, UTS and
+# network namespaces, tells the init its pid
 # there (the init ends the step when it ends), confines itself exactly as
 # an exec'd program is confined (a session, its descriptors, its directory,
 # the rlimits, every capability dropped, no_new_privs, the seccomp filter),
@@ -20,6 +22,7 @@
 #
 # argv: -c <this script> <seccomp filter as hex>
 import atexit
+import errno as errno_
 import ctypes
 import gc
 import importlib.machinery
@@ -59,7 +62,16 @@ CAPABILITY_VERSION_3 = 0x20080522
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
 libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+libc.capset.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+# What each program passes the kernel to confine itself, made once: the
+# capability sets (all empty) and the seccomp filter's sock_fprog.
+CAP_HEADER = struct.pack("=Ii", CAPABILITY_VERSION_3, 0)
+CAP_DATA = bytes(24)
 FILTER = bytes.fromhex(sys.argv[1])
+FILTER_BUFFER = ctypes.create_string_buffer(FILTER, len(FILTER))
+FPROG = ctypes.create_string_buffer(
+    struct.pack("=HxxxxxxQ", len(FILTER) // 8, ctypes.addressof(FILTER_BUFFER)), 16
+)
 
 
 def check(rc, what):
@@ -68,21 +80,109 @@ def check(rc, what):
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
+def harden():
+    """What no program of this zygote may hold, taken from the zygote itself
+    once (a fork inherits it): the capability bounding set (what an exec
+    could gain back), the ambient set, and no_new_privs on. The zygote keeps
+    its effective capabilities, which each program drops (`confine`) after
+    joining the step's namespaces."""
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != errno_.EINVAL:
+            check(-1, f"drop capability {cap} from the bounding set")
+    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":", 1) for line in f if ":" in line)
+    if int(status["CapBnd"], 16) != 0 or status["NoNewPrivs"].strip() != "1":
+        raise OSError("the bounding set or no_new_privs did not take")
+
+
+def rehearse():
+    """Runs once, before any job, what each program's first run of it would
+    otherwise pay for in a forked copy: the lazy set-up of the parser and the
+    compiler (the AST types), of the JSON decoder, of text streams and of
+    file reading, so that each fork finds them made and shared."""
+    json.loads(json.dumps({"argv": ["python3", "main.py"], "env": [["A", "b"]], "rlimits": [[0, 1, 2]], "dir": "/"}))
+    compile(REHEARSAL, "/rehearsal.py", "exec", dont_inherit=True)
+    read, write = os.pipe()
+    for fd, mode in ((read, "rb"), (write, "wb")):
+        stream = io.TextIOWrapper(io.open(fd, mode, buffering=-1, closefd=False), "utf-8", "strict", newline="\n")
+        stream.mode = "r" if mode == "rb" else "w"
+        if mode == "wb":
+            stream.write("")
+            stream.flush()
+    os.close(read)
+    os.close(write)
+    with open("/dev/null", "rb") as f:
+        f.read()
+    os.path.dirname(os.path.abspath("main.py"))
+    importlib.machinery.SourceFileLoader("__main__", "/rehearsal.py")
+
+
+# Python touching most of what the compiler knows: every statement and
+# expression kind, so every AST type and parser rule is made once here.
+REHEARSAL = """
+import os, sys as system
+from collections import deque
+x: int = 1
+y = [i * 2 for i in range(3) if i] + list({1: 2}.items()) + [*{3}, *(4,)]
+z = {k: v for k, v in {}.items()}; w = {e for e in ()}; g = (e for e in ())
+s = f"{x!r:>{y}} {b'x'!r}" + "a" "b" + r"x" + str(0x1f + 0o7 + 0b1 + 1e3 + 2j)
+t = x if x else -y; u = not x and x or ~x; v = lambda a, *b, c=1, **d: a
+a = b = c = 0; a += 1; a, b = b, a; del a; x @ x if 0 else None
+l = y[1:2:3]; l = y[::]; (q := 5); assert q, "m"; print(end="")
+@staticmethod
+def f(p, /, r, *, k=None, **kw) -> "ret":
+    global x
+    yield x; yield from ()
+    return
+async def h():
+    async with h() as m: await m
+    async for n in h(): pass
+class C(object, metaclass=type):
+    attr = 1
+    def m(self): nonlocal_ = super().__init__()
+try:
+    raise ValueError("v") from None
+except (ValueError, TypeError) as e:
+    pass
+else:
+    pass
+finally:
+    pass
+try: pass
+except* OSError: pass
+with open("/dev/null") as one, open("/dev/null") as two: pass
+for i in range(1): continue
+else: pass
+while False: break
+match x:
+    case 1 | 2: pass
+    case [a, *rest]: pass
+    case {"k": v, **kw}: pass
+    case C(attr=1): pass
+    case str() as s if s: pass
+    case _: pass
+if x is not None and x in y and x not in z and 0 < x <= 1 != 2: pass
+elif x: pass
+"""
+
+
 def serve():
     """The zygote's loop; returns only in a program, with its job."""
     control = socket.socket(fileno=3)
     while True:
         try:
-            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 7)
+            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 8)
         except InterruptedError:
             continue
         if not message:
             os._exit(0)  # the keeper is gone
-        if len(fds) != 7:
+        if len(fds) != 8:
             for fd in fds:
                 os.close(fd)
             continue
-        init, arrival, status, program, stdin, stdout, stderr = fds
+        init, ready, arrival, status, program, stdin, stdout, stderr = fds
         child = -1
         try:
             # Children from now on are born in the step's PID namespace
@@ -94,18 +194,24 @@ def serve():
         if child == 0:
             control.detach()
             try:
+                job = json.loads(message)
+                prepare(job, arrival, (stdin, stdout, stderr))
+                # The init's mounts are made once it writes; an init that
+                # failed has gone, and its end with it.
+                if os.read(ready, 1) != b"\1":
+                    os._exit(127)
                 check(
                     libc.setns(init, CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET),
                     "join the step's namespaces",
                 )
-                return confine(json.loads(message), arrival, (stdin, stdout, stderr))
+                return confine(job)
             except BaseException as e:
                 report(stderr, "confine the program", e)
                 os._exit(127)
         # The program's parent, out of its sight: its pid to the keeper,
         # then its wait status to the step's status pipe.
         try:
-            for fd in (init, arrival, stdin, stdout, stderr):
+            for fd in (init, ready, arrival, stdin, stdout, stderr):
                 os.close(fd)
             if child > 0:
                 os.write(program, struct.pack("=i", child))
@@ -129,36 +235,19 @@ def report(stderr, what, error):
         pass
 
 
-def confine(job, arrival, stdio):
+def prepare(job, arrival, stdio):
+    """The program's own set-up while the step's init makes its mounts:
+    nothing here needs the step's namespaces. A session of its own, its pid
+    to the init, the OOM killer's first pick, its standard descriptors and
+    the streams a fresh interpreter would have made on them (the zygote's
+    were made on /dev/null: a file, seekable), and the step's environment."""
     os.setsid()
     os.write(arrival, struct.pack("=i", os.getpid()))
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write("1000")
+    adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+    os.write(adj, b"1000")
+    os.close(adj)
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
-    os.closerange(3, 1 << 20)
-    os.chdir(job["dir"])
-
-    def limit(value):
-        return resource.RLIM_INFINITY if value >= 1 << 63 else value
-
-    for which, soft, hard in job["rlimits"]:
-        resource.setrlimit(which, (limit(soft), limit(hard)))
-    for cap in range(64):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
-    header = struct.pack("=Ii", CAPABILITY_VERSION_3, 0)
-    check(libc.capset(header, bytes(24)), "drop capabilities")
-    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
-    program = ctypes.create_string_buffer(FILTER, len(FILTER))
-    fprog = struct.pack("=HxxxxxxQ", len(FILTER) // 8, ctypes.addressof(program))
-    fprog_buffer = ctypes.create_string_buffer(fprog, len(fprog))
-    check(
-        libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog_buffer), 0, 0),
-        "install the seccomp filter",
-    )
-    # The streams a fresh interpreter would have made on these descriptors
-    # (the zygote's were made on /dev/null: a file, seekable).
     for fd, name in enumerate(("stdin", "stdout", "stderr")):
         old = getattr(sys, name)
         buffer = io.open(fd, "rb" if fd == 0 else "wb", buffering=-1, closefd=False)
@@ -174,8 +263,31 @@ def confine(job, arrival, stdio):
         stream.mode = "r" if fd == 0 else "w"
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
-    os.environ.clear()
-    os.environ.update(dict(job["env"]))
+    env = dict(job["env"])
+    if dict(os.environ) != env:
+        os.environ.clear()
+        os.environ.update(env)
+
+
+def confine(job):
+    """In the step's namespaces: nothing of the zygote's open, the job's
+    directory and limits, every capability dropped, then the filter."""
+    os.closerange(3, 1 << 20)
+    os.chdir(job["dir"])
+
+    def limit(value):
+        return resource.RLIM_INFINITY if value >= 1 << 63 else value
+
+    for which, soft, hard in job["rlimits"]:
+        resource.setrlimit(which, (limit(soft), limit(hard)))
+    # The bounding and ambient sets are empty and no_new_privs is on since
+    # the zygote's `harden`; what is left is the effective, permitted and
+    # inheritable sets, then the filter.
+    check(libc.capset(CAP_HEADER, CAP_DATA), "drop capabilities")
+    check(
+        libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(FPROG), 0, 0),
+        "install the seccomp filter",
+    )
     return job
 
 
@@ -292,5 +404,7 @@ def ending(scope):
 
 # The zygote's objects, created once, are never collected again: a fork's
 # collector leaves them (and their pages) alone.
+harden()
+rehearse()
 gc.freeze()
 run(serve())

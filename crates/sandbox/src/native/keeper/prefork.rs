@@ -8,12 +8,13 @@
 //! capabilities the keeper has inside the slot's user namespace, and never
 //! any user code). For each run step the keeper makes the step's init exactly
 //! as for any step (fresh PID, mount, IPC and UTS namespaces; fresh `/proc`,
-//! `/tmp`, `/dev/shm`; the other job directory hidden), waits until the init
-//! says its mounts are made, and sends the zygote a pidfd of the init. The
-//! zygote joins the init's PID namespace for its children only and forks;
-//! the child, born in the step's PID namespace, joins the init's other
-//! namespaces, tells the init its pid (the init ends the step when the
-//! program ends), confines itself as an exec'd program is confined (see
+//! `/tmp`, `/dev/shm`; the other job directory hidden) and at once sends the
+//! zygote a pidfd of the init. The zygote joins the init's PID namespace for
+//! its children only and forks while the init makes its mounts; the child,
+//! born in the step's PID namespace, waits until the init says its mounts
+//! are made, joins the init's other namespaces, tells the init its pid (the
+//! init ends the step when the program ends), confines itself as an exec'd
+//! program is confined (see
 //! `prefork.py`) and runs the job's file in its copy of the interpreter.
 //! The zygote, outside the step and out of the program's sight, is the
 //! program's parent: it tells the keeper the program's pid (for signals)
@@ -114,14 +115,15 @@ impl Zygote {
     }
 
     /// Asks the zygote for a program in the step whose init is `init`:
-    /// `job` is the request's JSON; `pipes` the write ends of the init's
-    /// arrival pipe, of the step's status pipe and of the keeper's program
-    /// pipe; `stdio` the program's standard descriptors.
+    /// `job` is the request's JSON; `pipes` the read end of the init's
+    /// ready pipe and the write ends of the init's arrival pipe, of the
+    /// step's status pipe and of the keeper's program pipe; `stdio` the
+    /// program's standard descriptors.
     pub(super) fn fork_into(
         &self,
         job: &[u8],
         init: &OwnedFd,
-        pipes: [&OwnedFd; 3],
+        pipes: [&OwnedFd; 4],
         stdio: &[OwnedFd; 3],
     ) -> io::Result<()> {
         let fds = [
@@ -129,6 +131,7 @@ impl Zygote {
             pipes[0].as_raw_fd(),
             pipes[1].as_raw_fd(),
             pipes[2].as_raw_fd(),
+            pipes[3].as_raw_fd(),
             stdio[0].as_raw_fd(),
             stdio[1].as_raw_fd(),
             stdio[2].as_raw_fd(),

@@ -280,6 +280,11 @@ pub struct ThroughputConfig {
     /// running job has a waiter.
     pub poll_window: usize,
     pub timeout: Duration,
+    /// Jobs run to their end before the clock starts, not measured: enough
+    /// for every slot of the worker to have started its sandbox (and, with
+    /// prefork, its zygote) once, so that the rate is the steady state a
+    /// long-running worker sees rather than its first minute's.
+    pub warmup: usize,
 }
 
 /// What phase (c) measured.
@@ -300,6 +305,9 @@ pub struct ThroughputResult {
     pub first_failure: Option<String>,
     /// Jobs not finished when the deadline passed (also counted in failures).
     pub unfinished: usize,
+    /// Jobs run before the measured ones (`ThroughputConfig::warmup`).
+    #[serde(default)]
+    pub warmup: usize,
 }
 
 pub async fn throughput(
@@ -310,6 +318,19 @@ pub async fn throughput(
     let mut conns = Vec::with_capacity(config.connections);
     for _ in 0..config.connections.max(1) {
         conns.push(Conn::connect(target).await?);
+    }
+    if config.warmup > 0 {
+        let (again, ids) = submit_all(conns, &body, config.warmup).await?;
+        conns = again;
+        let warmed = wait_all(target, ids, config, Instant::now() + config.timeout).await?;
+        let wrong = warmed.done.iter().filter(|(_, f)| !f.correct).count();
+        if wrong + warmed.unfinished > 0 {
+            bail!(
+                "{} of {} warm-up jobs failed or did not finish",
+                wrong + warmed.unfinished,
+                config.warmup
+            );
+        }
     }
     let first_submit_ms = now_ms();
     let start = Instant::now();
@@ -351,6 +372,7 @@ pub async fn throughput(
                 .then(|| format!("{} jobs still pending at the deadline", polled.unfinished))
         }),
         unfinished: polled.unfinished,
+        warmup: config.warmup,
     })
 }
 

@@ -162,6 +162,7 @@ pub fn run(
             expected: SEPARATE_INPUT.to_owned(),
             connections: config.separate_connections,
             poll_window: 64,
+            warmup: 0,
             timeout: config.separate_timeout,
         };
         result.separate = Some(match config.separate_in_flight {
@@ -242,6 +243,7 @@ async fn in_flight_limited(
                 (unfinished > 0).then(|| format!("{unfinished} jobs unfinished at the deadline"))
             }),
         unfinished,
+        warmup: 0,
     })
 }
 

@@ -219,6 +219,11 @@ struct JobArgs {
     /// Jobs submitted at once in phase (c).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     throughput_jobs: u64,
+    /// Jobs run before phase (c)'s (and (c')'s) clock starts, not measured:
+    /// twice the worker's default 50 slots, so that each has started its
+    /// sandbox (and zygote) before the rate is taken.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    throughput_warmup: u64,
     /// Connections submitting (and then polling) at once in phase (c).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     throughput_connections: u16,
@@ -477,6 +482,7 @@ impl Session<'_> {
             // job that can be running.
             poll_window: 64,
             timeout: Duration::from_secs(self.cli.jobs.throughput_timeout_secs),
+            warmup: usize::try_from(self.cli.jobs.throughput_warmup)?,
         };
         let name = if prefork {
             "throughput-prefork"

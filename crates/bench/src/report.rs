@@ -691,10 +691,11 @@ fn throughput_row(throughput: Option<&ThroughputResult>, baseline: Option<&Basel
     let target = bare.map(|bare| bare * THROUGHPUT_SHARE);
     let ratio = bare.map(|bare| rate / bare);
     let mut note = format!(
-        "{} jobs in {:.2} s (submitted in {:.2} s); failures {}; server-stamped {}; original {THROUGHPUT_ORIGINAL_JOBS_PER_S} jobs/s {FIXED_REFERENCE_MARK}",
+        "{} jobs in {:.2} s (submitted in {:.2} s) after {} warm-up jobs; failures {}; server-stamped {}; original {THROUGHPUT_ORIGINAL_JOBS_PER_S} jobs/s {FIXED_REFERENCE_MARK}",
         throughput.jobs,
         throughput.elapsed_s,
         throughput.submit_s,
+        throughput.warmup,
         throughput.failures,
         throughput
             .server_jobs_per_s
@@ -809,8 +810,8 @@ fn prefork_rows(
                     Some(r) => pass_if(r >= PREFORK_THROUGHPUT_SHARE && throughput.failures == 0),
                 },
                 note: format!(
-                    "{} jobs in {:.2} s; failures {}",
-                    throughput.jobs, throughput.elapsed_s, throughput.failures
+                    "{} jobs in {:.2} s after {} warm-up jobs; failures {}",
+                    throughput.jobs, throughput.elapsed_s, throughput.warmup, throughput.failures
                 ),
                 fixed_reference: None,
             });
@@ -1022,6 +1023,7 @@ mod tests {
                 failures: 0,
                 first_failure: None,
                 unfinished: 0,
+                warmup: 0,
             }),
             rss: Some(RssResult {
                 idle_s: 5.0,
@@ -1080,6 +1082,7 @@ mod tests {
             failures: 0,
             first_failure: None,
             unfinished: 0,
+            warmup: 0,
         };
         let judge = |p50_ms, job_s, separate_s| JudgeResult {
             language: "c".into(),

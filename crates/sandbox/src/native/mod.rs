@@ -111,6 +111,9 @@ pub struct NativeSandbox {
     /// future dropped) drops the sandbox, which kills it whole.
     idle: Vec<Mutex<Option<SlotProcess>>>,
     sequence: AtomicU64,
+    /// The cores this process may use, read once: the standard library reads
+    /// the cgroup's CPU quota files on every call.
+    cores: usize,
 }
 
 impl std::fmt::Debug for NativeSandbox {
@@ -165,6 +168,7 @@ impl NativeSandbox {
             free_slots: Mutex::new((0..all_slots).rev().collect()),
             idle: (0..all_slots).map(|_| Mutex::new(None)).collect(),
             sequence: AtomicU64::new(0),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             config,
             cgroups,
         })
@@ -342,8 +346,7 @@ impl NativeSandbox {
     /// The most CPU time a step can use per second: its slot's quota, or
     /// every core of the machine when the quota is larger.
     fn cpu_rate(&self) -> f64 {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.config.cpus_per_slot.min(cores as f64)
+        self.config.cpus_per_slot.min(self.cores as f64)
     }
 }
 

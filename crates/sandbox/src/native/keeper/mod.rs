@@ -44,6 +44,8 @@ use super::protocol::{self, Reply, Request, StepEnd, StepSpec, View, Workspace};
 use super::seccomp::SeccompFilters;
 
 const WORK: &CStr = c"/work";
+/// The stack the program runs on between its clone and its exec.
+const PROGRAM_STACK: usize = 256 << 10;
 const JUDGE: &CStr = c"/judge";
 
 /// The keeper's entry point: the last command-line argument is the number of
@@ -564,19 +566,25 @@ fn step_init(
     // anything else of the keeper's (its control socket above all): this
     // init keeps only the status pipe, as descriptor 3.
     let program = match prefork {
-        None => match sys::fork() {
-            Ok(0) => {
+        // The program shares the init's memory until its exec, which the
+        // init sleeps through: no copy of the init is made to be thrown
+        // away at the exec.
+        None => {
+            let mut stack = vec![0u8; PROGRAM_STACK];
+            let mut child = || {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     exec_program(step, &stdio)
                 }));
                 sys::exit_now(127)
+            };
+            match sys::spawn_sharing_memory(&mut stack, &mut child) {
+                Ok(pid) => {
+                    drop(stdio);
+                    pid
+                }
+                Err(e) => fail_step(&stdio, "start the program", &e),
             }
-            Ok(pid) => {
-                drop(stdio);
-                pid
-            }
-            Err(e) => fail_step(&stdio, "fork the program", &e),
-        },
+        }
         Some((ready, arrival)) => {
             drop(stdio);
             drop(status);

@@ -37,6 +37,41 @@ pub(super) fn clone_into_namespaces() -> io::Result<libc::pid_t> {
     check(rc).map(|pid| pid as libc::pid_t)
 }
 
+/// Starts `child` in a new process that shares this one's memory until it
+/// execs or exits, as `posix_spawn` does (`CLONE_VM | CLONE_VFORK`): no
+/// copy of this process's page tables is made for a process that is about
+/// to exec, and none is torn down at its exec. This process sleeps
+/// meanwhile, so the child may write its memory (errno, say) without a
+/// race; `child` runs on `stack` and should end in `execve` or `_exit`
+/// (one that returns exits with 127).
+/// Returns the child's pid.
+pub(super) fn spawn_sharing_memory(
+    stack: &mut [u8],
+    child: &mut dyn FnMut(),
+) -> io::Result<libc::pid_t> {
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&mut &mut dyn FnMut` passed below, alive
+        // while this process sleeps in clone.
+        let child = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
+        child();
+        exit_now(127)
+    }
+    // The stack grows down: its top, 16-byte aligned.
+    let top = stack.as_mut_ptr_range().end as usize & !15;
+    let mut child = child;
+    // SAFETY: the child runs `trampoline` on its own stack, and this process
+    // does not run until the child has exec'd or exited (CLONE_VFORK).
+    let pid = unsafe {
+        libc::clone(
+            trampoline,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut child as *mut &mut dyn FnMut()).cast(),
+        )
+    };
+    check(pid.into()).map(|pid| pid as libc::pid_t)
+}
+
 /// `fork`; returns 0 in the child.
 pub(super) fn fork() -> io::Result<libc::pid_t> {
     // SAFETY: the keeper is single-threaded.

@@ -354,9 +354,11 @@ impl Keeper {
         let known = std::fs::File::from(status_read)
             .read_exact(&mut program_status)
             .is_ok();
-        // A known status means the init got past its set-up, the user
-        // namespace limit included.
-        self.userns_closed |= known;
+        // An init that exited by itself (0) got past its set-up, the user
+        // namespace limit included. A known status alone does not say so:
+        // with prefork it comes from the zygote, whose program ends at once
+        // when the init failed before its mounts were made.
+        self.userns_closed |= known && init_status == 0;
         let (exit_code, signal) = if known {
             split_wait_status(i32::from_ne_bytes(program_status))
         } else {

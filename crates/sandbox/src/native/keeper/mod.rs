@@ -7,7 +7,8 @@
 //! capabilities that are only good inside that user namespace. Per job it
 //! mounts a fresh `/work`; per step it clones a child into new PID, mount,
 //! IPC and UTS namespaces (the step's init), which mounts a fresh `/proc`,
-//! `/tmp` and `/dev/shm` and forks the program. The program drops every
+//! `/tmp` and `/dev/shm` and starts the program (sharing its memory until the
+//! exec, as `posix_spawn` does: no copy of the init). The program drops every
 //! capability, sets no_new_privs, installs the seccomp filters and execs.
 //! When the program exits, its init exits, and the kernel kills whatever
 //! else is left in the step's PID namespace.
@@ -25,7 +26,7 @@
 //!
 //! This keeps a fresh sandbox per step while paying for bubblewrap, the user
 //! and network namespaces and the cgroups once per slot rather than once per
-//! step: what a step costs is a clone, four mounts, a fork and the exec.
+//! step: what a step costs is a clone, four mounts, a spawn and the exec.
 //!
 //! The keeper is single-threaded and answers one request at a time (see
 //! `protocol`). It is a separate executable (`code-runner-keeper`, or

@@ -95,6 +95,7 @@ fn run() -> io::Result<()> {
         userns_closed: false,
         zygote: None,
         fresh_network,
+        ending_init: None,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -115,10 +116,15 @@ struct Keeper {
     zygote: Option<prefork::Zygote>,
     /// `network_fingerprint` of the network namespace when it was new.
     fresh_network: Vec<u8>,
+    /// The last step's init, still to be reaped (`reap_step`).
+    ending_init: Option<libc::pid_t>,
 }
 
 impl Keeper {
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> io::Result<()> {
+        if matches!(request, Request::Clear | Request::Run(_)) {
+            self.reap_step()?;
+        }
         let reply = match request {
             Request::Clear => match self.end_job() {
                 Ok(()) => Reply::Done {
@@ -327,13 +333,30 @@ impl Keeper {
         }
         drop(status_write);
         drop(stdio);
-        loop {
-            let [control_ready, init_done] =
-                sys::poll_readable([self.control.as_raw_fd(), pidfd.as_raw_fd()])?;
-            if init_done {
-                break;
+        // The step ends with the program's status: the init writes it (the
+        // zygote does, with prefork) and exits, and the kernel then takes
+        // down the step's namespaces, its mounts and whatever else is left
+        // in it. The answer does not wait for that teardown; the next
+        // request does (`reap_step`), so that nothing of this step is left
+        // when the slot is cleared or another step starts.
+        let mut status = None;
+        let mut status_open = true;
+        let mut init_done = false;
+        while status.is_none() && !init_done {
+            let status_fd = if status_open {
+                status_read.as_raw_fd()
+            } else {
+                -1
+            };
+            let [control_ready, done, status_ready] =
+                sys::poll_readable([self.control.as_raw_fd(), pidfd.as_raw_fd(), status_fd])?;
+            init_done = done;
+            if status_ready {
+                status = read_status(&status_read)?;
+                // Every writer gone without a status: the init's end says.
+                status_open = status.is_some();
             }
-            if control_ready {
+            if control_ready && status.is_none() && !init_done {
                 match self.receive() {
                     Ok(Some((Request::Kill, _))) => sys::kill(init),
                     Ok(Some((Request::Signal(signal), _))) => signal_program(init, program, signal),
@@ -350,31 +373,55 @@ impl Keeper {
                 }
             }
         }
+        if !init_done {
+            // The status is in; the init is on its way out.
+            self.ending_init = Some(init);
+            let (exit_code, signal) = split_wait_status(status.expect("the loop's end"));
+            return Ok(Ok(StepEnd {
+                exit_code,
+                signal,
+                // The worker takes the step's CPU time from the cgroup.
+                cpu_micros: 0,
+            }));
+        }
         let (init_status, cpu_micros) = sys::wait_with_usage(init)?;
-        let mut program_status = [0u8; 4];
-        let known = std::fs::File::from(status_read)
-            .read_exact(&mut program_status)
-            .is_ok();
+        // With prefork the init can end before the zygote has reaped the
+        // program and written its status: wait for it (or for the end of
+        // every writer).
+        if status.is_none() && status_open {
+            status = read_status(&status_read)?;
+        }
         // An init that exited by itself (0) got past its set-up, the user
         // namespace limit included. A known status alone does not say so:
         // with prefork it comes from the zygote, whose program ends at once
         // when the init failed before its mounts were made.
-        self.userns_closed |= known && init_status == 0;
-        let (exit_code, signal) = if known {
-            split_wait_status(i32::from_ne_bytes(program_status))
-        } else {
+        self.userns_closed |= status.is_some() && init_status == 0;
+        let (exit_code, signal) = match status {
+            Some(status) => split_wait_status(status),
             // Killed before the program's end was seen (the worker's kill,
             // or an OOM kill of the init itself).
-            match split_wait_status(init_status) {
+            None => match split_wait_status(init_status) {
                 (_, Some(signal)) => (None, Some(signal)),
                 (code, None) => (code, None),
-            }
+            },
         };
         Ok(Ok(StepEnd {
             exit_code,
             signal,
             cpu_micros,
         }))
+    }
+
+    /// Waits for the end of the last step's init, when its answer did not
+    /// (see `run_step`): once it has exited, the kernel has killed whatever
+    /// was left in the step and taken down its namespaces.
+    fn reap_step(&mut self) -> io::Result<()> {
+        if let Some(init) = self.ending_init.take() {
+            let (init_status, _) = sys::wait_with_usage(init)?;
+            // Its program's status came in: see `run_step`.
+            self.userns_closed |= init_status == 0;
+        }
+        Ok(())
     }
 
     /// Makes sure a live zygote of the step's interpreter is there.
@@ -783,6 +830,13 @@ fn fail_step(stdio: &[OwnedFd; 3], what: &str, error: &io::Error) -> ! {
     let message = format!("code-runner: cannot {what}: {error}\n");
     sys::write_raw(stdio[2].as_raw_fd(), message.as_bytes());
     sys::exit_now(127)
+}
+
+/// The program's wait status from the step's status pipe; `None` when every
+/// writer closed it without one.
+fn read_status(status: &OwnedFd) -> io::Result<Option<i32>> {
+    let mut bytes = [0u8; 4];
+    Ok((sys::read_full(status.as_raw_fd(), &mut bytes)? == 4).then(|| i32::from_ne_bytes(bytes)))
 }
 
 /// (exit code, signal) of a wait status.

@@ -322,9 +322,23 @@ impl Worker {
             async move {
                 let started_at_ms = now_ms();
                 tracing::debug!(attempt = delivery.attempt, "job started");
-                // Lets clients tell "running" from "queued"; best effort.
-                if let Err(e) = queue.mark_running(&delivery.job.id, started_at_ms).await {
-                    tracing::debug!(error = %error_chain(&e), "cannot mark the job as running");
+                // Lets clients tell "running" from "queued"; best effort. A
+                // plain job does not wait for the mark (a Redis round trip
+                // before every job): it is read only while the task is
+                // pending, so one landing after the result changes nothing.
+                // A live job's watchers see the mark before its output.
+                let mark = {
+                    let (queue, id) = (queue.clone(), delivery.job.id);
+                    async move {
+                        if let Err(e) = queue.mark_running(&id, started_at_ms).await {
+                            tracing::debug!(error = %error_chain(&e), "cannot mark the job as running");
+                        }
+                    }
+                };
+                if delivery.job.live.is_some() {
+                    mark.await;
+                } else {
+                    tokio::spawn(mark.in_current_span());
                 }
                 // A live job's watchers see it start (a plain job's live
                 // log is never written).

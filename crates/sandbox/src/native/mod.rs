@@ -306,6 +306,7 @@ impl NativeSandbox {
                 interactive: io.stdin.is_some() || io.signals.is_some(),
             }),
             prefork: language.prefork,
+            last_of_job: true,
             ..Step::new(View::Solution, workspace.take(), compile.is_none())
         };
         let run = run_step(process, step, self.cpu_rate()).await?;
@@ -378,6 +379,7 @@ async fn run_step(
         tmp_bytes: limits.scratch_bytes,
         tmp_inodes: INODES,
         prefork: step.prefork,
+        last_of_job: step.last_of_job,
     };
     let io = match step.link {
         Some((stdin, stdout)) => slot::StepIo::Linked { stdin, stdout },
@@ -529,6 +531,8 @@ struct Step<'a> {
     live: Option<supervise::StepLive>,
     /// Forked from the slot's zygote (a run of a `prefork` language).
     prefork: bool,
+    /// The job's last step (see `protocol::StepSpec::last_of_job`).
+    last_of_job: bool,
 }
 
 impl Step<'_> {
@@ -545,6 +549,7 @@ impl Step<'_> {
             link: None,
             live: None,
             prefork: false,
+            last_of_job: false,
         }
     }
 }

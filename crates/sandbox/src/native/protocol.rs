@@ -81,6 +81,13 @@ pub(crate) struct StepSpec {
     /// language with `prefork = true`.
     #[serde(default)]
     pub prefork: bool,
+    /// The job's last step: the keeper may answer as soon as the program's
+    /// status is in, before the step's init and namespaces are gone (the
+    /// next request, a Clear, waits for that). A step followed by another
+    /// of the same job is answered only once nothing of it is left, since
+    /// the worker reads the slot's cgroup to set the next step's limits.
+    #[serde(default)]
+    pub last_of_job: bool,
 }
 
 /// Keeper to worker.

@@ -373,7 +373,11 @@ impl Keeper {
                 }
             }
         }
-        if !init_done {
+        // A program killed (SIGKILL) may have gone with an init that failed:
+        // the init's end says which, so wait for it.
+        let killed =
+            status.is_some_and(|s| libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == libc::SIGKILL);
+        if !init_done && spec.last_of_job && !killed {
             // The status is in; the init is on its way out.
             self.ending_init = Some(init);
             let (exit_code, signal) = split_wait_status(status.expect("the loop's end"));
@@ -396,11 +400,15 @@ impl Keeper {
         // with prefork it comes from the zygote, whose program ends at once
         // when the init failed before its mounts were made.
         self.userns_closed |= status.is_some() && init_status == 0;
+        // An init ends with a code of its own (127) only when it could not
+        // set the step up; with prefork, its program may have been forked
+        // already and went with it.
+        let init_failed = libc::WIFEXITED(init_status) && libc::WEXITSTATUS(init_status) != 0;
         let (exit_code, signal) = match status {
-            Some(status) => split_wait_status(status),
+            Some(status) if !init_failed => split_wait_status(status),
             // Killed before the program's end was seen (the worker's kill,
-            // or an OOM kill of the init itself).
-            None => match split_wait_status(init_status) {
+            // or an OOM kill of the init itself), or failed.
+            _ => match split_wait_status(init_status) {
                 (_, Some(signal)) => (None, Some(signal)),
                 (code, None) => (code, None),
             },
@@ -483,7 +491,12 @@ struct PreparedStep<'a> {
     /// Mounted read-only in the step's mount namespace (a checker's run).
     read_only: Option<&'static CStr>,
     argv: Vec<CString>,
-    envp: Vec<CString>,
+    /// Read only through `exec_arrays`, which points into it.
+    _envp: Vec<CString>,
+    /// `argv` and `envp` as the NULL-terminated arrays `execve` takes, made
+    /// here so that the program allocates nothing between its clone and
+    /// its exec (it shares the init's memory until then).
+    exec_arrays: sys::ExecArrays,
     tmp_options: CString,
     rlimits: &'a [(u32, u64, u64)],
     filters: &'a [Vec<libc::sock_filter>],
@@ -505,12 +518,12 @@ impl<'a> PreparedStep<'a> {
             .argv
             .iter()
             .map(|a| CString::new(a.as_bytes()))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let envp = spec
             .env
             .iter()
             .map(|(k, v)| CString::new(format!("{k}={v}")))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let tmp_options = CString::new(format!(
             "size={},nr_inodes={},mode=1777",
             spec.tmp_bytes, spec.tmp_inodes
@@ -528,8 +541,9 @@ impl<'a> PreparedStep<'a> {
             dir,
             hide: other_mounted.then_some(other),
             read_only,
+            exec_arrays: sys::ExecArrays::new(&argv, &envp),
             argv,
-            envp,
+            _envp: envp,
             tmp_options,
             rlimits: &spec.rlimits,
             filters,
@@ -620,7 +634,10 @@ fn step_init(
         // init sleeps through: no copy of the init is made to be thrown
         // away at the exec.
         None => {
-            let mut stack = vec![0u8; PROGRAM_STACK];
+            let mut stack = match sys::ChildStack::new(PROGRAM_STACK) {
+                Ok(stack) => stack,
+                Err(e) => fail_step(&stdio, "start the program", &e),
+            };
             let mut child = || {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     exec_program(step, &stdio)
@@ -761,7 +778,7 @@ fn exec_program(step: &PreparedStep<'_>, stdio: &[OwnedFd; 3]) -> ! {
         for filter in step.filters {
             sys::install_filter(filter)?;
         }
-        Ok(sys::execve(&step.argv, &step.envp))
+        Ok(step.exec_arrays.execve())
     })();
     let (what, error) = match result {
         Ok(exec_error) => ("exec", exec_error),

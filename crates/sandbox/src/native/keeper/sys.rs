@@ -37,16 +37,60 @@ pub(super) fn clone_into_namespaces() -> io::Result<libc::pid_t> {
     check(rc).map(|pid| pid as libc::pid_t)
 }
 
+/// The stack a child started by [`spawn_sharing_memory`] runs on: its own
+/// mapping, with an inaccessible page below it, so that an overflow faults
+/// rather than writing over the parent's memory.
+pub(super) struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    pub(super) fn new(size: usize) -> io::Result<Self> {
+        let page = 4096;
+        let len = size.next_multiple_of(page) + page;
+        // SAFETY: a fresh anonymous private mapping; no memory is aliased.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = Self { base, len };
+        // SAFETY: the lowest page of the mapping just made.
+        check(unsafe { libc::mprotect(base, page, libc::PROT_NONE) }.into())?;
+        Ok(stack)
+    }
+
+    /// The highest address, 16-byte aligned (the stack grows down).
+    fn top(&self) -> *mut libc::c_void {
+        ((self.base as usize + self.len) & !15) as *mut libc::c_void
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
 /// Starts `child` in a new process that shares this one's memory until it
 /// execs or exits, as `posix_spawn` does (`CLONE_VM | CLONE_VFORK`): no
 /// copy of this process's page tables is made for a process that is about
 /// to exec, and none is torn down at its exec. This process sleeps
 /// meanwhile, so the child may write its memory (errno, say) without a
 /// race; `child` runs on `stack` and should end in `execve` or `_exit`
-/// (one that returns exits with 127).
-/// Returns the child's pid.
+/// (one that returns exits with 127), allocating nothing.
 pub(super) fn spawn_sharing_memory(
-    stack: &mut [u8],
+    stack: &mut ChildStack,
     child: &mut dyn FnMut(),
 ) -> io::Result<libc::pid_t> {
     extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
@@ -56,15 +100,13 @@ pub(super) fn spawn_sharing_memory(
         child();
         exit_now(127)
     }
-    // The stack grows down: its top, 16-byte aligned.
-    let top = stack.as_mut_ptr_range().end as usize & !15;
     let mut child = child;
     // SAFETY: the child runs `trampoline` on its own stack, and this process
     // does not run until the child has exec'd or exited (CLONE_VFORK).
     let pid = unsafe {
         libc::clone(
             trampoline,
-            top as *mut libc::c_void,
+            stack.top(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             (&mut child as *mut &mut dyn FnMut()).cast(),
         )
@@ -336,14 +378,42 @@ pub(super) fn install_filter(program: &[libc::sock_filter]) -> io::Result<()> {
 }
 
 /// Replaces this process with `argv`; returns only on failure.
+/// `execve`'s argument and environment arrays, NULL-terminated, pointing
+/// into strings their owner keeps alive and unchanged.
+pub(super) struct ExecArrays {
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl ExecArrays {
+    /// Arrays pointing into `argv` and `envp` (whose heap buffers must
+    /// outlive them; moving the `Vec`s or `CString`s does not move those).
+    pub(super) fn new(argv: &[CString], envp: &[CString]) -> Self {
+        let array = |strings: &[CString]| {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Self {
+            argv: array(argv),
+            envp: array(envp),
+        }
+    }
+
+    /// `execve`, allocating nothing; returns only on failure.
+    pub(super) fn execve(&self) -> io::Error {
+        // SAFETY: both arrays are NULL-terminated arrays of valid strings
+        // (see `new`), and argv has at least its terminator.
+        unsafe { libc::execve(self.argv[0], self.argv.as_ptr(), self.envp.as_ptr()) };
+        io::Error::last_os_error()
+    }
+}
+
+/// `execve` of `argv` with `envp`; returns only on failure.
 pub(super) fn execve(argv: &[CString], envp: &[CString]) -> io::Error {
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
-    envp_ptrs.push(std::ptr::null());
-    // SAFETY: both arrays are NULL-terminated arrays of valid strings.
-    unsafe { libc::execve(argv_ptrs[0], argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
-    io::Error::last_os_error()
+    ExecArrays::new(argv, envp).execve()
 }
 
 /// Writes all of `bytes` to `fd`, ignoring failures (used on the way out).

@@ -323,10 +323,11 @@ impl Worker {
                 let started_at_ms = now_ms();
                 tracing::debug!(attempt = delivery.attempt, "job started");
                 // Lets clients tell "running" from "queued"; best effort. A
-                // plain job does not wait for the mark (a Redis round trip
-                // before every job): it is read only while the task is
-                // pending, so one landing after the result changes nothing.
-                // A live job's watchers see the mark before its output.
+                // plain job starts without waiting for the mark (a Redis
+                // round trip before every job) and waits for it before its
+                // result is stored, so the mark never lands after the
+                // result. A live job's watchers see the mark before its
+                // output.
                 let mark = {
                     let (queue, id) = (queue.clone(), delivery.job.id);
                     async move {
@@ -335,10 +336,11 @@ impl Worker {
                         }
                     }
                 };
+                let mut marking = None;
                 if delivery.job.live.is_some() {
                     mark.await;
                 } else {
-                    tokio::spawn(mark.in_current_span());
+                    marking = Some(AbortOnDrop(tokio::spawn(mark.in_current_span())));
                 }
                 // A live job's watchers see it start (a plain job's live
                 // log is never written).
@@ -416,6 +418,9 @@ impl Worker {
                 result.submitted_at_ms = delivery.job.submitted_at_ms;
                 tracing::debug!(verdict = ?result.verdict, "job finished");
                 tally.record(&result);
+                if let Some(mut marking) = marking {
+                    let _ = (&mut marking.0).await;
+                }
                 store_result(queue.as_ref(), &delivery, &result, store_for).await;
                 if delivery.job.judge.is_some() {
                     // The result has the tests now; best effort.
@@ -679,4 +684,14 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// A task aborted when its handle is dropped: a job's running mark, which
+/// must not outlive the job (a cancelled job's mark landing after it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -88,7 +88,8 @@ impl Drop for ChildStack {
 /// to exec, and none is torn down at its exec. This process sleeps
 /// meanwhile, so the child may write its memory (errno, say) without a
 /// race; `child` runs on `stack` and should end in `execve` or `_exit`
-/// (one that returns exits with 127), allocating nothing.
+/// (one that returns exits with 127), allocating nothing on its way there
+/// (a failure's report may: this process sleeps until the child is gone).
 pub(super) fn spawn_sharing_memory(
     stack: &mut ChildStack,
     child: &mut dyn FnMut(),
@@ -377,7 +378,6 @@ pub(super) fn install_filter(program: &[libc::sock_filter]) -> io::Result<()> {
     .map(drop)
 }
 
-/// Replaces this process with `argv`; returns only on failure.
 /// `execve`'s argument and environment arrays, NULL-terminated, pointing
 /// into strings their owner keeps alive and unchanged.
 pub(super) struct ExecArrays {

@@ -364,3 +364,118 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
         .unwrap();
     assert!(is_done(&state), "{state:?}");
 }
+
+/// A final state small enough is published whole on the task's channel
+/// (`complete.lua`), and a waiter answers from the message without reading
+/// the state back; a published state of another owner is not shown to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_waiters_answer_from_the_published_state() {
+    let server = RedisServer::start();
+    let prefix = unique_prefix();
+    let q = Arc::new(redis_queue(&server, &prefix).await);
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let probe = conn.clone();
+    let subscribers = |channel: String| {
+        let mut conn = probe.clone();
+        async move {
+            let counts: (String, u64) = ::redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            counts.1
+        }
+    };
+
+    // What complete.lua publishes: the state it stored.
+    let k = job();
+    q.submit(&k).await.unwrap();
+    let channel = format!("{prefix}:done:{}", k.id);
+    let listener = {
+        let (client, channel) = (client.clone(), channel.clone());
+        std::thread::spawn(move || {
+            let mut conn = client.get_connection().unwrap();
+            let mut pubsub = conn.as_pubsub();
+            pubsub.subscribe(&channel).unwrap();
+            pubsub
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            pubsub.get_message().unwrap().get_payload_bytes().to_vec()
+        })
+    };
+    let deadline = Instant::now() + CAP;
+    while subscribers(channel.clone()).await == 0 {
+        assert!(Instant::now() < deadline, "the listener never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    q.complete(&delivery, &ok("published")).await.unwrap();
+    let published = listener.join().unwrap();
+    let stored: Vec<u8> = ::redis::cmd("GET")
+        .arg(format!("{prefix}:task:{}", k.id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(published, stored);
+
+    // A waiter on a task still pending everywhere but in the message.
+    let waiting = |owner: Option<&'static str>| {
+        let j = match owner {
+            Some(owner) => {
+                let mut j = job();
+                j.owner = Some(owner.to_owned());
+                j
+            }
+            None => job(),
+        };
+        let q = q.clone();
+        async move {
+            q.submit(&j).await.unwrap();
+            let id = j.id;
+            let waiter = tokio::spawn(async move {
+                q.wait_for_result_for(&id, owner, Duration::from_secs(3))
+                    .await
+            });
+            (id, waiter)
+        }
+    };
+    let (id, waiter) = waiting(None).await;
+    let channel = format!("{prefix}:done:{id}");
+    let deadline = Instant::now() + CAP;
+    while subscribers(channel.clone()).await == 0 {
+        assert!(Instant::now() < deadline, "the waiter never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _: u64 = ::redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(&published)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let state = waiter.await.unwrap().unwrap();
+    assert_eq!(state, Some(TaskState::Done(ok("published"))));
+    assert_eq!(q.state(&id).await.unwrap(), Some(TaskState::Pending));
+
+    // The same message naming another owner: nothing to show this waiter.
+    let (id, waiter) = waiting(Some("owner-a")).await;
+    let channel = format!("{prefix}:done:{id}");
+    let deadline = Instant::now() + CAP;
+    while subscribers(channel.clone()).await == 0 {
+        assert!(Instant::now() < deadline, "the waiter never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rest = published
+        .strip_prefix(br#"{"state":"done","#.as_slice())
+        .expect("a stored final state starts with its state");
+    let foreign = [br#"{"state":"done","owner":"owner-b","#.as_slice(), rest].concat();
+    let _: u64 = ::redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(&foreign)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let state = waiter.await.unwrap().unwrap();
+    assert_eq!(state, None);
+}

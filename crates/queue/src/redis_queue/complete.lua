@@ -7,6 +7,7 @@
 -- ARGV[3]  the final state, JSON   ({"state":"done",...}), without an owner
 -- ARGV[4]  the state's TTL in milliseconds
 -- ARGV[5]  the task's owner as the job names it; '' when none or unknown
+-- ARGV[6]  the largest state, in bytes, published whole to waiters
 --
 -- The first final state wins: when the stored state is already "done" (the job
 -- was delivered twice and the other run finished first) it is kept. A missing
@@ -22,7 +23,10 @@
 -- unfinished tasks (see submit.lua).
 --
 -- Waiters (GET /results?wait, POST /run-code?wait) are told on the channel
--- {prefix}:done:{id}, named after KEYS[1], in the same atomic step.
+-- {prefix}:done:{id}, named after KEYS[1], in the same atomic step. The
+-- message is the state just written when it is at most ARGV[6] bytes, so a
+-- waiter need not read it back; else (and from every other publisher) it is
+-- 'done', and waiters read the state.
 --
 -- Returns 1 when the state was written, 0 when an earlier final state was kept.
 local written = 0
@@ -47,7 +51,11 @@ if not (current and string.sub(current, 1, 15) == '{"state":"done"') then
     if client then
       redis.call('ZREM', prefix .. ':client:' .. client, id)
     end
-    redis.call('PUBLISH', prefix .. ':done:' .. id, 'done')
+    local message = 'done'
+    if #state <= tonumber(ARGV[6]) then
+      message = state
+    end
+    redis.call('PUBLISH', prefix .. ':done:' .. id, message)
   end
 end
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])

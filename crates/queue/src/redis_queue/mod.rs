@@ -289,6 +289,31 @@ struct PendingRecord<'a> {
     client: Option<&'a str>,
 }
 
+/// A stored state (or one published whole to waiters) as `owner` may see
+/// it: `None` for a task of another owner.
+fn decode_state(
+    id: &TaskId,
+    bytes: &[u8],
+    owner: Option<&str>,
+) -> Result<Option<TaskState>, QueueError> {
+    let asker = owner.map(plain_name);
+    if !may_see(stored_owner(bytes), asker.as_deref()) {
+        return Ok(None);
+    }
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|source| QueueError::Corrupt {
+            id: id.to_string(),
+            source,
+        })
+}
+
+/// The largest final state `complete.lua` publishes whole on the task's
+/// channel, so that a waiter needs no read after the message; a larger one
+/// (much output) is announced as `done` and read, rather than pushed through
+/// the subscriber connection every waiter of the process shares.
+const PUBLISHED_STATE_MAX_BYTES: usize = 64 << 10;
+
 /// The owner a stored state names (see `complete.lua`), found by its
 /// prefix: `{"state":"…","owner":"…"`.
 fn stored_owner(json: &[u8]) -> Option<&str> {
@@ -627,7 +652,8 @@ impl RedisQueue {
             .arg(entry_id)
             .arg(done_json(result))
             .arg(self.inner.ttl_ms)
-            .arg(owner.map(plain_name).unwrap_or_default().as_ref());
+            .arg(owner.map(plain_name).unwrap_or_default().as_ref())
+            .arg(PUBLISHED_STATE_MAX_BYTES);
         let written: i64 = self
             .eval_durably("complete script", &COMPLETE, eval)
             .await?;
@@ -1009,19 +1035,10 @@ impl Queue for RedisQueue {
                 cmd.query_async(&mut conn).await
             })
             .await?;
-        let Some(bytes) = raw else {
-            return Ok(None);
-        };
-        let asker = owner.map(plain_name);
-        if !may_see(stored_owner(&bytes), asker.as_deref()) {
-            return Ok(None);
+        match raw {
+            Some(bytes) => decode_state(id, &bytes, owner),
+            None => Ok(None),
         }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| QueueError::Corrupt {
-                id: id.to_string(),
-                source,
-            })
     }
 
     /// Not cancel-safe: if the future is dropped while Redis is delivering,

@@ -16,6 +16,11 @@
 //! reading the state *after* that can never miss a result: either the result
 //! was written before (the read sees it) or after (the message arrives).
 //!
+//! A message that is a task's final state itself (`complete.lua` publishes
+//! small ones whole) is kept with the channel's waiters ([`Signal`]), so
+//! that they answer from it without reading the state back: one Redis
+//! round trip less between a job's end and its waiting client.
+//!
 //! When the subscriber connection drops, the actor reconnects with back-off,
 //! subscribes to every channel again and then wakes every waiter, so each
 //! re-reads its task's state: a result published while the connection was
@@ -28,6 +33,33 @@ use std::time::Duration;
 use super::primary::Primary;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot, Notify};
+
+/// What the waiters of one channel are woken by: the wake-up itself, and
+/// the final state when the message carried it.
+#[derive(Debug, Default)]
+pub(super) struct Signal {
+    pub(super) notify: Notify,
+    published: std::sync::Mutex<Option<Arc<[u8]>>>,
+}
+
+impl Signal {
+    /// The final state a message on the channel carried, if one did.
+    pub(super) fn published(&self) -> Option<Arc<[u8]>> {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Wakes the waiters, with the message's payload when it is a state (a
+    /// JSON object; other publishers send `done`).
+    fn wake(&self, payload: &[u8]) {
+        if payload.first() == Some(&b'{') {
+            *self.published.lock().unwrap_or_else(|p| p.into_inner()) = Some(payload.into());
+        }
+        self.notify.notify_waiters();
+    }
+}
 
 use crate::QueueError;
 
@@ -45,7 +77,7 @@ pub(super) struct Notifier {
 enum Command {
     Watch {
         channel: String,
-        reply: oneshot::Sender<Arc<Notify>>,
+        reply: oneshot::Sender<Arc<Signal>>,
     },
     Unwatch {
         channel: String,
@@ -54,7 +86,7 @@ enum Command {
 
 /// One waiter's registration; unregisters itself when dropped.
 pub(super) struct Watch {
-    pub(super) notify: Arc<Notify>,
+    pub(super) signal: Arc<Signal>,
     channel: String,
     commands: mpsc::UnboundedSender<Command>,
 }
@@ -107,10 +139,10 @@ impl Notifier {
                 reply,
             })
             .map_err(|_| QueueError::Closed)?;
-        let notify = confirmed.await.map_err(|_| QueueError::Closed)?;
+        let signal = confirmed.await.map_err(|_| QueueError::Closed)?;
         pending.channel = None;
         Ok(Watch {
-            notify,
+            signal,
             channel,
             commands: self.commands.clone(),
         })
@@ -118,7 +150,7 @@ impl Notifier {
 }
 
 struct Entry {
-    notify: Arc<Notify>,
+    signal: Arc<Signal>,
     waiters: usize,
 }
 
@@ -130,7 +162,7 @@ struct Actor {
     /// Channels Redis has confirmed on the current connection.
     subscribed: HashSet<String>,
     /// Waiters to answer once their channel is confirmed.
-    unconfirmed: Vec<(String, oneshot::Sender<Arc<Notify>>)>,
+    unconfirmed: Vec<(String, oneshot::Sender<Arc<Signal>>)>,
 }
 
 impl Actor {
@@ -177,7 +209,7 @@ impl Actor {
                 continue;
             }
             for entry in self.entries.values() {
-                entry.notify.notify_waiters();
+                entry.signal.notify.notify_waiters();
             }
             loop {
                 tokio::select! {
@@ -195,7 +227,7 @@ impl Actor {
                     message = next(&mut stream) => match message {
                         Some(message) => {
                             if let Some(entry) = self.entries.get(message.get_channel_name()) {
-                                entry.notify.notify_waiters();
+                                entry.signal.wake(message.get_payload_bytes());
                             }
                         }
                         None => {
@@ -227,7 +259,7 @@ impl Actor {
                     .entries
                     .entry(channel.clone())
                     .or_insert_with(|| Entry {
-                        notify: Arc::new(Notify::new()),
+                        signal: Arc::new(Signal::default()),
                         waiters: 0,
                     });
                 entry.waiters += 1;
@@ -273,7 +305,7 @@ impl Actor {
         for (channel, reply) in self.unconfirmed.drain(..) {
             match self.entries.get(&channel) {
                 Some(entry) if self.subscribed.contains(&channel) => {
-                    let _ = reply.send(entry.notify.clone());
+                    let _ = reply.send(entry.signal.clone());
                 }
                 // Registered and already gone again (its waiter gave up):
                 // nobody is listening for the answer.

@@ -6,7 +6,7 @@
 //!
 //! | key / channel        | type          | holds                                              |
 //! |----------------------|---------------|----------------------------------------------------|
-//! | `P:done:{id}`        | pub/sub channel | a message when the task gets its final state      |
+//! | `P:done:{id}`        | pub/sub channel | the final state when the task gets it (`done` when large) |
 //! | `P:running:{id}`     | string, TTL ≤ 1 h | when a worker started the task's job (ms)      |
 //! | `P:worker-status`    | hash          | worker name → JSON of [`WorkerStatus`]              |
 //! | `P:stats`            | hash          | cumulative [`Counters`] of every worker             |
@@ -100,10 +100,19 @@ impl RedisQueue {
             // answer with the state as it is now.
             Err(_) => return self.state_for(id, owner).await,
         };
+        let mut woken = false;
         loop {
-            let notified = watch.notify.notified();
+            let notified = watch.signal.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Woken by a message that carried the final state: no read.
+            if let Some(bytes) = watch.signal.published().filter(|_| woken) {
+                let state = super::decode_state(id, &bytes, owner)?;
+                if !matches!(state, Some(TaskState::Pending)) {
+                    return Ok(state);
+                }
+            }
+            woken = true;
             match self.state_for(id, owner).await {
                 Ok(state) if !matches!(state, Some(TaskState::Pending)) => return Ok(state),
                 Ok(_) => {}

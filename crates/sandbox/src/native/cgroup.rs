@@ -181,6 +181,7 @@ impl CgroupLayout {
             last_limits: None,
             idle: None,
             detached: false,
+            files: ControlFiles::default(),
         };
         for dir in [&slot.memory, &slot.pids, &slot.cpuacct, &cpu] {
             if !slot.dirs.contains(dir) {
@@ -224,6 +225,80 @@ pub(crate) struct SlotCgroup {
     /// Set on the copy `Drop` hands to the runtime, so that copy, if itself
     /// dropped unfinished, does not hand itself on again.
     detached: bool,
+    /// The control files read or written at every step, kept open.
+    files: ControlFiles,
+}
+
+/// A slot's control files, each opened once (for reading and writing where
+/// the file allows both) and then read from its start or written at every
+/// use: an open is a path walk through the cgroup file system and a close,
+/// a dozen per job otherwise.
+#[derive(Debug, Default)]
+struct ControlFiles(std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Arc<fs::File>>>);
+
+impl ControlFiles {
+    fn open(&self, dir: &Path, name: &str) -> io::Result<std::sync::Arc<fs::File>> {
+        let path = dir.join(name);
+        let mut files = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(file) = files.get(&path) {
+            return Ok(file.clone());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .or_else(|_| fs::File::open(&path))?;
+        let file = std::sync::Arc::new(file);
+        files.insert(path, file.clone());
+        Ok(file)
+    }
+
+    /// The whole text of `dir/name`; empty when it cannot be read.
+    fn read(&self, dir: &Path, name: &str) -> String {
+        use std::os::unix::fs::FileExt;
+        let Ok(file) = self.open(dir, name) else {
+            return String::new();
+        };
+        let mut text = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match file.read_at(&mut chunk, text.len() as u64) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return String::new(),
+            }
+        }
+        String::from_utf8(text).unwrap_or_default()
+    }
+
+    fn read_number(&self, dir: &Path, name: &str) -> u64 {
+        self.read(dir, name).trim().parse().unwrap_or(0)
+    }
+
+    fn write(&self, dir: &Path, name: &str, value: &str) -> Result<(), SandboxError> {
+        use std::os::unix::fs::FileExt;
+        let what = || format!("write {value:?} to {}", dir.join(name).display());
+        let file = self
+            .open(dir, name)
+            .map_err(|e| SandboxError::setup(what())(e))?;
+        match file.write_at(value.as_bytes(), 0) {
+            Ok(n) if n == value.len() => Ok(()),
+            Ok(_) => Err(SandboxError::setup(what())(io::Error::from(
+                io::ErrorKind::WriteZero,
+            ))),
+            Err(e) => Err(SandboxError::setup(what())(e)),
+        }
+    }
+
+    /// CPU time of everything ever in the cgroup.
+    fn cpu_usage(&self, dir: &Path, version: u8) -> Duration {
+        if version == 1 {
+            Duration::from_nanos(self.read_number(dir, "cpuacct.usage"))
+        } else {
+            Duration::from_micros(keyed(&self.read(dir, "cpu.stat"), "usage_usec"))
+        }
+    }
 }
 
 /// What a slot holds that only its processes, files or in-flight
@@ -274,8 +349,8 @@ impl SlotCgroup {
     /// What the slot holds now.
     pub(crate) fn held(&self) -> Held {
         Held {
-            processes: read_number(&self.pids, "pids.current"),
-            shmem_bytes: keyed(&read(&self.memory, "memory.stat"), "shmem"),
+            processes: self.files.read_number(&self.pids, "pids.current"),
+            shmem_bytes: keyed(&self.files.read(&self.memory, "memory.stat"), "shmem"),
         }
     }
 
@@ -319,7 +394,7 @@ impl SlotCgroup {
             "cpu.stat"
         };
         CpuMeter {
-            file: fs::File::open(self.cpuacct.join(file)).ok(),
+            file: self.files.open(&self.cpuacct, file).ok(),
             version: self.version,
             start: baseline.cpu,
         }
@@ -343,19 +418,20 @@ impl SlotCgroup {
         } else {
             "memory.current"
         };
-        let usage_bytes = read_number(memory_dir, usage_file);
+        let files = &self.files;
+        let usage_bytes = files.read_number(memory_dir, usage_file);
         // The keeper and bubblewrap's init stay; the step's init is one more.
-        let processes = read_number(pids_dir, "pids.current");
+        let processes = files.read_number(pids_dir, "pids.current");
         let pids_max = processes + u64::from(limits.processes) + 1;
         // Before a job's first step the slot holds nothing of a job's: its
         // sources are written within the step's budget.
         let held = if first_of_job {
             0
         } else {
-            keyed(&read(memory_dir, "memory.stat"), "shmem")
+            keyed(&files.read(memory_dir, "memory.stat"), "shmem")
         };
         let memory = limits.memory_bytes + KEEPER_ALLOWANCE + held + files_bytes;
-        let cpu = cpu_usage(cpu_dir, self.version);
+        let cpu = files.cpu_usage(cpu_dir, self.version);
         // Most steps repeat the slot's previous limits: no need to write them.
         let unchanged = self.last_limits == Some((pids_max, memory));
         if !unchanged {
@@ -367,10 +443,10 @@ impl SlotCgroup {
                 set_v1_memory_limit(memory_dir, &memory_text, self.memsw)?;
                 self.last_limits = Some((pids_max, memory));
             }
-            write(&memory_dir.join("memory.max_usage_in_bytes"), "0")?;
+            files.write(memory_dir, "memory.max_usage_in_bytes", "0")?;
             return Ok(StepBaseline {
                 usage_bytes,
-                oom_kills: keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
+                oom_kills: keyed(&files.read(memory_dir, "memory.oom_control"), "oom_kill"),
                 cpu,
                 peak_file: None,
             });
@@ -392,7 +468,7 @@ impl SlotCgroup {
             });
         Ok(StepBaseline {
             usage_bytes,
-            oom_kills: keyed(&read(memory_dir, "memory.events"), "oom_kill"),
+            oom_kills: keyed(&files.read(memory_dir, "memory.events"), "oom_kill"),
             cpu,
             peak_file,
         })
@@ -403,8 +479,14 @@ impl SlotCgroup {
         let memory_dir = &self.memory;
         let (peak, oom_kills, cpu_dir) = if self.version == 1 {
             (
-                Some(read_number(memory_dir, "memory.max_usage_in_bytes")),
-                keyed(&read(memory_dir, "memory.oom_control"), "oom_kill"),
+                Some(
+                    self.files
+                        .read_number(memory_dir, "memory.max_usage_in_bytes"),
+                ),
+                keyed(
+                    &self.files.read(memory_dir, "memory.oom_control"),
+                    "oom_kill",
+                ),
                 &self.cpuacct,
             )
         } else {
@@ -415,7 +497,7 @@ impl SlotCgroup {
                 file.read_to_string(&mut text).ok()?;
                 text.trim().parse().ok()
             });
-            let oom_kills = keyed(&read(memory_dir, "memory.events"), "oom_kill");
+            let oom_kills = keyed(&self.files.read(memory_dir, "memory.events"), "oom_kill");
             (peak, oom_kills, &self.cpuacct)
         };
         CgroupStats {
@@ -423,13 +505,17 @@ impl SlotCgroup {
             oom_kills: oom_kills.saturating_sub(baseline.oom_kills),
             // Every process of the step counts, also children reaped by no
             // one (SIGCHLD ignored), which the init's rusage would miss.
-            cpu_time: cpu_usage(cpu_dir, self.version).saturating_sub(baseline.cpu),
+            cpu_time: self
+                .files
+                .cpu_usage(cpu_dir, self.version)
+                .saturating_sub(baseline.cpu),
         }
     }
 
     /// Kills every process left in the slot and removes its cgroups, waiting
     /// (at most about a second) for the kernel to let go of dying processes.
     pub(crate) async fn remove(mut self) {
+        self.files = ControlFiles::default();
         for _ in 0..100 {
             self.kill_all();
             self.dirs.retain(|dir| fs::remove_dir(dir).is_err());
@@ -469,6 +555,8 @@ impl Drop for SlotCgroup {
         if self.dirs.is_empty() {
             return;
         }
+        // Nothing of the slot's stays open while it is removed.
+        self.files = ControlFiles::default();
         let mut rest = SlotCgroup {
             dirs: std::mem::take(&mut self.dirs),
             memory: self.memory.clone(),
@@ -479,6 +567,7 @@ impl Drop for SlotCgroup {
             last_limits: None,
             idle: None,
             detached: true,
+            files: ControlFiles::default(),
         };
         rest.kill_all();
         match tokio::runtime::Handle::try_current() {
@@ -498,7 +587,7 @@ impl Drop for SlotCgroup {
 /// through a descriptor kept open (one `pread` a reading).
 #[derive(Debug)]
 pub(crate) struct CpuMeter {
-    file: Option<fs::File>,
+    file: Option<std::sync::Arc<fs::File>>,
     version: u8,
     start: Duration,
 }
@@ -597,23 +686,6 @@ fn set_v1_memory_limit(dir: &Path, value: &str, with_memsw: bool) -> Result<(), 
         write(&limit, value)?;
     }
     write(&memsw, value)
-}
-
-/// CPU time of everything ever in the cgroup.
-fn cpu_usage(dir: &Path, version: u8) -> Duration {
-    if version == 1 {
-        Duration::from_nanos(read_number(dir, "cpuacct.usage"))
-    } else {
-        Duration::from_micros(keyed(&read(dir, "cpu.stat"), "usage_usec"))
-    }
-}
-
-fn read(dir: &Path, file: &str) -> String {
-    fs::read_to_string(dir.join(file)).unwrap_or_default()
-}
-
-fn read_number(dir: &Path, file: &str) -> u64 {
-    read(dir, file).trim().parse().unwrap_or(0)
 }
 
 /// The value of `key` in a "key value" per line file.

@@ -85,7 +85,8 @@ fn run() -> io::Result<()> {
     // step's copy of; the keeper's own is its first job's, as each next
     // job gets a fresh one.
     sys::new_network_namespace()?;
-    let fresh_network = network_fingerprint()?;
+    let network = NetworkFiles::open()?;
+    let fresh_network = network.fingerprint()?;
     let filters = SeccompFilters::compile().map_err(io::Error::other)?;
     let mut keeper = Keeper {
         control: UnixStream::from(control),
@@ -94,6 +95,7 @@ fn run() -> io::Result<()> {
         judge_mounted: false,
         userns_closed: false,
         zygote: None,
+        network,
         fresh_network,
         ending_init: None,
     };
@@ -114,7 +116,9 @@ struct Keeper {
     userns_closed: bool,
     /// The slot's python zygote, once a prefork step asked for one.
     zygote: Option<prefork::Zygote>,
-    /// `network_fingerprint` of the network namespace when it was new.
+    /// The counter files of the keeper's network namespace.
+    network: NetworkFiles,
+    /// Their fingerprint when the namespace was new.
     fresh_network: Vec<u8>,
     /// The last step's init, still to be reaped (`reap_step`).
     ending_init: Option<libc::pid_t>,
@@ -237,9 +241,10 @@ impl Keeper {
                 .map_err(|e| io::Error::new(e.kind(), format!("clear {dir:?}: {e}")))?;
         }
         let renew = |e: io::Error| io::Error::new(e.kind(), format!("new network namespace: {e}"));
-        if network_fingerprint().map_err(renew)? != self.fresh_network {
+        if self.network.fingerprint().map_err(renew)? != self.fresh_network {
             sys::new_network_namespace().map_err(renew)?;
-            self.fresh_network = network_fingerprint().map_err(renew)?;
+            self.network = NetworkFiles::open().map_err(renew)?;
+            self.fresh_network = self.network.fingerprint().map_err(renew)?;
         }
         Ok(())
     }
@@ -454,7 +459,8 @@ impl Keeper {
         // The socket pair to the zygote counts in the network namespace it
         // was made in, where the program would see it: the job gets another.
         sys::new_network_namespace()?;
-        self.fresh_network = network_fingerprint()?;
+        self.network = NetworkFiles::open()?;
+        self.fresh_network = self.network.fingerprint()?;
         Ok(())
     }
 
@@ -571,41 +577,87 @@ fn signal_program(init: libc::pid_t, program: Option<libc::pid_t>, signal: i32) 
     }
 }
 
-/// What a job can change in the keeper's network namespace and find again,
-/// as the kernel shows it: the interface counters (every packet on
-/// loopback), the protocol counters (every connection, datagram, ICMP
-/// message, IPv4 or IPv6), and how many sockets exist (a socket the kernel
-/// still holds after its processes are gone, waiting for the garbage
-/// collector or closing) and are in `TIME_WAIT`. Programs can make no other
-/// socket families (seccomp), and no routes, addresses or sysctls (no
-/// capabilities). The host-wide figures of `sockstat` (orphans, allocated
-/// sockets, memory) are left out: they move with the host, not the job.
-fn network_fingerprint() -> io::Result<Vec<u8>> {
-    let read = |name: &str| match std::fs::read(format!("/proc/self/net/{name}")) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        other => other,
-    };
-    let mut fingerprint = Vec::with_capacity(16 << 10);
-    for name in ["dev", "snmp", "snmp6", "netstat"] {
-        fingerprint.extend(read(name)?);
-    }
-    for name in ["sockstat", "sockstat6"] {
-        let text = read(name)?;
-        for line in String::from_utf8_lossy(&text).lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let Some((label, pairs)) = words.split_first() else {
-                continue;
-            };
-            fingerprint.extend(label.as_bytes());
-            for pair in pairs.chunks(2) {
-                if let [name @ ("used" | "inuse" | "tw"), value] = pair {
-                    fingerprint.extend(format!(" {name} {value}").as_bytes());
+/// The files of `/proc/self/net` that `NetworkFiles::fingerprint` reads,
+/// kept open and read from their start each time (six opens and closes per
+/// job otherwise). Each shows the network namespace its opener was in when
+/// it opened it, so they are opened again in every new namespace.
+struct NetworkFiles {
+    /// The interface and protocol counters, whole.
+    counters: Vec<std::fs::File>,
+    /// `sockstat` and `sockstat6`, whose socket counts are picked out.
+    sockets: Vec<std::fs::File>,
+}
+
+impl NetworkFiles {
+    fn open() -> io::Result<Self> {
+        let open = |names: &[&str]| -> io::Result<Vec<std::fs::File>> {
+            let mut files = Vec::new();
+            for name in names {
+                match std::fs::File::open(format!("/proc/self/net/{name}")) {
+                    Ok(file) => files.push(file),
+                    // A kernel without IPv6 has no `snmp6` or `sockstat6`.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
                 }
             }
-            fingerprint.push(b'\n');
+            Ok(files)
+        };
+        Ok(Self {
+            counters: open(&["dev", "snmp", "snmp6", "netstat"])?,
+            sockets: open(&["sockstat", "sockstat6"])?,
+        })
+    }
+
+    /// What a job can change in the keeper's network namespace and find
+    /// again, as the kernel shows it: the interface counters (every packet
+    /// on loopback), the protocol counters (every connection, datagram, ICMP
+    /// message, IPv4 or IPv6), and how many sockets exist (a socket the
+    /// kernel still holds after its processes are gone, waiting for the
+    /// garbage collector or closing) and are in `TIME_WAIT`. Programs can
+    /// make no other socket families (seccomp), and no routes, addresses or
+    /// sysctls (no capabilities). The host-wide figures of `sockstat`
+    /// (orphans, allocated sockets, memory) are left out: they move with the
+    /// host, not the job.
+    fn fingerprint(&self) -> io::Result<Vec<u8>> {
+        let mut fingerprint = Vec::with_capacity(16 << 10);
+        for file in &self.counters {
+            read_whole(file, &mut fingerprint)?;
+        }
+        let mut text = Vec::with_capacity(1024);
+        for file in &self.sockets {
+            text.clear();
+            read_whole(file, &mut text)?;
+            for line in String::from_utf8_lossy(&text).lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let Some((label, pairs)) = words.split_first() else {
+                    continue;
+                };
+                fingerprint.extend(label.as_bytes());
+                for pair in pairs.chunks(2) {
+                    if let [name @ ("used" | "inuse" | "tw"), value] = pair {
+                        fingerprint.extend(format!(" {name} {value}").as_bytes());
+                    }
+                }
+                fingerprint.push(b'\n');
+            }
+        }
+        Ok(fingerprint)
+    }
+}
+
+/// Appends the whole text of `file`, read from its start, to `out`.
+fn read_whole(file: &std::fs::File, out: &mut Vec<u8>) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let start = out.len();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read_at(&mut chunk, (out.len() - start) as u64) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(fingerprint)
 }
 
 /// The step's PID 1: fresh mounts, then the program as its only child. It

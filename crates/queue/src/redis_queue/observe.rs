@@ -106,10 +106,14 @@ impl RedisQueue {
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Woken by a message that carried the final state: no read.
+            // (One that cannot be read is read from the key instead.)
             if let Some(bytes) = watch.signal.published().filter(|_| woken) {
-                let state = super::decode_state(id, &bytes, owner)?;
-                if !matches!(state, Some(TaskState::Pending)) {
-                    return Ok(state);
+                match super::decode_state(id, &bytes, owner) {
+                    Ok(state) if !matches!(state, Some(TaskState::Pending)) => return Ok(state),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(task_id = %id, error = %e, "a published state could not be read; reading the task");
+                    }
                 }
             }
             woken = true;

@@ -243,33 +243,41 @@ impl ControlFiles {
         if let Some(file) = files.get(&path) {
             return Ok(file.clone());
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .or_else(|_| fs::File::open(&path))?;
+        // A file the kernel lets no one write (`memory.stat`) is opened for
+        // reading; any other failure is not remembered.
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                fs::File::open(&path)?
+            }
+            other => other?,
+        };
         let file = std::sync::Arc::new(file);
         files.insert(path, file.clone());
         Ok(file)
     }
 
-    /// The whole text of `dir/name`; empty when it cannot be read.
+    /// The whole text of `dir/name`; empty when it cannot be read. One read
+    /// from the start takes the kernel's whole snapshot of the file when
+    /// the buffer holds it (a second read at another offset could start a
+    /// new one): the buffer grows until a read leaves room to spare.
     fn read(&self, dir: &Path, name: &str) -> String {
         use std::os::unix::fs::FileExt;
         let Ok(file) = self.open(dir, name) else {
             return String::new();
         };
-        let mut text = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 4096];
+        let mut buffer = vec![0u8; 8192];
         loop {
-            match file.read_at(&mut chunk, text.len() as u64) {
-                Ok(0) => break,
-                Ok(n) => text.extend_from_slice(&chunk[..n]),
+            match file.read_at(&mut buffer, 0) {
+                Ok(n) if n < buffer.len() => {
+                    buffer.truncate(n);
+                    return String::from_utf8(buffer).unwrap_or_default();
+                }
+                Ok(_) if buffer.len() < 1 << 20 => buffer.resize(buffer.len() * 2, 0),
+                Ok(_) => return String::new(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return String::new(),
             }
         }
-        String::from_utf8(text).unwrap_or_default()
     }
 
     fn read_number(&self, dir: &Path, name: &str) -> u64 {

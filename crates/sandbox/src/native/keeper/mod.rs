@@ -242,9 +242,7 @@ impl Keeper {
         }
         let renew = |e: io::Error| io::Error::new(e.kind(), format!("new network namespace: {e}"));
         if self.network.fingerprint().map_err(renew)? != self.fresh_network {
-            sys::new_network_namespace().map_err(renew)?;
-            self.network = NetworkFiles::open().map_err(renew)?;
-            self.fresh_network = self.network.fingerprint().map_err(renew)?;
+            self.renew_network().map_err(renew)?;
         }
         Ok(())
     }
@@ -458,7 +456,16 @@ impl Keeper {
         self.zygote = Some(prefork::Zygote::start(&interpreter, &envp, filter)?);
         // The socket pair to the zygote counts in the network namespace it
         // was made in, where the program would see it: the job gets another.
+        self.renew_network()
+    }
+
+    /// Moves the keeper to a new network namespace and takes its
+    /// fingerprint there. Should anything fail once the keeper has moved,
+    /// the fingerprint is left empty, so that the next job's end renews the
+    /// namespace again rather than compare files of the old one.
+    fn renew_network(&mut self) -> io::Result<()> {
         sys::new_network_namespace()?;
+        self.fresh_network = Vec::new();
         self.network = NetworkFiles::open()?;
         self.fresh_network = self.network.fingerprint()?;
         Ok(())

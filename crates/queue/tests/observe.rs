@@ -376,16 +376,24 @@ async fn redis_waiters_answer_from_the_published_state() {
     let client = ::redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let probe = conn.clone();
-    let subscribers = |channel: String| {
+    // Waits until `channel` has a subscriber.
+    let subscribed = |channel: String, who: &'static str| {
         let mut conn = probe.clone();
         async move {
-            let counts: (String, u64) = ::redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&channel)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            counts.1
+            let deadline = Instant::now() + CAP;
+            loop {
+                let counts: (String, u64) = ::redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&channel)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if counts.1 > 0 {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{who} never subscribed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
     };
 
@@ -405,11 +413,7 @@ async fn redis_waiters_answer_from_the_published_state() {
             pubsub.get_message().unwrap().get_payload_bytes().to_vec()
         })
     };
-    let deadline = Instant::now() + CAP;
-    while subscribers(channel.clone()).await == 0 {
-        assert!(Instant::now() < deadline, "the listener never subscribed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    subscribed(channel.clone(), "the listener").await;
     let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
     q.complete(&delivery, &ok("published")).await.unwrap();
     let published = listener.join().unwrap();
@@ -443,11 +447,7 @@ async fn redis_waiters_answer_from_the_published_state() {
     };
     let (id, waiter) = waiting(None).await;
     let channel = format!("{prefix}:done:{id}");
-    let deadline = Instant::now() + CAP;
-    while subscribers(channel.clone()).await == 0 {
-        assert!(Instant::now() < deadline, "the waiter never subscribed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    subscribed(channel.clone(), "the waiter").await;
     let _: u64 = ::redis::cmd("PUBLISH")
         .arg(&channel)
         .arg(&published)
@@ -461,11 +461,7 @@ async fn redis_waiters_answer_from_the_published_state() {
     // The same message naming another owner: nothing to show this waiter.
     let (id, waiter) = waiting(Some("owner-a")).await;
     let channel = format!("{prefix}:done:{id}");
-    let deadline = Instant::now() + CAP;
-    while subscribers(channel.clone()).await == 0 {
-        assert!(Instant::now() < deadline, "the waiter never subscribed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    subscribed(channel.clone(), "the waiter").await;
     let rest = published
         .strip_prefix(br#"{"state":"done","#.as_slice())
         .expect("a stored final state starts with its state");

@@ -256,28 +256,14 @@ impl ControlFiles {
         Ok(file)
     }
 
-    /// The whole text of `dir/name`; empty when it cannot be read. One read
-    /// from the start takes the kernel's whole snapshot of the file when
-    /// the buffer holds it (a second read at another offset could start a
-    /// new one): the buffer grows until a read leaves room to spare.
+    /// The whole text of `dir/name` (`sys::read_snapshot`); empty when it
+    /// cannot be read.
     fn read(&self, dir: &Path, name: &str) -> String {
-        use std::os::unix::fs::FileExt;
-        let Ok(file) = self.open(dir, name) else {
-            return String::new();
-        };
-        let mut buffer = vec![0u8; 8192];
-        loop {
-            match file.read_at(&mut buffer, 0) {
-                Ok(n) if n < buffer.len() => {
-                    buffer.truncate(n);
-                    return String::from_utf8(buffer).unwrap_or_default();
-                }
-                Ok(_) if buffer.len() < 1 << 20 => buffer.resize(buffer.len() * 2, 0),
-                Ok(_) => return String::new(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return String::new(),
-            }
-        }
+        self.open(dir, name)
+            .and_then(|file| super::sys::read_snapshot(&file))
+            .ok()
+            .and_then(|text| String::from_utf8(text).ok())
+            .unwrap_or_default()
     }
 
     fn read_number(&self, dir: &Path, name: &str) -> u64 {

@@ -112,6 +112,28 @@ pub(crate) fn memfd_with(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<Owne
     Ok(file.into())
 }
 
+/// The whole text of a kernel-generated file (a cgroup control file, a
+/// `/proc` file), read in one `pread` from its start so that it is one
+/// snapshot: a second read at another offset could start a new one. The
+/// buffer grows, and the file is read again, until a read leaves room to
+/// spare; past 1 MiB it is an error.
+pub(crate) fn read_snapshot(file: &std::fs::File) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; 8 << 10];
+    loop {
+        match file.read_at(&mut buffer, 0) {
+            Ok(n) if n < buffer.len() => {
+                buffer.truncate(n);
+                return Ok(buffer);
+            }
+            Ok(_) if buffer.len() < 1 << 20 => buffer.resize(buffer.len() * 2, 0),
+            Ok(_) => return Err(io::Error::other("a file of more than 1 MiB")),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Sends `bytes` on the stream socket `socket` with `fds` attached to them
 /// (`SCM_RIGHTS`); returns how many bytes went out. The descriptors travel
 /// with the first byte, so a short write still delivered them.

@@ -628,12 +628,10 @@ impl NetworkFiles {
     fn fingerprint(&self) -> io::Result<Vec<u8>> {
         let mut fingerprint = Vec::with_capacity(16 << 10);
         for file in &self.counters {
-            read_whole(file, &mut fingerprint)?;
+            fingerprint.extend(super::sys::read_snapshot(file)?);
         }
-        let mut text = Vec::with_capacity(1024);
         for file in &self.sockets {
-            text.clear();
-            read_whole(file, &mut text)?;
+            let text = super::sys::read_snapshot(file)?;
             for line in String::from_utf8_lossy(&text).lines() {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 let Some((label, pairs)) = words.split_first() else {
@@ -649,21 +647,6 @@ impl NetworkFiles {
             }
         }
         Ok(fingerprint)
-    }
-}
-
-/// Appends the whole text of `file`, read from its start, to `out`.
-fn read_whole(file: &std::fs::File, out: &mut Vec<u8>) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let start = out.len();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match file.read_at(&mut chunk, (out.len() - start) as u64) {
-            Ok(0) => return Ok(()),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 

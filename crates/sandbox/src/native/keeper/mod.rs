@@ -54,6 +54,11 @@ const JUDGE: &CStr = c"/judge";
 pub fn main() -> ! {
     let code = match run() {
         Ok(()) => 0,
+        // The worker closed its end while the keeper still had something
+        // to say (a CLI that exits before reading the answer to its job's
+        // `Clear`): the same end as a closed socket read, and nothing to
+        // print on the stderr it shares with that worker.
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<WorkerGone>()) => 0,
         Err(e) => {
             eprintln!("code-runner keeper: {e}");
             1
@@ -473,7 +478,13 @@ impl Keeper {
 
     fn receive(&mut self) -> io::Result<Option<(Request, Vec<OwnedFd>)>> {
         let mut prefix = [0u8; 4];
-        let (mut got, fds) = super::sys::recv_with_fds(self.control.as_raw_fd(), &mut prefix)?;
+        // A worker that closes its end before reading the keeper's last
+        // answer makes this read fail with ECONNRESET, not return 0.
+        let (mut got, fds) = match super::sys::recv_with_fds(self.control.as_raw_fd(), &mut prefix)
+        {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+            received => received?,
+        };
         if got == 0 {
             return Ok(None);
         }
@@ -490,9 +501,28 @@ impl Keeper {
     }
 
     fn reply(&mut self, reply: &Reply) -> io::Result<()> {
-        self.control.write_all(&protocol::encode(reply))
+        self.control
+            .write_all(&protocol::encode(reply))
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                    io::Error::other(WorkerGone)
+                }
+                _ => e,
+            })
     }
 }
+
+/// The control socket's other end is closed: the worker is gone.
+#[derive(Debug)]
+struct WorkerGone;
+
+impl std::fmt::Display for WorkerGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the worker closed the control socket")
+    }
+}
+
+impl std::error::Error for WorkerGone {}
 
 /// Everything a step's processes need, made before the clone.
 struct PreparedStep<'a> {

@@ -898,10 +898,12 @@ impl Inner {
     /// has stopped (waiting a moment for it). A container killed by SIGKILL
     /// with no OOM recorded yet is looked at a little longer: the engine
     /// learns of an OOM kill from an event that can come after the exit
-    /// (seen in CI under load: a memory-limit test read as a plain kill).
+    /// (seen in CI under load: a memory-limit test read as a plain kill,
+    /// once with a 0.5 s grace, hence 2 s). Only a SIGKILL the worker did
+    /// not send waits so: an OOM kill, or a program that killed itself.
     async fn engine_status(&self, id: &str) -> Option<Status> {
-        let mut oom_grace = 10;
-        for _ in 0..40 {
+        let mut oom_grace = 40;
+        for _ in 0..80 {
             let state = self.docker.inspect_container(id, None).await.ok()?.state?;
             if state.running != Some(true) {
                 let code = state.exit_code.and_then(|c| i32::try_from(c).ok());

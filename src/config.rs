@@ -383,6 +383,21 @@ pub struct WorkerArgs {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
 
+    /// Jobs that may start in the sandbox at once; each further one waits
+    /// until one of them ends or has run for --cpu-hold-ms, so that a burst
+    /// of short programs runs a few at a time at full speed instead of all
+    /// sharing the cores (docs/deployment.md). Default: twice the cores the
+    /// worker may use; --concurrency or more turns the gate off.
+    #[arg(long, env = "CODE_RUNNER_CPU_PARALLELISM",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cpu_parallelism: Option<u32>,
+
+    /// How long a job holds its place at the --cpu-parallelism gate at
+    /// most, in milliseconds.
+    #[arg(long, env = "CODE_RUNNER_CPU_HOLD_MS", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub cpu_hold_ms: u64,
+
     /// Wall-clock limit of a program, in milliseconds.
     #[arg(long, env = "CODE_RUNNER_TIME_LIMIT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]

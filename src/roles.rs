@@ -177,6 +177,10 @@ fn build_worker(
         compile_limits: args.compile_limits()?,
         redelivery: args.redelivery()?,
         shutdown_grace: common.shutdown_grace(),
+        cpu_parallelism: args
+            .cpu_parallelism
+            .map_or_else(code_runner_worker::default_cpu_parallelism, |n| n as usize),
+        cpu_hold: Duration::from_millis(args.cpu_hold_ms),
         ..WorkerConfig::new(args.concurrency as usize)
     };
     Ok(Worker::new(queue, sandbox, languages, config)?)

@@ -143,3 +143,67 @@ async fn a_job_whose_test_set_expired_is_a_judge_error_that_says_so() {
     );
     assert_eq!(result.judge.unwrap().tests.len(), 0);
 }
+
+/// A sandbox whose programs each take 20 ms, counting how many run at once.
+#[derive(Default)]
+struct CountingSandbox {
+    inside: AtomicUsize,
+    most: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Sandbox for CountingSandbox {
+    async fn execute(&self, _program: Program) -> Result<Execution, SandboxError> {
+        let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Err(SandboxError::Setup {
+            what: "counted".into(),
+            source: std::io::Error::other("counted"),
+        })
+    }
+}
+
+/// The most jobs in the sandbox at once when 12 queued jobs meet a worker
+/// with 12 slots and `cpu_parallelism` places at its CPU gate.
+async fn most_at_once(cpu_parallelism: usize) -> usize {
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(60)));
+    for _ in 0..12 {
+        let job = Job::new(TaskId::new(), "python", "print(1)", 0);
+        queue.submit(&job).await.unwrap();
+    }
+    let sandbox = Arc::new(CountingSandbox::default());
+    let config = WorkerConfig {
+        poll_wait: Duration::from_millis(100),
+        cpu_parallelism,
+        // Longer than a job: only a job's end lets the next one in.
+        cpu_hold: Duration::from_secs(10),
+        ..WorkerConfig::new(12)
+    };
+    let mut worker = Worker::new(
+        queue.clone(),
+        sandbox.clone(),
+        Arc::new(LanguageTable::builtin()),
+        config,
+    )
+    .unwrap();
+    assert_eq!(
+        worker.try_execute_jobs().await.unwrap(),
+        code_runner_worker::Outcome::Started(12)
+    );
+    worker.wait_idle().await;
+    assert_eq!(sandbox.calls.load(Ordering::SeqCst), 12);
+    sandbox.most.load(Ordering::SeqCst)
+}
+
+/// The worker takes all 12 jobs at once (they hold its slots and are
+/// reported running), but only `--cpu-parallelism` of them are in the
+/// sandbox at a time; with as many places as slots, all 12 are.
+#[tokio::test]
+async fn the_cpu_gate_lets_only_its_places_into_the_sandbox_at_once() {
+    assert_eq!(most_at_once(3).await, 3);
+    assert_eq!(most_at_once(12).await, 12);
+}

@@ -392,46 +392,48 @@ impl Worker {
                         started_at_ms,
                     ),
                     Some(language) => {
-                        let executed = async { match &delivery.job.judge {
-                            Some(spec) => {
-                                let judged = execute_judged_job(
-                                    &queue,
-                                    sandbox.as_ref(),
-                                    &languages,
-                                    language,
-                                    &delivery.job,
-                                    spec,
-                                    judge::JudgeLimits {
-                                        run: run_limits,
-                                        compile: compile_limits,
-                                    },
-                                    started_at_ms,
-                                );
-                                // A judged job may run longer than the
-                                // visibility timeout: keep its lease.
-                                keeping_the_lease(
-                                    judged,
-                                    queue.as_ref(),
-                                    &consumer,
-                                    &delivery,
-                                    store_for,
-                                )
-                                .await
+                        let executed = async {
+                            match &delivery.job.judge {
+                                Some(spec) => {
+                                    let judged = execute_judged_job(
+                                        &queue,
+                                        sandbox.as_ref(),
+                                        &languages,
+                                        language,
+                                        &delivery.job,
+                                        spec,
+                                        judge::JudgeLimits {
+                                            run: run_limits,
+                                            compile: compile_limits,
+                                        },
+                                        started_at_ms,
+                                    );
+                                    // A judged job may run longer than the
+                                    // visibility timeout: keep its lease.
+                                    keeping_the_lease(
+                                        judged,
+                                        queue.as_ref(),
+                                        &consumer,
+                                        &delivery,
+                                        store_for,
+                                    )
+                                    .await
+                                }
+                                None => {
+                                    let run_limits = job_limits(&delivery.job, run_limits);
+                                    let limits = (run_limits, compile_limits);
+                                    execute(
+                                        sandbox.as_ref(),
+                                        language,
+                                        &delivery.job,
+                                        limits,
+                                        started_at_ms,
+                                        live.as_ref().map(|live| live.io.clone()),
+                                    )
+                                    .await
+                                }
                             }
-                            None => {
-                                let run_limits = job_limits(&delivery.job, run_limits);
-                                let limits = (run_limits, compile_limits);
-                                execute(
-                                    sandbox.as_ref(),
-                                    language,
-                                    &delivery.job,
-                                    limits,
-                                    started_at_ms,
-                                    live.as_ref().map(|live| live.io.clone()),
-                                )
-                                .await
-                            }
-                        }};
+                        };
                         let mut result = match &gate {
                             Some(gate) => gate.run(executed).await,
                             None => executed.await,

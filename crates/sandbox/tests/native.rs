@@ -148,3 +148,13 @@ sys.exit(3 if problems else 0)
         "the binary changed between tests: {binaries:?}"
     );
 }
+
+/// See `suite::attacks::the_init_and_its_keeper_are_out_of_reach`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_init_and_its_keeper_are_out_of_reach() {
+    run(
+        "the_init_and_its_keeper_are_out_of_reach",
+        suite::attacks::the_init_and_its_keeper_are_out_of_reach,
+    )
+    .await;
+}

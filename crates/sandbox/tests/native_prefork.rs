@@ -185,3 +185,13 @@ print(math.pi == 3, hasattr(builtins, 'print_was'), '/tmp/evil' in sys.path,
         "every fork draws its own numbers: {draws:?}"
     );
 }
+
+/// See `suite::attacks::the_init_and_its_keeper_are_out_of_reach`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_init_and_its_keeper_are_out_of_reach() {
+    run(
+        "the_init_and_its_keeper_are_out_of_reach",
+        suite::attacks::the_init_and_its_keeper_are_out_of_reach,
+    )
+    .await;
+}

@@ -103,6 +103,33 @@ except OSError:
     still_serves(sandbox.as_ref()).await;
 }
 
+/// The native backends' step init (PID 1) shares its keeper's memory: what
+/// the program may change of it through `/proc` by owning its uid alone
+/// (its OOM score, which would be the keeper's too) stays the keeper's,
+/// because the keeper is not dumpable; and the program's own OOM score is
+/// the slot's, 1000, the first the kernel kills when memory runs out.
+/// Opening `/proc/1/oom_score_adj` for writing succeeds with the keeper
+/// dumpable (the init's files are then the slot uid's), so this fails
+/// without that; `/proc/1/mem` and `environ` are refused by the capability
+/// check besides.
+#[allow(dead_code)] // the docker suite's PID 1 is docker's init
+pub async fn the_init_and_its_keeper_are_out_of_reach(sandbox: Arc<dyn Sandbox>) {
+    let source = r#"
+import os
+for path, flags in [('/proc/1/oom_score_adj', os.O_WRONLY), ('/proc/1/coredump_filter', os.O_WRONLY),
+                     ('/proc/1/mem', os.O_RDONLY), ('/proc/1/environ', os.O_RDONLY)]:
+    try:
+        os.close(os.open(path, flags))
+        print('opened', path)
+    except OSError:
+        pass
+adj = open('/proc/self/oom_score_adj').read().strip()
+if adj != '1000':
+    print('own oom_score_adj', adj)
+"#;
+    probe(sandbox.as_ref(), source).await;
+}
+
 /// Every check here gets the filter's own answer, which differs from what
 /// the kernel gives a program of this sandbox without the filter (noted per
 /// line: without capabilities, with no user namespaces left, the kernel

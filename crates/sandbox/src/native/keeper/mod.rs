@@ -6,10 +6,15 @@
 //! root holding `/usr` and the toolchains. The keeper runs in it with
 //! capabilities that are only good inside that user namespace. Per job it
 //! mounts a fresh `/work`; per step it clones a child into new PID, mount,
-//! IPC and UTS namespaces (the step's init), which mounts a fresh `/proc`,
-//! `/tmp` and `/dev/shm` and starts the program (sharing its memory until the
-//! exec, as `posix_spawn` does: no copy of the init). The program drops every
-//! capability, sets no_new_privs, installs the seccomp filters and execs.
+//! IPC and UTS namespaces (the step's init, which shares the keeper's memory:
+//! no copy of the keeper is made and torn down per step), which mounts a
+//! fresh `/proc`, `/tmp` and `/dev/shm` and starts the program (in that
+//! memory too until the exec, as `posix_spawn` does). The program drops
+//! every capability, sets no_new_privs, installs the seccomp filters and
+//! execs. Neither the init nor the program allocates on its way: the
+//! keeper's allocator runs on beside them. The keeper is not dumpable, so
+//! neither is its init (PID 1, the one process of the keeper's memory a
+//! program can name).
 //! When the program exits, its init exits, and the kernel kills whatever
 //! else is left in the step's PID namespace.
 //!
@@ -47,6 +52,8 @@ use super::seccomp::SeccompFilters;
 const WORK: &CStr = c"/work";
 /// The stack the program runs on between its clone and its exec.
 const PROGRAM_STACK: usize = 256 << 10;
+/// The stack a step's init runs on.
+const INIT_STACK: usize = 256 << 10;
 const JUDGE: &CStr = c"/judge";
 
 /// The keeper's entry point: the last command-line argument is the number of
@@ -93,6 +100,12 @@ fn run() -> io::Result<()> {
     let network = NetworkFiles::open()?;
     let fresh_network = network.fingerprint()?;
     let filters = SeccompFilters::compile().map_err(io::Error::other)?;
+    // Every step's init and program inherits these: no exec in the slot can
+    // gain a capability, and the keeper's memory, which each init shares
+    // (see `run_step`), is out of reach of the programs' uid through /proc
+    // or ptrace.
+    sys::drop_bounding_set()?;
+    sys::not_dumpable()?;
     let mut keeper = Keeper {
         control: UnixStream::from(control),
         filters: filters.programs().map(to_sock_filters).to_vec(),
@@ -103,6 +116,8 @@ fn run() -> io::Result<()> {
         network,
         fresh_network,
         ending_init: None,
+        init_stack: sys::ChildStack::new(INIT_STACK)?,
+        program_stack: sys::ChildStack::new(PROGRAM_STACK)?,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -127,6 +142,11 @@ struct Keeper {
     fresh_network: Vec<u8>,
     /// The last step's init, still to be reaped (`reap_step`).
     ending_init: Option<libc::pid_t>,
+    /// The stack each step's init runs on, one step at a time: it stays
+    /// mapped while an init may run on it.
+    init_stack: sys::ChildStack,
+    /// The stack each step's program runs on until its exec.
+    program_stack: sys::ChildStack,
 }
 
 impl Keeper {
@@ -287,15 +307,28 @@ impl Keeper {
             Some(_) => Some((sys::pipe()?, sys::pipe()?)),
             None => None,
         };
-        let init = match sys::clone_into_namespaces() {
-            Ok(0) => {
-                let prefork = arrival.map(|((_, ready), (arrival, _))| (ready, arrival));
-                // A panic must not unwind into the copy of the keeper's loop.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    step_init(&prepared, stdio, status_write, prefork)
-                }));
-                sys::exit_now(127)
-            }
+        // The init shares the keeper's memory (see
+        // `sys::clone_into_namespaces`): it gets descriptor numbers, which
+        // name its own copies, and reads `prepared`, which lives until this
+        // function returns, and by then the init is past its set-up. So is
+        // `init`, the closure, a local of this function for as long.
+        let init_fds = InitFds {
+            stdio: std::array::from_fn(|i| stdio[i].as_raw_fd()),
+            status: status_write.as_raw_fd(),
+            prefork: arrival
+                .as_ref()
+                .map(|((_, ready), (arrival, _))| (ready.as_raw_fd(), arrival.as_raw_fd())),
+        };
+        let program_stack = &mut self.program_stack;
+        let step = &prepared;
+        let mut init_main = move || {
+            // A panic must not unwind into the keeper's frames.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                step_init(step, &mut *program_stack, init_fds.adopt())
+            }));
+            sys::exit_now(127)
+        };
+        let init = match sys::clone_into_namespaces(&mut self.init_stack, &mut init_main) {
             Ok(pid) => pid,
             Err(e) => return Ok(Err(e)),
         };
@@ -524,6 +557,39 @@ impl std::fmt::Display for WorkerGone {
 
 impl std::error::Error for WorkerGone {}
 
+/// The descriptors a step's init starts with, by number: the init's copies
+/// of the keeper's (the clone copied the descriptor table).
+#[derive(Clone, Copy)]
+struct InitFds {
+    stdio: [RawFd; 3],
+    status: RawFd,
+    /// With prefork: the ready pipe's write end and the arrival pipe's read
+    /// end.
+    prefork: Option<(RawFd, RawFd)>,
+}
+
+impl InitFds {
+    /// Takes ownership of the init's copies: only in the init, once (the
+    /// keeper keeps and closes its own).
+    fn adopt(self) -> StepFds {
+        let own = sys::copied_fd;
+        StepFds {
+            stdio: self.stdio.map(own),
+            status: own(self.status),
+            prefork: self
+                .prefork
+                .map(|(ready, arrival)| (own(ready), own(arrival))),
+        }
+    }
+}
+
+/// The descriptors of a step's init (see `InitFds`).
+struct StepFds {
+    stdio: [OwnedFd; 3],
+    status: OwnedFd,
+    prefork: Option<(OwnedFd, OwnedFd)>,
+}
+
 /// Everything a step's processes need, made before the clone.
 struct PreparedStep<'a> {
     /// The step's working directory, `/work` or `/judge`.
@@ -689,12 +755,15 @@ impl NetworkFiles {
 /// init says when its mounts are made, and the program, forked into the
 /// step's namespaces and adopted by this init, sends its pid when it is
 /// here. No pid means no program: the step ends as 127.
-fn step_init(
-    step: &PreparedStep<'_>,
-    stdio: [OwnedFd; 3],
-    status: OwnedFd,
-    prefork: Option<(OwnedFd, OwnedFd)>,
-) -> ! {
+///
+/// The init shares the keeper's memory (`sys::clone_into_namespaces`): it
+/// allocates nothing, and the program it spawns runs on `program_stack`.
+fn step_init(step: &PreparedStep<'_>, program_stack: &mut sys::ChildStack, fds: StepFds) -> ! {
+    let StepFds {
+        stdio,
+        status,
+        prefork,
+    } = fds;
     if let Err(e) = init_mounts(step) {
         fail_step(&stdio, "mount the step's file systems", &e);
     }
@@ -706,17 +775,13 @@ fn step_init(
         // init sleeps through: no copy of the init is made to be thrown
         // away at the exec.
         None => {
-            let mut stack = match sys::ChildStack::new(PROGRAM_STACK) {
-                Ok(stack) => stack,
-                Err(e) => fail_step(&stdio, "start the program", &e),
-            };
             let mut child = || {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     exec_program(step, &stdio)
                 }));
                 sys::exit_now(127)
             };
-            match sys::spawn_sharing_memory(&mut stack, &mut child) {
+            match sys::spawn_sharing_memory(program_stack, &mut child) {
                 Ok(pid) => {
                     drop(stdio);
                     pid
@@ -783,10 +848,6 @@ fn prefork_init(program: libc::pid_t) -> ! {
 
 fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
     sys::die_with_parent()?;
-    // When the slot's cgroup runs out of memory, the kernel kills the most
-    // attractive process in it: make that always one of the step's, never
-    // the keeper (raising the score needs no privilege; lowering would).
-    std::fs::write("/proc/self/oom_score_adj", "1000")?;
     // Nothing mounted here may reach the keeper's mount namespace.
     sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     let nodev = libc::MS_NOSUID | libc::MS_NODEV;
@@ -826,10 +887,9 @@ fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
     // The slot's user namespace may hold no further ones (what bubblewrap's
     // --disable-userns gives), besides seccomp refusing them to programs.
     if step.close_userns {
-        std::fs::write("/proc/sys/user/max_user_namespaces", "0")?;
+        sys::write_file(c"/proc/sys/user/max_user_namespaces", b"0")?;
     }
-    // Last: it takes this init's own /proc files away from it too.
-    sys::not_dumpable()
+    Ok(())
 }
 
 /// The program's process: its descriptors, directory, limits and the end of
@@ -852,16 +912,17 @@ fn exec_program(step: &PreparedStep<'_>, stdio: &[OwnedFd; 3]) -> ! {
         }
         Ok(step.exec_arrays.execve())
     })();
-    let (what, error) = match result {
-        Ok(exec_error) => ("exec", exec_error),
-        Err(e) => ("confine the program", e),
+    // The keeper runs on in this memory: nothing allocated on the way out.
+    let (what, error): (&[u8], _) = match result {
+        Ok(exec_error) => (b"exec", exec_error),
+        Err(e) => (b"confine the program", e),
     };
     let name = step.argv[0].as_bytes();
-    let message = format!(
-        "code-runner: cannot {what} {}: {error}\n",
-        String::from_utf8_lossy(name)
+    sys::write_failure(
+        2,
+        &[b"code-runner: cannot ", what, b" ", name, b": "],
+        &error,
     );
-    sys::write_raw(2, message.as_bytes());
     sys::exit_now(127)
 }
 
@@ -914,10 +975,14 @@ fn dir_path(dir: &CStr) -> &std::path::Path {
     std::path::Path::new(std::ffi::OsStr::from_bytes(dir.to_bytes()))
 }
 
-/// A step that cannot start tells the program's stderr why and ends as 127.
+/// A step that cannot start tells the program's stderr why and ends as 127,
+/// allocating nothing (its init shares the keeper's memory).
 fn fail_step(stdio: &[OwnedFd; 3], what: &str, error: &io::Error) -> ! {
-    let message = format!("code-runner: cannot {what}: {error}\n");
-    sys::write_raw(stdio[2].as_raw_fd(), message.as_bytes());
+    sys::write_failure(
+        stdio[2].as_raw_fd(),
+        &[b"code-runner: cannot ", what.as_bytes(), b": "],
+        error,
+    );
     sys::exit_now(127)
 }
 

@@ -1,9 +1,11 @@
 //! The raw system calls of the keeper and of the step processes it starts:
 //! namespaces, mounts, capabilities, seccomp and `exec`.
 //!
-//! The keeper is single-threaded, so its children may allocate after `fork`;
-//! still, everything a child needs is prepared by the caller and these
-//! wrappers only translate return codes into `io::Result`.
+//! A step's init and program share the keeper's memory (see
+//! `clone_into_namespaces`) and must allocate nothing: everything they need
+//! is prepared by the caller, and these wrappers only translate return
+//! codes into `io::Result` (`write_failure` reports an error without
+//! `io::Error`'s allocating `Display`).
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString};
@@ -18,23 +20,49 @@ fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
-/// A fork-like `clone` into new PID, mount, IPC and UTS namespaces: the
-/// child is PID 1 of its own namespace. Returns 0 in the child.
-pub(super) fn clone_into_namespaces() -> io::Result<libc::pid_t> {
-    let flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-    // SAFETY: with a null stack, clone behaves like fork: the child continues
-    // on a copy of this (single-threaded) process's stack.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    check(rc).map(|pid| pid as libc::pid_t)
+/// Starts `child` as PID 1 of new PID, mount, IPC and UTS namespaces,
+/// sharing this process's memory (`CLONE_VM`) but nothing else: its own
+/// descriptor table, file system root and directory, signal handlers and
+/// credentials, as after `fork`. No copy of this process's page tables is
+/// made for it, and none is torn down at its end, and neither process pays
+/// copy-on-write faults on the other's account.
+///
+/// Unlike [`spawn_sharing_memory`], this process goes on at once, in the
+/// same memory as the child, so `child` must allocate nothing (this
+/// process's allocator takes no locks: it believes itself single-threaded),
+/// write nothing this process owns, and read only what this process keeps
+/// alive and unchanged until the child has exited. It runs on `stack`,
+/// which must stay mapped until then, and ends with `_exit` (one that
+/// returns exits with 127). The two share the thread-local `errno`: a
+/// failure's code the child reads may, rarely, be this process's.
+pub(super) fn clone_into_namespaces(
+    stack: &mut ChildStack,
+    child: &mut dyn FnMut(),
+) -> io::Result<libc::pid_t> {
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` points at the `&mut dyn FnMut` written at the top of
+        // this process's stack below, whose closure the caller keeps alive
+        // (see above).
+        let child = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
+        child();
+        exit_now(127)
+    }
+    // The reference to `child` goes at the top of the child's stack, not in
+    // this frame, which is gone by the time the child may read it.
+    let slot = (stack.top() as usize - 32) as *mut &mut dyn FnMut();
+    // SAFETY: the top 32 bytes of the stack's mapping, 16-byte aligned, room
+    // for the two-word reference; the child's frames start below them.
+    unsafe { slot.write(child) };
+    let flags = libc::CLONE_VM
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::SIGCHLD;
+    // SAFETY: the child runs `trampoline` on its own stack; what it may
+    // touch of this process's memory is the caller's contract (see above).
+    let pid = unsafe { libc::clone(trampoline, slot.cast(), flags, slot.cast()) };
+    check(pid.into()).map(|pid| pid as libc::pid_t)
 }
 
 /// The stack a child started by [`spawn_sharing_memory`] runs on: its own
@@ -310,15 +338,39 @@ pub(super) fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
         .map(drop)
 }
 
+/// Drops the capability bounding set: no exec of this process or its
+/// children can gain a capability again. Its current capabilities stay
+/// (the keeper's, to make mounts and namespaces). Each drop makes new
+/// credentials, so done once in the keeper rather than in every program.
+pub(super) fn drop_bounding_set() -> io::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments only.
+        match unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) } {
+            // EINVAL: past the kernel's last capability.
+            rc if rc < 0 => break,
+            0 => {}
+            // SAFETY: as above.
+            _ => check(
+                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }.into(),
+            )
+            .map(drop)?,
+        }
+    }
+    Ok(())
+}
+
 /// Drops every capability for good: the bounding and ambient sets, then the
 /// effective, permitted and inheritable ones; then sets no_new_privs, so no
-/// exec can give any back.
+/// exec can give any back. The bounding set is normally empty already (the
+/// keeper's, inherited): only what is still in it is dropped.
 pub(super) fn drop_all_capabilities() -> io::Result<()> {
     // SAFETY: prctl and capset with integer arguments and valid structs.
     unsafe {
         for cap in 0..64 {
             // EINVAL past the kernel's last capability: nothing to drop there.
-            libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+            if libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) > 0 {
+                libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+            }
         }
         check(
             libc::prctl(
@@ -429,6 +481,75 @@ pub(super) fn write_raw(fd: RawFd, bytes: &[u8]) {
     }
 }
 
+/// Writes `contents` to the existing file `path` with one `write`,
+/// allocating nothing (for `/proc` and `/sys` files).
+pub(super) fn write_file(path: &CStr, contents: &[u8]) -> io::Result<()> {
+    // SAFETY: `path` is a valid NUL-terminated string.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) }.into())?
+        as RawFd;
+    // SAFETY: `contents` is valid for its length.
+    let written = unsafe { libc::write(fd, contents.as_ptr().cast(), contents.len()) };
+    let result = match written {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != contents.len() => Err(io::ErrorKind::WriteZero.into()),
+        _ => Ok(()),
+    };
+    // SAFETY: the descriptor opened above, closed once.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// Writes `parts`, then `error` as `io::Error` displays it ("No such file
+/// or directory (os error 2)"), then a newline to `fd`, allocating nothing
+/// (`io::Error`'s own `Display` allocates the OS's message).
+pub(super) fn write_failure(fd: RawFd, parts: &[&[u8]], error: &io::Error) {
+    use std::fmt::Write as _;
+    /// A `fmt::Write` into a fixed buffer that drops what does not fit.
+    struct Buffer {
+        bytes: [u8; 512],
+        len: usize,
+    }
+    impl Buffer {
+        fn push(&mut self, bytes: &[u8]) {
+            let n = bytes.len().min(self.bytes.len() - self.len);
+            self.bytes[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+        }
+    }
+    impl std::fmt::Write for Buffer {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.push(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut buffer = Buffer {
+        bytes: [0; 512],
+        len: 0,
+    };
+    for part in parts {
+        buffer.push(part);
+    }
+    match error.raw_os_error() {
+        Some(code) => {
+            let mut message = [0 as libc::c_char; 256];
+            // SAFETY: `message` has room for its length; the XSI strerror_r
+            // (the libc crate's) NUL-terminates what it writes.
+            let rc = unsafe { libc::strerror_r(code, message.as_mut_ptr(), message.len()) };
+            if rc == 0 {
+                // SAFETY: NUL-terminated by strerror_r.
+                let text = unsafe { CStr::from_ptr(message.as_ptr()) };
+                buffer.push(text.to_bytes());
+            }
+            let _ = write!(buffer, " (os error {code})");
+        }
+        None => {
+            let _ = write!(buffer, "{}", error.kind());
+        }
+    }
+    buffer.push(b"\n");
+    write_raw(fd, &buffer.bytes[..buffer.len]);
+}
+
 /// Ends this process at once, without running destructors or atexit hooks
 /// (which belong to the keeper, not to its copy).
 pub(super) fn exit_now(code: i32) -> ! {
@@ -508,6 +629,15 @@ pub(super) fn read_full(fd: RawFd, buffer: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Takes ownership of an inherited descriptor, checking that it is open.
+/// Owns descriptor `fd` of a process whose descriptor table was copied
+/// from its parent's (a `clone` without `CLONE_FILES`): the parent's
+/// number names this process's copy, and closing it closes only that copy.
+pub(super) fn copied_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller's copy of a descriptor open at the clone, owned by
+    // nothing else in this process (see above).
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
 pub(super) fn inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only queries the descriptor.
     check(unsafe { libc::fcntl(fd, libc::F_GETFD) }.into())?;

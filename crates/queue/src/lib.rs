@@ -172,7 +172,8 @@ pub trait Queue: Send + Sync + 'static {
     ) -> Result<Option<TaskState>, QueueError>;
 
     /// Takes up to `max` jobs for `consumer`, waiting at most `wait` for the
-    /// first one. An empty vector means nothing arrived in time.
+    /// first one. An empty vector means nothing arrived in time. A job whose
+    /// task is already final may be among them: [`Queue::begin`] says so.
     async fn reserve(
         &self,
         consumer: &str,
@@ -269,6 +270,18 @@ pub trait Queue: Send + Sync + 'static {
     async fn mark_running(&self, id: &TaskId, at_ms: u64) -> Result<(), QueueError> {
         let _ = (id, at_ms);
         Ok(())
+    }
+
+    /// A worker starts the job of task `id`, delivered with `receipt`
+    /// (see [`Delivery`]), at `at_ms`: marks it running (as
+    /// [`Queue::mark_running`]) unless the task already has a final state
+    /// (cancelled while queued, or finished by an earlier delivery), in
+    /// which case its delivery is retired and `false` says the job must not
+    /// run. [`Queue::reserve`] may return such deliveries; a queue that
+    /// leaves them out there keeps this default.
+    async fn begin(&self, id: &TaskId, receipt: &str, at_ms: u64) -> Result<bool, QueueError> {
+        let _ = receipt;
+        self.mark_running(id, at_ms).await.map(|()| true)
     }
 
     /// When a worker started the task's job, if one has (see [`Queue::mark_running`]).

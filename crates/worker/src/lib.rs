@@ -347,111 +347,143 @@ impl Worker {
             async move {
                 let started_at_ms = now_ms();
                 tracing::debug!(attempt = delivery.attempt, "job started");
-                // Lets clients tell "running" from "queued"; best effort. A
-                // plain job starts without waiting for the mark (a Redis
-                // round trip before every job) and waits for it before its
-                // result is stored, so the mark never lands after the
-                // result. A live job's watchers see the mark before its
-                // output.
-                let mark = {
+                // Lets clients tell "running" from "queued" (best effort),
+                // and says whether the task was cancelled while queued (or
+                // finished by an earlier delivery): then the job must not
+                // run. A plain job starts without waiting for the answer (a
+                // Redis round trip before every job), and is stopped should
+                // it say so; the answer is in before the result is stored,
+                // so the mark never lands after the result. A live job's
+                // watchers see the mark before its output.
+                let begin = {
                     let (queue, id) = (queue.clone(), delivery.job.id);
+                    let receipt = delivery.receipt.clone();
                     async move {
-                        if let Err(e) = queue.mark_running(&id, started_at_ms).await {
-                            tracing::debug!(error = %error_chain(&e), "cannot mark the job as running");
-                        }
-                    }
-                };
-                let mut marking = None;
-                if delivery.job.live.is_some() {
-                    mark.await;
-                } else {
-                    marking = Some(AbortOnDrop(tokio::spawn(mark.in_current_span())));
-                }
-                // A live job's watchers see it start (a plain job's live
-                // log is never written).
-                let live = match delivery.job.live {
-                    Some(mode) if delivery.job.judge.is_none() => {
-                        let running = [code_runner_queue::LiveEvent::State("running".into())];
-                        if let Err(e) = queue
-                            .live_append(&delivery.job.id, code_runner_queue::LiveLog::Output, &running)
-                            .await
-                        {
-                            tracing::debug!(error = %error_chain(&e), "cannot append to the live log");
-                        }
-                        let interactive = mode == code_runner_queue::LiveMode::Interactive;
-                        Some(live::LiveJob::start(queue.clone(), delivery.job.id, interactive))
-                    }
-                    _ => None,
-                };
-                let mut result = match languages.get(&delivery.job.language) {
-                    None => JobResult::internal_error(
-                        format!(
-                            "language {:?} is not supported by this worker",
-                            delivery.job.language
-                        ),
-                        started_at_ms,
-                    ),
-                    Some(language) => {
-                        let executed = async {
-                            match &delivery.job.judge {
-                                Some(spec) => {
-                                    let judged = execute_judged_job(
-                                        &queue,
-                                        sandbox.as_ref(),
-                                        &languages,
-                                        language,
-                                        &delivery.job,
-                                        spec,
-                                        judge::JudgeLimits {
-                                            run: run_limits,
-                                            compile: compile_limits,
-                                        },
-                                        started_at_ms,
-                                    );
-                                    // A judged job may run longer than the
-                                    // visibility timeout: keep its lease.
-                                    keeping_the_lease(
-                                        judged,
-                                        queue.as_ref(),
-                                        &consumer,
-                                        &delivery,
-                                        store_for,
-                                    )
-                                    .await
-                                }
-                                None => {
-                                    let run_limits = job_limits(&delivery.job, run_limits);
-                                    let limits = (run_limits, compile_limits);
-                                    execute(
-                                        sandbox.as_ref(),
-                                        language,
-                                        &delivery.job,
-                                        limits,
-                                        started_at_ms,
-                                        live.as_ref().map(|live| live.io.clone()),
-                                    )
-                                    .await
-                                }
+                        match queue.begin(&id, &receipt, started_at_ms).await {
+                            Ok(wanted) => wanted,
+                            Err(e) => {
+                                tracing::debug!(error = %error_chain(&e), "cannot mark the job as running");
+                                true
                             }
-                        };
-                        let mut result = match &gate {
-                            Some(gate) => gate.run(executed).await,
-                            None => executed.await,
-                        };
-                        result.language_version = language.version.clone();
-                        result
+                        }
                     }
                 };
-                if let Some(live) = live {
-                    live.finish().await;
+                let mut beginning = None;
+                if delivery.job.live.is_some() {
+                    if !begin.await {
+                        tracing::debug!("task already final; not running it");
+                        leases.remove(lease_number);
+                        return;
+                    }
+                } else {
+                    beginning = Some(AbortOnDrop(tokio::spawn(begin.in_current_span())));
                 }
+                let job = async {
+                    // A live job's watchers see it start (a plain job's live
+                    // log is never written).
+                    let live = match delivery.job.live {
+                        Some(mode) if delivery.job.judge.is_none() => {
+                            let running = [code_runner_queue::LiveEvent::State("running".into())];
+                            if let Err(e) = queue
+                                .live_append(&delivery.job.id, code_runner_queue::LiveLog::Output, &running)
+                                .await
+                            {
+                                tracing::debug!(error = %error_chain(&e), "cannot append to the live log");
+                            }
+                            let interactive = mode == code_runner_queue::LiveMode::Interactive;
+                            Some(live::LiveJob::start(queue.clone(), delivery.job.id, interactive))
+                        }
+                        _ => None,
+                    };
+                    let result = match languages.get(&delivery.job.language) {
+                        None => JobResult::internal_error(
+                            format!(
+                                "language {:?} is not supported by this worker",
+                                delivery.job.language
+                            ),
+                            started_at_ms,
+                        ),
+                        Some(language) => {
+                            let executed = async {
+                                match &delivery.job.judge {
+                                    Some(spec) => {
+                                        let judged = execute_judged_job(
+                                            &queue,
+                                            sandbox.as_ref(),
+                                            &languages,
+                                            language,
+                                            &delivery.job,
+                                            spec,
+                                            judge::JudgeLimits {
+                                                run: run_limits,
+                                                compile: compile_limits,
+                                            },
+                                            started_at_ms,
+                                        );
+                                        // A judged job may run longer than the
+                                        // visibility timeout: keep its lease.
+                                        keeping_the_lease(
+                                            judged,
+                                            queue.as_ref(),
+                                            &consumer,
+                                            &delivery,
+                                            store_for,
+                                        )
+                                        .await
+                                    }
+                                    None => {
+                                        let run_limits = job_limits(&delivery.job, run_limits);
+                                        let limits = (run_limits, compile_limits);
+                                        execute(
+                                            sandbox.as_ref(),
+                                            language,
+                                            &delivery.job,
+                                            limits,
+                                            started_at_ms,
+                                            live.as_ref().map(|live| live.io.clone()),
+                                        )
+                                        .await
+                                    }
+                                }
+                            };
+                            let mut result = match &gate {
+                                Some(gate) => gate.run(executed).await,
+                                None => executed.await,
+                            };
+                            result.language_version = language.version.clone();
+                            result
+                        }
+                    };
+                    if let Some(live) = live {
+                        live.finish().await;
+                    }
+                    result
+                };
+                let mut result = match beginning {
+                    None => job.await,
+                    Some(mut beginning) => {
+                        tokio::pin!(job);
+                        let (result, wanted) = tokio::select! {
+                            result = &mut job => (Some(result), (&mut beginning.0).await),
+                            wanted = &mut beginning.0 => (None, wanted),
+                        };
+                        // A task already final: its delivery is retired, and
+                        // its job stopped (dropping it stops the program).
+                        if !wanted.unwrap_or(true) {
+                            tracing::debug!("task already final; its job stopped or not stored");
+                            leases.remove(lease_number);
+                            return;
+                        }
+                        match result {
+                            Some(result) => result,
+                            None => job.await,
+                        }
+                    }
+                };
                 result.language = delivery.job.language.clone();
                 result.submitted_at_ms = delivery.job.submitted_at_ms;
                 tracing::debug!(verdict = ?result.verdict, "job finished");
                 tally.record(&result);
-                if let Some(mut marking) = marking {
-                    let _ = (&mut marking.0).await;
-                }
                 store_result(queue.as_ref(), &delivery, &result, store_for).await;
                 if delivery.job.judge.is_some() {
                     // The result has the tests now; best effort.
@@ -719,9 +751,9 @@ pub(crate) fn now_ms() -> u64 {
 
 /// A task aborted when its handle is dropped: a job's running mark, which
 /// must not outlive the job (a cancelled job's mark landing after it).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

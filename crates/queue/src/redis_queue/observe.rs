@@ -139,6 +139,32 @@ impl RedisQueue {
         }
     }
 
+    /// Atomic unit `begin.lua`: the running mark, unless the task is final
+    /// (then its entry is retired and `false` returned).
+    pub(super) async fn begin_atomic(
+        &self,
+        id: &TaskId,
+        receipt: &str,
+        at_ms: u64,
+    ) -> Result<bool, QueueError> {
+        let mut invocation = super::BEGIN.prepare_invoke();
+        invocation
+            .key(&self.inner.keys.jobs)
+            .key(self.inner.keys.task(id))
+            .key(self.observe_keys().running(id))
+            .arg(&self.inner.keys.group)
+            .arg(receipt)
+            .arg(at_ms)
+            .arg(self.inner.ttl_ms.min(RUNNING_MARK_TTL_MS));
+        let invocation = &invocation;
+        let settled: i64 = self
+            .on_shared("begin script", move |mut conn| async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .await?;
+        Ok(settled == 0)
+    }
+
     pub(super) async fn set_running(&self, id: &TaskId, at_ms: u64) -> Result<(), QueueError> {
         let mut cmd = redis::cmd("SET");
         // Only read while the task is pending, and no job runs for an hour

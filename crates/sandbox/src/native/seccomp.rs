@@ -20,8 +20,9 @@
 //! compiler needs one filter per return value and emits a check per call and
 //! ABI (about 600 instructions here); the kernel verifies, translates, JITs
 //! and pre-evaluates a filter for every system call number each time a step
-//! installs it, so this program is kept to about 90 instructions. It is built
-//! once, at start-up.
+//! installs it, so this program is kept to about 130 instructions, and the
+//! call number is found by a binary search, a path of at most 16 of them.
+//! It is built once, at start-up.
 //!
 //! Arguments are compared on their low 32 bits only, which is exactly what
 //! the kernel acts on for every argument checked here: `socket` and
@@ -159,8 +160,9 @@ const AUDIT_ARCH: u32 = 0xc000_00b7;
 // Classic BPF, as in <linux/filter.h> and <linux/seccomp.h>.
 /// BPF_LD (0x00) | BPF_W (0x00) | BPF_ABS (0x20).
 const BPF_LD_W_ABS: u16 = 0x20;
-/// BPF_JMP | BPF_JEQ | BPF_K, and the same with BPF_JSET.
+/// BPF_JMP | BPF_JEQ | BPF_K, and the same with BPF_JGE and BPF_JSET.
 const BPF_JEQ_K: u16 = 0x05 | 0x10;
+const BPF_JGE_K: u16 = 0x05 | 0x30;
 const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
@@ -212,12 +214,18 @@ enum Target {
     PersonalityCheck,
     FamilyCheck,
     IoctlCheck,
+    /// A subtree of the search over call numbers.
+    Node(u16),
 }
+
+/// The most call numbers a leaf of the search compares one by one.
+const LEAF_CALLS: usize = 4;
 
 #[derive(Debug, Clone, Copy)]
 enum Insn {
     Load(u32),
     Jeq(u32, Target, Target),
+    Jge(u32, Target, Target),
     Jset(u32, Target, Target),
     Ret(u32),
     /// Marks where a shared target starts (not an instruction).
@@ -234,25 +242,27 @@ impl Program {
         if cfg!(target_arch = "x86_64") {
             code.push(Jset(X32_SYSCALL_BIT, Eperm, Next));
         }
-        code.push(Jeq(libc::SYS_clone3 as u32, Enosys, Next));
-        // The calls whose arguments decide come first: of the allowed calls,
-        // they alone run the filter each time (the kernel remembers which
-        // call numbers the filter allows whatever the arguments, and skips
-        // it for those), and `ioctl` and `clone` are frequent.
-        code.extend([
-            Jeq(libc::SYS_ioctl as u32, IoctlCheck, Next),
-            Jeq(libc::SYS_clone as u32, CloneCheck, Next),
-            Jeq(libc::SYS_socket as u32, FamilyCheck, Next),
-            Jeq(libc::SYS_socketpair as u32, FamilyCheck, Next),
-            Jeq(libc::SYS_personality as u32, PersonalityCheck, Next),
+        // Every call number the filter does not simply allow, with where it
+        // goes, searched as a binary tree (`search`): the kernel runs the
+        // filter on every call number each time a step installs it, to
+        // remember which it allows whatever the arguments (all but the
+        // argument-checked ones below), so the path through the filter is
+        // what each step pays for hundreds of times; a chain of one check
+        // per call made it about 70 instructions long, the tree about ten.
+        let mut calls: Vec<(u32, Target)> = DENIED.iter().map(|&nr| (nr as u32, Eperm)).collect();
+        calls.extend([
+            (libc::SYS_clone3 as u32, Enosys),
+            (libc::SYS_ioctl as u32, IoctlCheck),
+            (libc::SYS_clone as u32, CloneCheck),
+            (libc::SYS_socket as u32, FamilyCheck),
+            (libc::SYS_socketpair as u32, FamilyCheck),
+            (libc::SYS_personality as u32, PersonalityCheck),
         ]);
-        for &nr in DENIED {
-            code.push(Jeq(nr as u32, Eperm, Next));
-        }
+        calls.sort_unstable_by_key(|&(nr, _)| nr);
+        search(&calls, &mut code, &mut 0);
         let [unix, inet, inet6] = SOCKET_FAMILIES;
         let [tiocsti, tiocsetd] = DENIED_IOCTLS;
         code.extend([
-            Ret(SECCOMP_RET_ALLOW),
             // Classic BPF only jumps forward: every ending comes last.
             Label(IoctlCheck),
             Load(DATA_ARG1_LOW),
@@ -311,6 +321,7 @@ impl Program {
             match *insn {
                 Insn::Load(offset_in_data) => out.push((BPF_LD_W_ABS, 0, 0, offset_in_data)),
                 Insn::Jeq(k, yes, no) => out.push((BPF_JEQ_K, offset(yes)?, offset(no)?, k)),
+                Insn::Jge(k, yes, no) => out.push((BPF_JGE_K, offset(yes)?, offset(no)?, k)),
                 Insn::Jset(k, yes, no) => out.push((BPF_JSET_K, offset(yes)?, offset(no)?, k)),
                 Insn::Ret(k) => out.push((BPF_RET_K, 0, 0, k)),
                 Insn::Label(_) => {}
@@ -318,6 +329,27 @@ impl Program {
         }
         Ok(out)
     }
+}
+
+/// Emits the search for the call number (in the accumulator) among `calls`
+/// (sorted, distinct): a `>=` split at the middle until at most
+/// `LEAF_CALLS` remain, which are compared one by one; a number that is
+/// none of them is allowed. Subtree labels are numbered from `nodes`.
+fn search(calls: &[(u32, Target)], code: &mut Vec<Insn>, nodes: &mut u16) {
+    if calls.len() <= LEAF_CALLS {
+        for &(nr, target) in calls {
+            code.push(Insn::Jeq(nr, target, Target::Next));
+        }
+        code.push(Insn::Ret(SECCOMP_RET_ALLOW));
+        return;
+    }
+    let middle = calls.len() / 2;
+    let upper = Target::Node(*nodes);
+    *nodes += 1;
+    code.push(Insn::Jge(calls[middle].0, upper, Target::Next));
+    search(&calls[..middle], code, nodes);
+    code.push(Insn::Label(upper));
+    search(&calls[middle..], code, nodes);
 }
 
 #[cfg(test)]
@@ -369,7 +401,7 @@ mod tests {
         for (pc, &(code, jt, jf, k)) in program.iter().enumerate() {
             match code {
                 BPF_LD_W_ABS => assert!(k % 4 == 0 && k < 64, "load at {k} ({pc})"),
-                BPF_JEQ_K | BPF_JSET_K => {
+                BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
                     let furthest = pc + 1 + usize::from(jt.max(jf));
                     assert!(furthest < program.len(), "jump out at {pc}");
                 }
@@ -383,9 +415,16 @@ mod tests {
     /// A classic-BPF interpreter for the instructions the program uses (the
     /// kernel's semantics: jumps are offsets from the next instruction).
     fn run(program: &[(u16, u8, u8, u32)], data: &[u8; 64]) -> u32 {
+        run_counting(program, data).0
+    }
+
+    /// `run`, and how many instructions it went through.
+    fn run_counting(program: &[(u16, u8, u8, u32)], data: &[u8; 64]) -> (u32, usize) {
         let mut a = 0u32;
         let mut pc = 0usize;
+        let mut steps = 0;
         loop {
+            steps += 1;
             let (code, jt, jf, k) = program[pc];
             let jump = |taken: bool| {
                 let to = pc + 1 + usize::from(if taken { jt } else { jf });
@@ -400,8 +439,9 @@ mod tests {
                     pc + 1
                 }
                 BPF_JEQ_K => jump(a == k),
+                BPF_JGE_K => jump(a >= k),
                 BPF_JSET_K => jump(a & k != 0),
-                BPF_RET_K => return k,
+                BPF_RET_K => return (k, steps),
                 other => panic!("unexpected opcode {other:#x} at {pc}"),
             };
         }
@@ -415,9 +455,10 @@ mod tests {
     fn program_is_well_formed_and_small() {
         let program = program();
         check_like_the_kernel(&program);
-        // One check per denied call plus a fixed head and tail.
-        assert!(program.len() > DENIED.len() && program.len() < DENIED.len() + 40);
-        assert!(program.len() < 100, "{} instructions", program.len());
+        // One check per denied call, a split per leaf and a return per
+        // leaf of the search, a fixed head and tail.
+        assert!(program.len() > DENIED.len() && program.len() < DENIED.len() + 70);
+        assert!(program.len() < 140, "{} instructions", program.len());
         // No call is listed twice, and none of the argument-checked calls is
         // in the plain list (it would never reach its check).
         let mut seen = std::collections::HashSet::new();
@@ -434,6 +475,30 @@ mod tests {
         ] {
             assert!(!seen.contains(&nr), "{nr}");
         }
+    }
+
+    /// Every call number, listed or not, gets what the lists say (with zero
+    /// arguments: `socket` and `socketpair` of family 0 are refused, the
+    /// other argument-checked calls allowed), through a short path: the
+    /// kernel runs the filter on every number at each install.
+    #[test]
+    fn every_call_number_is_searched_right_and_fast() {
+        let program = program();
+        let mut longest = 0;
+        for nr in 0..1024i64 {
+            let (action, steps) = run_counting(&program, &data(AUDIT_ARCH, nr, &[0; 6]));
+            let expected =
+                if DENIED.contains(&nr) || nr == libc::SYS_socket || nr == libc::SYS_socketpair {
+                    EPERM
+                } else if nr == libc::SYS_clone3 {
+                    ENOSYS
+                } else {
+                    ALLOW
+                };
+            assert_eq!(action, expected, "call {nr}");
+            longest = longest.max(steps);
+        }
+        assert!(longest <= 16, "a path of {longest} instructions");
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -63,28 +63,6 @@ impl Confinement {
                         return Err(io::Error::last_os_error());
                     }
                 }
-                // The OOM score of everything in the slot, at its highest,
-                // and (written as root) its floor too: no process in the
-                // slot can lower its own score, or its descendants'. What
-                // the kernel kills when the slot's memory runs out is then
-                // the process with the most memory, the program's in every
-                // case but one that keeps its memory outside processes
-                // (tmpfs files), where it is the keeper, and the worker
-                // starts the slot anew. Where the worker lacks
-                // CAP_SYS_RESOURCE the floor stays 0, and a program could
-                // lower its own score to make the keeper the choice sooner.
-                let adj = libc::open(
-                    c"/proc/self/oom_score_adj".as_ptr(),
-                    libc::O_WRONLY | libc::O_CLOEXEC,
-                );
-                if adj < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                let written = libc::write(adj, b"1000".as_ptr().cast(), 4);
-                libc::close(adj);
-                if written != 4 {
-                    return Err(io::Error::last_os_error());
-                }
                 if libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setresgid(uid, uid, uid) != 0
                     || libc::setresuid(uid, uid, uid) != 0

@@ -106,8 +106,10 @@ except OSError:
 /// The native backends' step init (PID 1) shares its keeper's memory: what
 /// the program may change of it through `/proc` by owning its uid alone
 /// (its OOM score, which would be the keeper's too) stays the keeper's,
-/// because the keeper is not dumpable; and the program's own OOM score is
-/// the slot's, 1000, the first the kernel kills when memory runs out.
+/// because the keeper is not dumpable (the program makes that memory
+/// dumpable for a moment before its exec, to set its own OOM score, and
+/// not again); and the program's OOM score is 1000, the first the kernel
+/// kills when memory runs out.
 /// Opening `/proc/1/oom_score_adj` for writing succeeds with the keeper
 /// dumpable (the init's files are then the slot uid's), so this fails
 /// without that; `/proc/1/mem` and `environ` are refused by the capability

@@ -59,6 +59,16 @@ const JUDGE: &CStr = c"/judge";
 /// The keeper's entry point: the last command-line argument is the number of
 /// the inherited control socket. Exits when the worker closes it.
 pub fn main() -> ! {
+    // A step's init and program share the keeper's memory, where a panic's
+    // report would allocate: they end at once instead (they run on the
+    // stacks `sys::ChildStack` maps). None is reachable; this is the
+    // backstop.
+    std::panic::set_hook(Box::new(|info| {
+        if sys::on_child_stack() {
+            sys::exit_now(127);
+        }
+        eprintln!("code-runner keeper: {info}");
+    }));
     let code = match run() {
         Ok(()) => 0,
         // The worker closed its end while the keeper still had something
@@ -108,7 +118,7 @@ fn run() -> io::Result<()> {
     sys::not_dumpable()?;
     let mut keeper = Keeper {
         control: UnixStream::from(control),
-        filters: filters.programs().map(to_sock_filters).to_vec(),
+        filters: filters.programs().map(to_sock_filters).into(),
         work_mounted: false,
         judge_mounted: false,
         userns_closed: false,
@@ -118,6 +128,7 @@ fn run() -> io::Result<()> {
         ending_init: None,
         init_stack: sys::ChildStack::new(INIT_STACK)?,
         program_stack: sys::ChildStack::new(PROGRAM_STACK)?,
+        step_data: None,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -128,7 +139,7 @@ fn run() -> io::Result<()> {
 
 struct Keeper {
     control: UnixStream,
-    filters: Vec<Vec<libc::sock_filter>>,
+    filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
     work_mounted: bool,
     judge_mounted: bool,
     /// Whether a step's init has set the slot's user namespace limit to 0
@@ -147,6 +158,9 @@ struct Keeper {
     init_stack: sys::ChildStack,
     /// The stack each step's program runs on until its exec.
     program_stack: sys::ChildStack,
+    /// What the running (or ending) step's init reads, kept until the init
+    /// is reaped: it shares the keeper's memory.
+    step_data: Option<Box<PreparedStep>>,
 }
 
 impl Keeper {
@@ -297,11 +311,11 @@ impl Keeper {
             None
         };
         let (work, judge) = (self.work_mounted, self.judge_mounted);
-        let prepared =
-            match PreparedStep::new(spec, &self.filters, !self.userns_closed, work, judge) {
-                Ok(prepared) => prepared,
-                Err(e) => return Ok(Err(e)),
-            };
+        let filters = self.filters.clone();
+        let prepared = match PreparedStep::new(spec, filters, !self.userns_closed, work, judge) {
+            Ok(prepared) => prepared,
+            Err(e) => return Ok(Err(e)),
+        };
         let (status_read, status_write) = sys::pipe()?;
         let arrival = match zygote {
             Some(_) => Some((sys::pipe()?, sys::pipe()?)),
@@ -309,9 +323,10 @@ impl Keeper {
         };
         // The init shares the keeper's memory (see
         // `sys::clone_into_namespaces`): it gets descriptor numbers, which
-        // name its own copies, and reads `prepared`, which lives until this
-        // function returns, and by then the init is past its set-up. So is
-        // `init`, the closure, a local of this function for as long.
+        // name its own copies, and reads the prepared step, which the keeper
+        // keeps (`step_data`) until it has reaped the init; the closure
+        // itself is moved to the init's stack.
+        let step: &PreparedStep = self.step_data.insert(Box::new(prepared));
         let init_fds = InitFds {
             stdio: std::array::from_fn(|i| stdio[i].as_raw_fd()),
             status: status_write.as_raw_fd(),
@@ -320,18 +335,25 @@ impl Keeper {
                 .map(|((_, ready), (arrival, _))| (ready.as_raw_fd(), arrival.as_raw_fd())),
         };
         let program_stack = &mut self.program_stack;
-        let step = &prepared;
-        let mut init_main = move || {
+        let init_main = move || {
             // A panic must not unwind into the keeper's frames.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                step_init(step, &mut *program_stack, init_fds.adopt())
+                step_init(step, program_stack, init_fds.adopt())
             }));
             sys::exit_now(127)
         };
-        let init = match sys::clone_into_namespaces(&mut self.init_stack, &mut init_main) {
+        let init = match sys::clone_into_namespaces(&mut self.init_stack, init_main) {
             Ok(pid) => pid,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => {
+                self.step_data = None;
+                return Ok(Err(e));
+            }
         };
+        // Whatever way this function is left, the init is gone or still
+        // has the prepared step: an error ends the keeper, after it has
+        // killed and reaped the init (the kernel takes the rest of the step
+        // with it), so that nothing runs on in memory about to be freed.
+        let mut guard = InitGuard(Some(init));
         let pidfd = sys::pidfd_open(init)?;
         // The program's pid, when it is not the init's child (prefork).
         let mut program = None;
@@ -360,6 +382,8 @@ impl Keeper {
             if let Err(e) = sent {
                 sys::kill(init);
                 sys::wait_with_usage(init)?;
+                guard.disarm();
+                self.step_data = None;
                 self.zygote = None;
                 return Ok(Err(io::Error::new(
                     e.kind(),
@@ -419,8 +443,11 @@ impl Keeper {
         let killed =
             status.is_some_and(|s| libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == libc::SIGKILL);
         if !init_done && spec.last_of_job && !killed {
-            // The status is in; the init is on its way out.
+            // The status is in; the init is on its way out (and may, with
+            // prefork, still be making its mounts: the prepared step stays
+            // until it is reaped).
             self.ending_init = Some(init);
+            guard.disarm();
             let (exit_code, signal) = split_wait_status(status.expect("the loop's end"));
             return Ok(Ok(StepEnd {
                 exit_code,
@@ -430,6 +457,8 @@ impl Keeper {
             }));
         }
         let (init_status, cpu_micros) = sys::wait_with_usage(init)?;
+        guard.disarm();
+        self.step_data = None;
         // With prefork the init can end before the zygote has reaped the
         // program and written its status: wait for it (or for the end of
         // every writer).
@@ -467,6 +496,7 @@ impl Keeper {
     fn reap_step(&mut self) -> io::Result<()> {
         if let Some(init) = self.ending_init.take() {
             let (init_status, _) = sys::wait_with_usage(init)?;
+            self.step_data = None;
             // Its program's status came in: see `run_step`.
             self.userns_closed |= init_status == 0;
         }
@@ -545,6 +575,26 @@ impl Keeper {
     }
 }
 
+/// Kills and reaps a step's init when dropped armed: the way out of
+/// `run_step` on an error, which leaves nothing running in the keeper's
+/// memory (the init's exit takes the rest of its step with it).
+struct InitGuard(Option<libc::pid_t>);
+
+impl InitGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        if let Some(init) = self.0.take() {
+            sys::kill(init);
+            let _ = sys::wait_with_usage(init);
+        }
+    }
+}
+
 /// The control socket's other end is closed: the worker is gone.
 #[derive(Debug)]
 struct WorkerGone;
@@ -591,7 +641,7 @@ struct StepFds {
 }
 
 /// Everything a step's processes need, made before the clone.
-struct PreparedStep<'a> {
+struct PreparedStep {
     /// The step's working directory, `/work` or `/judge`.
     dir: &'static CStr,
     /// The job's other directory, when mounted: detached in the step's
@@ -607,15 +657,15 @@ struct PreparedStep<'a> {
     /// its exec (it shares the init's memory until then).
     exec_arrays: sys::ExecArrays,
     tmp_options: CString,
-    rlimits: &'a [(u32, u64, u64)],
-    filters: &'a [Vec<libc::sock_filter>],
+    rlimits: Vec<(u32, u64, u64)>,
+    filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
     close_userns: bool,
 }
 
-impl<'a> PreparedStep<'a> {
+impl PreparedStep {
     fn new(
-        spec: &'a StepSpec,
-        filters: &'a [Vec<libc::sock_filter>],
+        spec: &StepSpec,
+        filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
         close_userns: bool,
         work_mounted: bool,
         judge_mounted: bool,
@@ -654,7 +704,7 @@ impl<'a> PreparedStep<'a> {
             argv,
             _envp: envp,
             tmp_options,
-            rlimits: &spec.rlimits,
+            rlimits: spec.rlimits.clone(),
             filters,
             close_userns,
         })
@@ -758,12 +808,16 @@ impl NetworkFiles {
 ///
 /// The init shares the keeper's memory (`sys::clone_into_namespaces`): it
 /// allocates nothing, and the program it spawns runs on `program_stack`.
-fn step_init(step: &PreparedStep<'_>, program_stack: &mut sys::ChildStack, fds: StepFds) -> ! {
+fn step_init(step: &PreparedStep, program_stack: &mut sys::ChildStack, fds: StepFds) -> ! {
     let StepFds {
         stdio,
         status,
         prefork,
     } = fds;
+    // The keeper's handlers (Rust's for SIGSEGV and SIGBUS) would run on
+    // the keeper's memory if a program sent PID 1 their signal; with none,
+    // the kernel drops what a program sends its namespace's init.
+    sys::reset_signals();
     if let Err(e) = init_mounts(step) {
         fail_step(&stdio, "mount the step's file systems", &e);
     }
@@ -783,6 +837,12 @@ fn step_init(step: &PreparedStep<'_>, program_stack: &mut sys::ChildStack, fds: 
             };
             match sys::spawn_sharing_memory(program_stack, &mut child) {
                 Ok(pid) => {
+                    // The program made the shared memory dumpable for a
+                    // moment; whatever way it left, it is not now.
+                    if sys::not_dumpable().is_err() {
+                        sys::kill(pid);
+                        sys::exit_now(127);
+                    }
                     drop(stdio);
                     pid
                 }
@@ -846,7 +906,7 @@ fn prefork_init(program: libc::pid_t) -> ! {
     sys::exit_now(0)
 }
 
-fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
+fn init_mounts(step: &PreparedStep) -> io::Result<()> {
     sys::die_with_parent()?;
     // Nothing mounted here may reach the keeper's mount namespace.
     sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
@@ -894,20 +954,33 @@ fn init_mounts(step: &PreparedStep<'_>) -> io::Result<()> {
 
 /// The program's process: its descriptors, directory, limits and the end of
 /// every privilege, then `exec`.
-fn exec_program(step: &PreparedStep<'_>, stdio: &[OwnedFd; 3]) -> ! {
+fn exec_program(step: &PreparedStep, stdio: &[OwnedFd; 3]) -> ! {
     let result = (|| -> io::Result<io::Error> {
         sys::setsid()?;
+        // When the slot's cgroup runs out of memory, the kernel kills the
+        // most attractive process in it: make that the program (raising the
+        // score needs no privilege; lowering it needs CAP_SYS_RESOURCE,
+        // where the worker has it: see docs/security.md). This process, a
+        // vfork child, sets only its own score (a write by the init would be
+        // the keeper's too, as they share their memory); its /proc files are
+        // the slot uid's only while that memory is dumpable, which it is
+        // for these few calls: no process that could use that runs now (the
+        // last step's are gone, the program is not yet exec'd).
+        sys::set_dumpable(true)?;
+        let adjusted = sys::write_file(c"/proc/self/oom_score_adj", b"1000");
+        sys::not_dumpable()?;
+        adjusted?;
         sys::reset_signals();
         for (target, fd) in stdio.iter().enumerate() {
             sys::dup_to(fd, target as RawFd)?;
         }
         sys::close_from(3)?;
         sys::chdir(step.dir)?;
-        for &(resource, soft, hard) in step.rlimits {
+        for &(resource, soft, hard) in &step.rlimits {
             sys::setrlimit(resource, soft, hard)?;
         }
         sys::drop_all_capabilities()?;
-        for filter in step.filters {
+        for filter in step.filters.iter() {
             sys::install_filter(filter)?;
         }
         Ok(step.exec_arrays.execve())

@@ -11,6 +11,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
     if rc < 0 {
@@ -27,31 +28,37 @@ fn check(rc: libc::c_long) -> io::Result<libc::c_long> {
 /// made for it, and none is torn down at its end, and neither process pays
 /// copy-on-write faults on the other's account.
 ///
-/// Unlike [`spawn_sharing_memory`], this process goes on at once, in the
-/// same memory as the child, so `child` must allocate nothing (this
-/// process's allocator takes no locks: it believes itself single-threaded),
-/// write nothing this process owns, and read only what this process keeps
-/// alive and unchanged until the child has exited. It runs on `stack`,
-/// which must stay mapped until then, and ends with `_exit` (one that
-/// returns exits with 127). The two share the thread-local `errno`: a
-/// failure's code the child reads may, rarely, be this process's.
-pub(super) fn clone_into_namespaces(
+/// `child` itself is moved to the top of `stack`, where the child finds it:
+/// nothing of this call's frame is read after it returns. Unlike
+/// [`spawn_sharing_memory`], this process goes on at once, in the same
+/// memory as the child, so `child` must allocate nothing (this process's
+/// allocator takes no locks: it believes itself single-threaded), write
+/// nothing this process owns, and read only what this process keeps alive
+/// and unchanged until it has reaped the child. `stack` must stay mapped
+/// until then too. `child` ends with `_exit` (one that returns exits with
+/// 127). The two share the thread-local `errno`, so the child's failing
+/// calls may change the `errno` this process is about to read, and the
+/// other way round: the child's path makes none it can avoid.
+pub(super) fn clone_into_namespaces<F: FnOnce()>(
     stack: &mut ChildStack,
-    child: &mut dyn FnMut(),
+    child: F,
 ) -> io::Result<libc::pid_t> {
-    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
-        // SAFETY: `arg` points at the `&mut dyn FnMut` written at the top of
-        // this process's stack below, whose closure the caller keeps alive
-        // (see above).
-        let child = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
+    extern "C" fn trampoline<F: FnOnce()>(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is where `child` was moved, at the top of this
+        // process's own stack, read once.
+        let child = unsafe { arg.cast::<F>().read() };
         child();
         exit_now(127)
     }
-    // The reference to `child` goes at the top of the child's stack, not in
-    // this frame, which is gone by the time the child may read it.
-    let slot = (stack.top() as usize - 32) as *mut &mut dyn FnMut();
-    // SAFETY: the top 32 bytes of the stack's mapping, 16-byte aligned, room
-    // for the two-word reference; the child's frames start below them.
+    assert!(
+        std::mem::size_of::<F>() <= 256 && std::mem::align_of::<F>() <= 16,
+        "a small closure"
+    );
+    // The closure goes at the top of the child's stack, 16-byte aligned;
+    // the child's frames start below it.
+    let slot = (stack.top() as usize - 256) as *mut F;
+    // SAFETY: the top 256 bytes of the stack's mapping, aligned, room for
+    // `child` (checked above), unused by anyone while no child runs on it.
     unsafe { slot.write(child) };
     let flags = libc::CLONE_VM
         | libc::CLONE_NEWPID
@@ -61,8 +68,14 @@ pub(super) fn clone_into_namespaces(
         | libc::SIGCHLD;
     // SAFETY: the child runs `trampoline` on its own stack; what it may
     // touch of this process's memory is the caller's contract (see above).
-    let pid = unsafe { libc::clone(trampoline, slot.cast(), flags, slot.cast()) };
-    check(pid.into()).map(|pid| pid as libc::pid_t)
+    let pid = unsafe { libc::clone(trampoline::<F>, slot.cast(), flags, slot.cast()) };
+    if pid < 0 {
+        let error = io::Error::last_os_error();
+        // SAFETY: no child took it: it is still ours to drop, once.
+        drop(unsafe { slot.read() });
+        return Err(error);
+    }
+    Ok(pid)
 }
 
 /// The stack a child started by [`spawn_sharing_memory`] runs on: its own
@@ -71,6 +84,23 @@ pub(super) fn clone_into_namespaces(
 pub(super) struct ChildStack {
     base: *mut libc::c_void,
     len: usize,
+}
+
+/// The address ranges of the stacks made by [`ChildStack::new`] (at most
+/// two: the keeper's init and program stacks), as (start, end) pairs.
+static CHILD_STACKS: [(AtomicUsize, AtomicUsize); 2] = [
+    (AtomicUsize::new(0), AtomicUsize::new(0)),
+    (AtomicUsize::new(0), AtomicUsize::new(0)),
+];
+
+/// Whether this code runs on one of the [`ChildStack`]s: in a step's init
+/// or program, not the keeper.
+pub(super) fn on_child_stack() -> bool {
+    let local = 0u8;
+    let here = std::hint::black_box(&local) as *const u8 as usize;
+    CHILD_STACKS.iter().any(|(start, end)| {
+        (start.load(Ordering::Relaxed)..end.load(Ordering::Relaxed)).contains(&here)
+    })
 }
 
 impl ChildStack {
@@ -94,6 +124,13 @@ impl ChildStack {
         let stack = Self { base, len };
         // SAFETY: the lowest page of the mapping just made.
         check(unsafe { libc::mprotect(base, page, libc::PROT_NONE) }.into())?;
+        if let Some((start, end)) = CHILD_STACKS
+            .iter()
+            .find(|(start, _)| start.load(Ordering::Relaxed) == 0)
+        {
+            start.store(base as usize, Ordering::Relaxed);
+            end.store(base as usize + len, Ordering::Relaxed);
+        }
         Ok(stack)
     }
 
@@ -114,10 +151,10 @@ impl Drop for ChildStack {
 /// execs or exits, as `posix_spawn` does (`CLONE_VM | CLONE_VFORK`): no
 /// copy of this process's page tables is made for a process that is about
 /// to exec, and none is torn down at its exec. This process sleeps
-/// meanwhile, so the child may write its memory (errno, say) without a
-/// race; `child` runs on `stack` and should end in `execve` or `_exit`
-/// (one that returns exits with 127), allocating nothing on its way there
-/// (a failure's report may: this process sleeps until the child is gone).
+/// meanwhile; `child` runs on `stack` and should end in `execve` or `_exit`
+/// (one that returns exits with 127), allocating nothing on its way there,
+/// not even to report a failure: when this process is a step's init, the
+/// keeper runs on in the same memory.
 pub(super) fn spawn_sharing_memory(
     stack: &mut ChildStack,
     child: &mut dyn FnMut(),
@@ -367,9 +404,15 @@ pub(super) fn drop_all_capabilities() -> io::Result<()> {
     // SAFETY: prctl and capset with integer arguments and valid structs.
     unsafe {
         for cap in 0..64 {
-            // EINVAL past the kernel's last capability: nothing to drop there.
-            if libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) > 0 {
-                libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+            // EINVAL past the kernel's last capability: nothing to drop there
+            // (and no more failures, which write the `errno` the keeper
+            // shares).
+            match libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) {
+                rc if rc < 0 => break,
+                0 => {}
+                _ => {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+                }
             }
         }
         check(
@@ -551,7 +594,7 @@ pub(super) fn write_failure(fd: RawFd, parts: &[&[u8]], error: &io::Error) {
 }
 
 /// Ends this process at once, without running destructors or atexit hooks
-/// (which belong to the keeper, not to its copy).
+/// (which belong to the keeper, whose memory a step's processes share).
 pub(super) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and has no preconditions.
     unsafe { libc::_exit(code) }
@@ -628,7 +671,6 @@ pub(super) fn read_full(fd: RawFd, buffer: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-/// Takes ownership of an inherited descriptor, checking that it is open.
 /// Owns descriptor `fd` of a process whose descriptor table was copied
 /// from its parent's (a `clone` without `CLONE_FILES`): the parent's
 /// number names this process's copy, and closing it closes only that copy.
@@ -638,6 +680,7 @@ pub(super) fn copied_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Takes ownership of an inherited descriptor, checking that it is open.
 pub(super) fn inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only queries the descriptor.
     check(unsafe { libc::fcntl(fd, libc::F_GETFD) }.into())?;
@@ -695,10 +738,14 @@ pub(super) fn unshare_mounts() -> io::Result<()> {
 /// what it would get from a shell, not what the keeper's runtime set (Rust
 /// ignores SIGPIPE, and `execve` keeps ignored signals ignored).
 pub(super) fn reset_signals() {
-    // SAFETY: signal and sigprocmask with valid arguments; numbers the
-    // kernel or libc refuses (SIGKILL, SIGSTOP, libc's own) just fail.
+    // SAFETY: signal and sigprocmask with valid arguments. The numbers the
+    // kernel or libc refuses (SIGKILL, SIGSTOP, libc's own two) are left
+    // out: a failure would write `errno`, which the keeper shares.
     unsafe {
         for signal in 1..libc::SIGRTMAX() {
+            if matches!(signal, libc::SIGKILL | libc::SIGSTOP | 32 | 33) {
+                continue;
+            }
             libc::signal(signal, libc::SIG_DFL);
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -711,8 +758,26 @@ pub(super) fn reset_signals() {
 /// open or change them (its `oom_score_adj`, say), though it runs as the
 /// same uid.
 pub(super) fn not_dumpable() -> io::Result<()> {
+    set_dumpable(false)
+}
+
+/// Sets this process's memory dumpable or not (see `not_dumpable`); with
+/// shared memory, that of every process sharing it.
+pub(super) fn set_dumpable(dumpable: bool) -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
-    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }.into()).map(drop)
+    check(
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_DUMPABLE,
+                libc::c_ulong::from(dumpable),
+                0,
+                0,
+                0,
+            )
+        }
+        .into(),
+    )
+    .map(drop)
 }
 
 #[cfg(test)]

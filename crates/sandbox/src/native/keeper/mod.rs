@@ -14,7 +14,8 @@
 //! execs. Neither the init nor the program allocates on its way: the
 //! keeper's allocator runs on beside them. The keeper is not dumpable, so
 //! neither is its init (PID 1, the one process of the keeper's memory a
-//! program can name).
+//! program can name), but for a moment before each program's exec, while no
+//! untrusted code runs, when the program sets its own OOM score.
 //! When the program exits, its init exits, and the kernel kills whatever
 //! else is left in the step's PID namespace.
 //!
@@ -61,8 +62,9 @@ const JUDGE: &CStr = c"/judge";
 pub fn main() -> ! {
     // A step's init and program share the keeper's memory, where a panic's
     // report would allocate: they end at once instead (they run on the
-    // stacks `sys::ChildStack` maps). None is reachable; this is the
-    // backstop.
+    // stacks `sys::ChildStack` maps). A partial backstop: a formatted
+    // panic's message is made before the hook runs, and the panic count
+    // is the keeper's; the step's path is kept free of panics.
     std::panic::set_hook(Box::new(|info| {
         if sys::on_child_stack() {
             sys::exit_now(127);
@@ -114,7 +116,7 @@ fn run() -> io::Result<()> {
     // gain a capability, and the keeper's memory, which each init shares
     // (see `run_step`), is out of reach of the programs' uid through /proc
     // or ptrace.
-    sys::drop_bounding_set()?;
+    let last_cap = sys::drop_bounding_set()?;
     sys::not_dumpable()?;
     let mut keeper = Keeper {
         control: UnixStream::from(control),
@@ -129,6 +131,7 @@ fn run() -> io::Result<()> {
         init_stack: sys::ChildStack::new(INIT_STACK)?,
         program_stack: sys::ChildStack::new(PROGRAM_STACK)?,
         step_data: None,
+        last_cap,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -161,6 +164,8 @@ struct Keeper {
     /// What the running (or ending) step's init reads, kept until the init
     /// is reaped: it shares the keeper's memory.
     step_data: Option<Box<PreparedStep>>,
+    /// The kernel's last capability number.
+    last_cap: u32,
 }
 
 impl Keeper {
@@ -312,10 +317,12 @@ impl Keeper {
         };
         let (work, judge) = (self.work_mounted, self.judge_mounted);
         let filters = self.filters.clone();
-        let prepared = match PreparedStep::new(spec, filters, !self.userns_closed, work, judge) {
-            Ok(prepared) => prepared,
-            Err(e) => return Ok(Err(e)),
-        };
+        let close_userns = !self.userns_closed;
+        let prepared =
+            match PreparedStep::new(spec, filters, self.last_cap, close_userns, work, judge) {
+                Ok(prepared) => prepared,
+                Err(e) => return Ok(Err(e)),
+            };
         let (status_read, status_write) = sys::pipe()?;
         let arrival = match zygote {
             Some(_) => Some((sys::pipe()?, sys::pipe()?)),
@@ -327,6 +334,11 @@ impl Keeper {
         // keeps (`step_data`) until it has reaped the init; the closure
         // itself is moved to the init's stack.
         let step: &PreparedStep = self.step_data.insert(Box::new(prepared));
+        // Not dumpable whatever an earlier step's program left (it makes
+        // the memory dumpable for a moment, and its init may have been
+        // killed before making it not so again): no other process shares
+        // the memory now.
+        sys::not_dumpable()?;
         let init_fds = InitFds {
             stdio: std::array::from_fn(|i| stdio[i].as_raw_fd()),
             status: status_write.as_raw_fd(),
@@ -575,6 +587,14 @@ impl Keeper {
     }
 }
 
+impl Drop for Keeper {
+    /// An init still ending (the last step's, answered early) runs in this
+    /// memory: it goes before anything it may read is freed.
+    fn drop(&mut self) {
+        drop(InitGuard(self.ending_init.take()));
+    }
+}
+
 /// Kills and reaps a step's init when dropped armed: the way out of
 /// `run_step` on an error, which leaves nothing running in the keeper's
 /// memory (the init's exit takes the rest of its step with it).
@@ -660,12 +680,14 @@ struct PreparedStep {
     rlimits: Vec<(u32, u64, u64)>,
     filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
     close_userns: bool,
+    last_cap: u32,
 }
 
 impl PreparedStep {
     fn new(
         spec: &StepSpec,
         filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
+        last_cap: u32,
         close_userns: bool,
         work_mounted: bool,
         judge_mounted: bool,
@@ -707,6 +729,7 @@ impl PreparedStep {
             rlimits: spec.rlimits.clone(),
             filters,
             close_userns,
+            last_cap,
         })
     }
 }
@@ -959,13 +982,15 @@ fn exec_program(step: &PreparedStep, stdio: &[OwnedFd; 3]) -> ! {
         sys::setsid()?;
         // When the slot's cgroup runs out of memory, the kernel kills the
         // most attractive process in it: make that the program (raising the
-        // score needs no privilege; lowering it needs CAP_SYS_RESOURCE,
-        // where the worker has it: see docs/security.md). This process, a
-        // vfork child, sets only its own score (a write by the init would be
-        // the keeper's too, as they share their memory); its /proc files are
-        // the slot uid's only while that memory is dumpable, which it is
-        // for these few calls: no process that could use that runs now (the
-        // last step's are gone, the program is not yet exec'd).
+        // score needs no privilege; a program may lower its own back to 0:
+        // see docs/security.md). This process, a vfork child, sets only its
+        // own score (a write by the init would be the keeper's too, as they
+        // share their memory); its /proc files are the slot uid's only
+        // while that memory is dumpable, which it is for these few calls:
+        // no process that could use that runs now (the last step's are
+        // gone, the program is not yet exec'd). Should the init be killed
+        // meanwhile, the keeper makes the memory not dumpable again before
+        // its next step (`run_step`).
         sys::set_dumpable(true)?;
         let adjusted = sys::write_file(c"/proc/self/oom_score_adj", b"1000");
         sys::not_dumpable()?;
@@ -979,7 +1004,7 @@ fn exec_program(step: &PreparedStep, stdio: &[OwnedFd; 3]) -> ! {
         for &(resource, soft, hard) in &step.rlimits {
             sys::setrlimit(resource, soft, hard)?;
         }
-        sys::drop_all_capabilities()?;
+        sys::drop_all_capabilities(step.last_cap)?;
         for filter in step.filters.iter() {
             sys::install_filter(filter)?;
         }

@@ -376,43 +376,42 @@ pub(super) fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
 }
 
 /// Drops the capability bounding set: no exec of this process or its
-/// children can gain a capability again. Its current capabilities stay
+/// children can gain a capability again. Returns the kernel's last
+/// capability number. Its current capabilities stay
 /// (the keeper's, to make mounts and namespaces). Each drop makes new
 /// credentials, so done once in the keeper rather than in every program.
-pub(super) fn drop_bounding_set() -> io::Result<()> {
-    for cap in 0..64 {
+pub(super) fn drop_bounding_set() -> io::Result<u32> {
+    let mut last = 0;
+    for cap in 0..64u32 {
         // SAFETY: prctl with integer arguments only.
-        match unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) } {
+        match unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) } {
             // EINVAL: past the kernel's last capability.
             rc if rc < 0 => break,
             0 => {}
             // SAFETY: as above.
             _ => check(
-                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }.into(),
+                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) }
+                    .into(),
             )
             .map(drop)?,
         }
+        last = cap;
     }
-    Ok(())
+    Ok(last)
 }
 
 /// Drops every capability for good: the bounding and ambient sets, then the
 /// effective, permitted and inheritable ones; then sets no_new_privs, so no
 /// exec can give any back. The bounding set is normally empty already (the
-/// keeper's, inherited): only what is still in it is dropped.
-pub(super) fn drop_all_capabilities() -> io::Result<()> {
+/// keeper's, inherited): only what is still in it, up to capability
+/// `last_cap`, is dropped, with no call past it (a failure would write the
+/// `errno` the keeper shares).
+pub(super) fn drop_all_capabilities(last_cap: u32) -> io::Result<()> {
     // SAFETY: prctl and capset with integer arguments and valid structs.
     unsafe {
-        for cap in 0..64 {
-            // EINVAL past the kernel's last capability: nothing to drop there
-            // (and no more failures, which write the `errno` the keeper
-            // shares).
-            match libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) {
-                rc if rc < 0 => break,
-                0 => {}
-                _ => {
-                    libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
-                }
+        for cap in 0..=last_cap {
+            if libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) > 0 {
+                libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0);
             }
         }
         check(

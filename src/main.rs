@@ -95,7 +95,31 @@ fn main() -> std::process::ExitCode {
         };
     }
     init_tracing();
-    let runtime = match tokio::runtime::Runtime::new() {
+    if let Command::Serve { common, .. }
+    | Command::Api { common, .. }
+    | Command::Worker { common, .. } = &cli.command
+    {
+        if common.scheduling == config::Scheduling::Batch {
+            // Before the runtime's threads exist, so that they inherit it.
+            if let Err(e) = code_runner_sandbox::native::schedule_as_batch() {
+                tracing::warn!(error = %e, "cannot switch to SCHED_BATCH; running as normal");
+            }
+        }
+    }
+    let runtime = match &cli.command {
+        // The worker's own work is small: on one thread it switches least.
+        Command::Worker { worker, .. } if worker.runtime_threads() == 1 => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        Command::Worker { worker, .. } => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker.runtime_threads())
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("code-runner: cannot start the async runtime: {e}");

@@ -187,6 +187,16 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no process named {name}"))
     }
 
+    /// The process id of the process `name`.
+    pub fn pid(&self, name: &str) -> u32 {
+        self.processes
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, child)| child.id())
+            .unwrap_or_else(|| panic!("no process named {name}"))
+    }
+
     /// Sends `signal` (e.g. `KILL`, `TERM`) to the process `name`.
     pub fn signal(&mut self, name: &str, signal: &str) {
         let pid = self.child(name).id();

@@ -15,6 +15,7 @@ mod live;
 mod many_hosts;
 mod piston;
 mod reliability;
+mod scheduling;
 mod sentinel;
 mod testsets;
 

@@ -52,6 +52,17 @@ use slot::{SlotProcess, SlotSpawn};
 use supervise::Supervised;
 use uids::UidLeases;
 
+/// Runs the calling process's threads, and every process it starts from
+/// now on, under `SCHED_BATCH` (see `docs/benchmarks.md`): a service thread
+/// woken while a program runs on its core lets the program run on to its
+/// next scheduling point rather than preempting it, so that under load the
+/// API, the worker, the keepers and the programs switch less often. On an
+/// idle core nothing changes: the woken thread runs at once. Call it before
+/// any other thread exists.
+pub fn schedule_as_batch() -> std::io::Result<()> {
+    sys::schedule_as_batch()
+}
+
 /// Files a job's `/work`, `/tmp` or `/dev/shm` may hold: enough for a
 /// compiler's temporaries and a program's own, few enough that an
 /// inode-filling loop stops early.

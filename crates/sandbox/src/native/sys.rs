@@ -256,3 +256,18 @@ pub(crate) fn probe_unshare(
     }
     command.status()
 }
+
+/// Makes the calling thread `SCHED_BATCH`, and with it every thread and
+/// process it starts from now on (both inherit the policy): such a thread,
+/// woken while another runs on its core, does not preempt it but waits for
+/// the running one's next scheduling point. Called on the main thread before
+/// the runtime starts.
+pub(crate) fn schedule_as_batch() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a system call on the calling thread with a valid pointer.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -83,6 +83,7 @@ macro_rules! every_suite_test {
             stdin_reaches_the_program,
             args_and_extra_files_reach_the_program,
             isolation_basics,
+            a_program_starts_with_default_signals,
             concurrent_jobs_run_in_parallel,
             judge_compiles_once_and_runs_many_tests,
             judge_limits_are_per_test,
@@ -478,6 +479,33 @@ print(sorted(k for k, v in checks.items() if not v))
 "#;
     let execution = run(sandbox.as_ref(), program("python", src)).await;
     assert_eq!(stdout(&execution), "[]\n", "{execution:?}");
+}
+
+/// A program starts as it would from a shell: no signal ignored, blocked or
+/// caught (the keeper's runtime ignores SIGPIPE and catches SIGSEGV and
+/// SIGBUS; an ignored signal stays ignored across `exec`). The kernel's
+/// own account, read by a C program, which changes none of them.
+pub async fn a_program_starts_with_default_signals(sandbox: Arc<dyn Sandbox>) {
+    let src = r#"
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    FILE *status = fopen("/proc/self/status", "r");
+    char line[256];
+    while (status && fgets(line, sizeof line, status)) {
+        if (!strncmp(line, "SigBlk:", 7) || !strncmp(line, "SigIgn:", 7) || !strncmp(line, "SigCgt:", 7)) {
+            fputs(line, stdout);
+        }
+    }
+    return 0;
+}
+"#;
+    let execution = run(sandbox.as_ref(), program("c", src)).await;
+    assert_eq!(
+        stdout(&execution),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n",
+        "{execution:?}"
+    );
 }
 
 pub async fn concurrent_jobs_run_in_parallel(sandbox: Arc<dyn Sandbox>) {

@@ -116,8 +116,10 @@ fn run() -> io::Result<()> {
     // gain a capability, and the keeper's memory, which each init shares
     // (see `run_step`), is out of reach of the programs' uid through /proc
     // or ptrace.
-    let last_cap = sys::drop_bounding_set()?;
+    sys::drop_bounding_set()?;
     sys::not_dumpable()?;
+    // Before any step: what each step's init sets back.
+    let signals = sys::changed_signals();
     let mut keeper = Keeper {
         control: UnixStream::from(control),
         filters: filters.programs().map(to_sock_filters).into(),
@@ -131,7 +133,7 @@ fn run() -> io::Result<()> {
         init_stack: sys::ChildStack::new(INIT_STACK)?,
         program_stack: sys::ChildStack::new(PROGRAM_STACK)?,
         step_data: None,
-        last_cap,
+        signals,
     };
     keeper.reply(&Reply::Ready)?;
     while let Some((request, fds)) = keeper.receive()? {
@@ -164,8 +166,9 @@ struct Keeper {
     /// What the running (or ending) step's init reads, kept until the init
     /// is reaped: it shares the keeper's memory.
     step_data: Option<Box<PreparedStep>>,
-    /// The kernel's last capability number.
-    last_cap: u32,
+    /// The signals whose disposition the keeper's runtime changed
+    /// (`sys::changed_signals`).
+    signals: u64,
 }
 
 impl Keeper {
@@ -319,7 +322,7 @@ impl Keeper {
         let filters = self.filters.clone();
         let close_userns = !self.userns_closed;
         let prepared =
-            match PreparedStep::new(spec, filters, self.last_cap, close_userns, work, judge) {
+            match PreparedStep::new(spec, filters, self.signals, close_userns, work, judge) {
                 Ok(prepared) => prepared,
                 Err(e) => return Ok(Err(e)),
             };
@@ -533,7 +536,12 @@ impl Keeper {
         if self.filters.len() != 1 {
             return Err(io::Error::other("prefork takes exactly one seccomp filter"));
         }
-        self.zygote = Some(prefork::Zygote::start(&interpreter, &envp, filter)?);
+        self.zygote = Some(prefork::Zygote::start(
+            &interpreter,
+            &envp,
+            filter,
+            self.signals,
+        )?);
         // The socket pair to the zygote counts in the network namespace it
         // was made in, where the program would see it: the job gets another.
         self.renew_network()
@@ -680,14 +688,15 @@ struct PreparedStep {
     rlimits: Vec<(u32, u64, u64)>,
     filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
     close_userns: bool,
-    last_cap: u32,
+    /// The keeper's changed signal dispositions, which the init sets back.
+    signals: u64,
 }
 
 impl PreparedStep {
     fn new(
         spec: &StepSpec,
         filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
-        last_cap: u32,
+        signals: u64,
         close_userns: bool,
         work_mounted: bool,
         judge_mounted: bool,
@@ -729,7 +738,7 @@ impl PreparedStep {
             rlimits: spec.rlimits.clone(),
             filters,
             close_userns,
-            last_cap,
+            signals,
         })
     }
 }
@@ -839,8 +848,10 @@ fn step_init(step: &PreparedStep, program_stack: &mut sys::ChildStack, fds: Step
     } = fds;
     // The keeper's handlers (Rust's for SIGSEGV and SIGBUS) would run on
     // the keeper's memory if a program sent PID 1 their signal; with none,
-    // the kernel drops what a program sends its namespace's init.
-    sys::reset_signals();
+    // the kernel drops what a program sends its namespace's init. The
+    // program, cloned from this init, starts with these dispositions and
+    // this mask.
+    sys::reset_signals(step.signals);
     if let Err(e) = init_mounts(step) {
         fail_step(&stdio, "mount the step's file systems", &e);
     }
@@ -995,7 +1006,8 @@ fn exec_program(step: &PreparedStep, stdio: &[OwnedFd; 3]) -> ! {
         let adjusted = sys::write_file(c"/proc/self/oom_score_adj", b"1000");
         sys::not_dumpable()?;
         adjusted?;
-        sys::reset_signals();
+        // Its signal dispositions and mask are the init's, set back to the
+        // defaults before this process was cloned (`step_init`).
         for (target, fd) in stdio.iter().enumerate() {
             sys::dup_to(fd, target as RawFd)?;
         }
@@ -1004,7 +1016,7 @@ fn exec_program(step: &PreparedStep, stdio: &[OwnedFd; 3]) -> ! {
         for &(resource, soft, hard) in &step.rlimits {
             sys::setrlimit(resource, soft, hard)?;
         }
-        sys::drop_all_capabilities(step.last_cap)?;
+        sys::drop_all_capabilities()?;
         for filter in step.filters.iter() {
             sys::install_filter(filter)?;
         }

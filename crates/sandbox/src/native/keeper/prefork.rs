@@ -45,11 +45,13 @@ pub(super) struct Zygote {
 impl Zygote {
     /// Starts `interpreter` (`argv[0]` of the language's run command) on the
     /// zygote's script, with the step's environment and the seccomp filter
-    /// its programs install.
+    /// its programs install; `signals`, the keeper's changed signal
+    /// dispositions, set back to the defaults before its exec.
     pub(super) fn start(
         interpreter: &CStr,
         envp: &[CString],
         filter: &[libc::sock_filter],
+        signals: u64,
     ) -> io::Result<Self> {
         let (ours, theirs) = sys::seqpacket_pair()?;
         let hex: String = filter
@@ -86,7 +88,7 @@ impl Zygote {
                 // dup2 onto itself keeps close-on-exec: clear it either way.
                 sys::clear_cloexec(3)?;
                 sys::close_from(4)?;
-                sys::reset_signals();
+                sys::reset_signals(signals);
                 Ok(sys::execve(&argv, envp))
             })();
             let error = match started {

@@ -380,8 +380,7 @@ pub(super) fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
 /// capability number. Its current capabilities stay
 /// (the keeper's, to make mounts and namespaces). Each drop makes new
 /// credentials, so done once in the keeper rather than in every program.
-pub(super) fn drop_bounding_set() -> io::Result<u32> {
-    let mut last = 0;
+pub(super) fn drop_bounding_set() -> io::Result<()> {
     for cap in 0..64u32 {
         // SAFETY: prctl with integer arguments only.
         match unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) } {
@@ -395,25 +394,18 @@ pub(super) fn drop_bounding_set() -> io::Result<u32> {
             )
             .map(drop)?,
         }
-        last = cap;
     }
-    Ok(last)
+    Ok(())
 }
 
-/// Drops every capability for good: the bounding and ambient sets, then the
-/// effective, permitted and inheritable ones; then sets no_new_privs, so no
-/// exec can give any back. The bounding set is normally empty already (the
-/// keeper's, inherited): only what is still in it, up to capability
-/// `last_cap`, is dropped, with no call past it (a failure would write the
-/// `errno` the keeper shares).
-pub(super) fn drop_all_capabilities(last_cap: u32) -> io::Result<()> {
+/// Drops every capability for good: the ambient set, then the effective,
+/// permitted and inheritable ones; then sets no_new_privs, so no exec can
+/// give any back. The bounding set is the keeper's, emptied once at its
+/// start (`drop_bounding_set`) and inherited: it can only shrink, so there
+/// is nothing left in it to drop (the attack suite reads it from inside).
+pub(super) fn drop_all_capabilities() -> io::Result<()> {
     // SAFETY: prctl and capset with integer arguments and valid structs.
     unsafe {
-        for cap in 0..=last_cap {
-            if libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) > 0 {
-                libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0);
-            }
-        }
         check(
             libc::prctl(
                 libc::PR_CAP_AMBIENT,
@@ -733,23 +725,87 @@ pub(super) fn unshare_mounts() -> io::Result<()> {
     check(unsafe { libc::unshare(libc::CLONE_NEWNS) }.into()).map(drop)
 }
 
-/// Gives the program default signal dispositions and an empty signal mask:
-/// what it would get from a shell, not what the keeper's runtime set (Rust
-/// ignores SIGPIPE, and `execve` keeps ignored signals ignored).
-pub(super) fn reset_signals() {
-    // SAFETY: signal and sigprocmask with valid arguments. The numbers the
-    // kernel or libc refuses (SIGKILL, SIGSTOP, libc's own two) are left
-    // out: a failure would write `errno`, which the keeper shares.
-    unsafe {
-        for signal in 1..libc::SIGRTMAX() {
-            if matches!(signal, libc::SIGKILL | libc::SIGSTOP | 32 | 33) {
-                continue;
-            }
-            libc::signal(signal, libc::SIG_DFL);
+/// `struct sigaction` as the kernel's `rt_sigaction` takes it on x86_64
+/// and aarch64 (glibc's wrapper refuses signals 32 and 33, its own, which a
+/// process can still inherit ignored).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The signals whose disposition is not the default here, one bit each
+/// (bit `n - 1` for signal `n`): those the keeper inherited ignored (an
+/// ignored signal stays ignored across `exec`; a shell's background job
+/// ignores SIGINT and SIGQUIT, say) and those its runtime set (Rust ignores
+/// SIGPIPE and catches SIGSEGV and SIGBUS). Read once at the keeper's
+/// start; the keeper changes no disposition after it.
+pub(super) fn changed_signals() -> u64 {
+    let mut changed = 0u64;
+    for signal in 1..=64 {
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: rt_sigaction with no new action and a valid out-pointer
+        // of the kernel's layout and mask size.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                std::ptr::null::<KernelSigaction>(),
+                &mut old as *mut KernelSigaction,
+                std::mem::size_of::<u64>(),
+            )
+        };
+        if rc == 0 && old.handler != libc::SIG_DFL {
+            changed |= 1 << (signal - 1);
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+    changed
+}
+
+/// Gives this process default signal dispositions and an empty signal mask:
+/// what a program would get from a shell. `changed` is `changed_signals()`:
+/// one call per signal that needs it, and none that fails (a failure would
+/// write `errno`, which the keeper shares; SIGKILL and SIGSTOP are never
+/// in it).
+pub(super) fn reset_signals(changed: u64) {
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=64 {
+        if changed & (1 << (signal - 1)) != 0 {
+            // SAFETY: rt_sigaction with a valid new action of the kernel's
+            // layout and mask size, and no old one asked for.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    &default as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    std::mem::size_of::<u64>(),
+                );
+            }
+        }
+    }
+    let empty = 0u64;
+    // SAFETY: rt_sigprocmask with a valid set of the kernel's size.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        );
     }
 }
 

@@ -621,6 +621,12 @@ fn rlimits(limits: &Limits) -> Vec<(u32, u64, u64)> {
             u64::from(limits.open_files),
         ),
         (libc::RLIMIT_CORE, 0, 0),
+        // No real-time policy and no nice value below the default, whatever
+        // the service was started with: a SCHED_FIFO program would run past
+        // its CPU quota where the kernel has no real-time group scheduling,
+        // and every thread of the service is SCHED_BATCH.
+        (libc::RLIMIT_RTPRIO, 0, 0),
+        (libc::RLIMIT_NICE, 0, 0),
         // No RLIMIT_NPROC: it counts every task of the slot's uid on the
         // host, the keeper's included. The pids cgroup is the per-step
         // process limit.

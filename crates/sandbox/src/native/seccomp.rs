@@ -107,6 +107,13 @@ const DENIED: &[i64] = &[
     libc::SYS_migrate_pages,
     libc::SYS_move_pages,
     libc::SYS_quotactl_fd,
+    // A program's own time slice (EEVDF, Linux 6.12, up to 100 ms, no
+    // privilege): the service's threads run as SCHED_BATCH and so never
+    // preempt a program on being woken; a program that asked for long
+    // slices would keep them (and every other job's keeper and program)
+    // waiting that long. Nothing here needs it (glibc, the language
+    // runtimes and `chrt` for the classic policies use sched_setscheduler).
+    libc::SYS_sched_setattr,
 ];
 
 /// `open_tree` with mount attributes (Linux 6.15; not yet in `libc`). The

@@ -158,15 +158,13 @@ pub(crate) async fn supervise(
             break;
         }
         let mut over_cap = false;
+        // In this order when several are ready at once: the step's end
+        // before its deadline (a worker woken late, its threads yielding to
+        // running programs, must not call a step that ended in time timed
+        // out), and the limits before more output (a flood cannot hold
+        // them off).
         tokio::select! {
-            read = read_some(&mut out_pipe, &mut out_buf) => match read {
-                Some(n) => over_cap = !seen.take_output(&out_buf[..n], true, limits.output_cap),
-                None => out_pipe = None,
-            },
-            read = read_some(&mut err_pipe, &mut err_buf) => match read {
-                Some(n) => over_cap = !seen.take_output(&err_buf[..n], false, limits.output_cap),
-                None => err_pipe = None,
-            },
+            biased;
             answer = &mut reply, if end.is_none() => {
                 seen.wall_time = started.elapsed();
                 match answer {
@@ -176,19 +174,6 @@ pub(crate) async fn supervise(
                     Err(e) => return Err(keeper_error(format!("lost during a step: {e}"))),
                 }
             }
-            signal = next_signal(&mut signals), if !killed && end.is_none() => match signal {
-                None => signals = None,
-                Some(libc::SIGKILL) => {
-                    killed = true;
-                    send(requests, &Request::Kill, &[]).await
-                        .map_err(|e| keeper_error(format!("send kill: {e}")))?;
-                    deadline.as_mut().reset((Instant::now() + KILL_GRACE).into());
-                }
-                Some(signal) => {
-                    send(requests, &Request::Signal(signal), &[]).await
-                        .map_err(|e| keeper_error(format!("send signal: {e}")))?;
-                }
-            },
             () = &mut deadline => {
                 if killed {
                     return Err(keeper_error("a killed step did not end".into()));
@@ -214,6 +199,27 @@ pub(crate) async fn supervise(
                     cpu_check.as_mut().reset((Instant::now() + wait).into());
                 }
             }
+            signal = next_signal(&mut signals), if !killed && end.is_none() => match signal {
+                None => signals = None,
+                Some(libc::SIGKILL) => {
+                    killed = true;
+                    send(requests, &Request::Kill, &[]).await
+                        .map_err(|e| keeper_error(format!("send kill: {e}")))?;
+                    deadline.as_mut().reset((Instant::now() + KILL_GRACE).into());
+                }
+                Some(signal) => {
+                    send(requests, &Request::Signal(signal), &[]).await
+                        .map_err(|e| keeper_error(format!("send signal: {e}")))?;
+                }
+            },
+            read = read_some(&mut out_pipe, &mut out_buf) => match read {
+                Some(n) => over_cap = !seen.take_output(&out_buf[..n], true, limits.output_cap),
+                None => out_pipe = None,
+            },
+            read = read_some(&mut err_pipe, &mut err_buf) => match read {
+                Some(n) => over_cap = !seen.take_output(&err_buf[..n], false, limits.output_cap),
+                None => err_pipe = None,
+            },
         }
         if over_cap {
             // Stop reading; what is left in the pipes goes with them.

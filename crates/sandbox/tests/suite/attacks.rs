@@ -237,6 +237,12 @@ ctypes.memset(buf, 0, 8192)
 ctypes.memmove(scratch, (ctypes.c_uint32 * 1)(128), 4)
 expect('name_to_handle_at(/tmp)', EPERM, 303, -100, b'/tmp', scratch, scratch + 4096, 0)
 expect('quotactl_fd', EPERM, 443, -1, 0, 0, 0)
+# A 100 ms time slice for this process (allowed to any process since Linux
+# 6.12): struct sched_attr, size 48, policy SCHED_OTHER, runtime at 24.
+ctypes.memset(buf, 0, 8192)
+ctypes.memmove(scratch, (ctypes.c_uint32 * 2)(48, 0), 8)
+ctypes.memmove(scratch + 24, (ctypes.c_uint64 * 1)(100_000_000), 8)
+expect('sched_setattr(100 ms slice)', EPERM, 314, 0, scratch, 0)
 expect('sysfs', EPERM, 139, 3)
 expect('keyctl(KEYCTL_GET_KEYRING_ID)', EPERM, 250, 0, -4, 0)
 expect('add_key', EPERM, 248, b'user', b'k', b'v', 1, -2)

@@ -376,16 +376,25 @@ pub(super) fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
 }
 
 /// Drops the capability bounding set: no exec of this process or its
-/// children can gain a capability again. Returns the kernel's last
-/// capability number. Its current capabilities stay
+/// children can gain a capability again: this is the one place it is
+/// dropped (every step's init and program inherit it). Its current
+/// capabilities stay
 /// (the keeper's, to make mounts and namespaces). Each drop makes new
 /// credentials, so done once in the keeper rather than in every program.
 pub(super) fn drop_bounding_set() -> io::Result<()> {
     for cap in 0..64u32 {
         // SAFETY: prctl with integer arguments only.
         match unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) } {
-            // EINVAL: past the kernel's last capability.
-            rc if rc < 0 => break,
+            // EINVAL past the kernel's last capability; anything else (or
+            // at capability 0) means the set could not be read: refuse to
+            // run with it unknown.
+            rc if rc < 0 => {
+                let error = io::Error::last_os_error();
+                if cap > 0 && error.raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(error);
+            }
             0 => {}
             // SAFETY: as above.
             _ => check(

@@ -28,13 +28,18 @@ async fn program_policy(app: &TestApp) -> String {
     result["stdout"].as_str().unwrap().trim().to_owned()
 }
 
+/// The API's, the worker's and a job's program's policy are all `want`.
+async fn assert_policy_everywhere(app: &TestApp, want: &str) {
+    for name in ["api", "worker-0"] {
+        assert_eq!(policy_of(app.pid(name)), want, "{name}");
+    }
+    assert_eq!(program_policy(app).await, want);
+}
+
 #[tokio::test]
 async fn the_service_and_its_programs_run_as_sched_batch_by_default() {
     let app = spawn_app(Options::default()).await;
-    for name in ["api", "worker-0"] {
-        assert_eq!(policy_of(app.pid(name)), "3", "{name}");
-    }
-    assert_eq!(program_policy(&app).await, "3");
+    assert_policy_everywhere(&app, "3").await;
 }
 
 #[tokio::test]
@@ -44,10 +49,7 @@ async fn scheduling_normal_leaves_the_hosts_policy() {
         ..Options::default()
     })
     .await;
-    for name in ["api", "worker-0"] {
-        assert_eq!(policy_of(app.pid(name)), "0", "{name}");
-    }
-    assert_eq!(program_policy(&app).await, "0");
+    assert_policy_everywhere(&app, "0").await;
 }
 
 #[tokio::test]

@@ -123,7 +123,8 @@ ensure_alive() {
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$work" --logfile "$work/redis.log" &
-started+=("$!")
+redis_pid=$!
+started+=("$redis_pid")
 wait_for redis-cli -p "$redis_port" ping
 redis_url="redis://127.0.0.1:$redis_port/"
 
@@ -163,8 +164,10 @@ ensure_alive "$worker_pid" worker
 # live output over SSE.
 phases=baseline,latency,throughput,rss,judge,judge-java,live
 [ "$jobs_only" -eq 1 ] && phases=baseline,latency,throughput,rss
+# The pids also give phase (c) its split of the machine's CPU per job.
 "$bench" --server "$server" --phase "$phases" \
-  --api-pid "$api_pid" --worker-pid "$worker_pid" --state "$work/state.json" \
+  --api-pid "$api_pid" --worker-pid "$worker_pid" --redis-pid "$redis_pid" \
+  --state "$work/state.json" \
   --no-report "${bench_args[@]}"
 ensure_alive "$api_pid" api
 ensure_alive "$worker_pid" worker
@@ -186,6 +189,7 @@ started+=("$worker_pid")
 sleep 1
 ensure_alive "$worker_pid" worker
 "$bench" --server "$server" --phase latency-prefork,throughput-prefork \
+  --api-pid "$api_pid" --worker-pid "$worker_pid" --redis-pid "$redis_pid" \
   --state "$work/state.json" "${bench_args[@]}"
 ensure_alive "$api_pid" api
 ensure_alive "$worker_pid" worker

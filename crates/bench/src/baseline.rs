@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::procfs::{CpuMeter, CpuSplit};
 use crate::stats::Summary;
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -36,6 +37,8 @@ pub struct ParallelPart {
     processes: u64,
     failures: u64,
     elapsed: Duration,
+    /// Where the machine's CPU went, per process.
+    cpu: Option<CpuSplit>,
 }
 
 impl ParallelPart {
@@ -59,6 +62,11 @@ pub struct BaselineResult {
     pub rate_parts: Vec<f64>,
     /// Runs that did not exit 0 with output `"hi\n"`, in any part.
     pub failures: u64,
+    /// The machine's CPU per process in the parallel parts (all of it: the
+    /// programs, this benchmark starting them, the kernel), and context
+    /// switches per process: what phase (c)'s split is compared with.
+    #[serde(default)]
+    pub cpu: Option<CpuSplit>,
 }
 
 impl BaselineResult {
@@ -86,6 +94,7 @@ impl BaselineResult {
             parallel_processes: processes,
             rate_parts: parallels.iter().map(ParallelPart::rate).collect(),
             failures,
+            cpu: weighted_cpu(parallels),
         }
     }
 
@@ -97,6 +106,20 @@ impl BaselineResult {
             spread(&self.rate_parts),
         )
     }
+}
+
+/// The parts' splits, each weighted by its processes; `None` unless every
+/// part has one.
+fn weighted_cpu(parts: &[ParallelPart]) -> Option<CpuSplit> {
+    let total = parts.iter().map(|part| part.processes).sum::<u64>().max(1) as f64;
+    let mut sum = CpuSplit::default();
+    for part in parts {
+        let (cpu, weight) = (part.cpu?, part.processes as f64 / total);
+        sum.host_ms += cpu.host_ms * weight;
+        sum.client_ms += cpu.client_ms * weight;
+        sum.context_switches += cpu.context_switches * weight;
+    }
+    (!parts.is_empty()).then_some(sum)
 }
 
 /// (max − min) / mean; 0 for fewer than two values.
@@ -138,6 +161,7 @@ pub fn sequential(runs: usize, warm: bool) -> anyhow::Result<SequentialPart> {
 /// deadline; every started run is waited for and counted, and the rate is
 /// over the time until the last one ended.
 pub fn parallel(parallel: usize, duration: Duration) -> anyhow::Result<ParallelPart> {
+    let meter = CpuMeter::start([None; 3])?;
     let start = Instant::now();
     let deadline = start + duration;
     let per_thread = std::thread::scope(|scope| {
@@ -158,10 +182,13 @@ pub fn parallel(parallel: usize, duration: Duration) -> anyhow::Result<ParallelP
             .map(|thread| thread.join().expect("baseline thread panicked"))
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
+    let elapsed = start.elapsed();
+    let processes = per_thread.iter().map(|(done, _)| done).sum();
     Ok(ParallelPart {
-        processes: per_thread.iter().map(|(done, _)| done).sum(),
+        processes,
         failures: per_thread.iter().map(|(_, failed)| failed).sum(),
-        elapsed: start.elapsed(),
+        elapsed,
+        cpu: Some(meter.finish(processes)?),
     })
 }
 

@@ -285,6 +285,9 @@ pub struct ThroughputConfig {
     /// prefork, its zygote) once, so that the rate is the steady state a
     /// long-running worker sees rather than its first minute's.
     pub warmup: usize,
+    /// The API, the worker and Redis, when known: their CPU per job is
+    /// reported (`ThroughputResult::cpu`).
+    pub pids: [Option<u32>; 3],
 }
 
 /// What phase (c) measured.
@@ -308,6 +311,10 @@ pub struct ThroughputResult {
     /// Jobs run before the measured ones (`ThroughputConfig::warmup`).
     #[serde(default)]
     pub warmup: usize,
+    /// Where the machine's CPU went per measured job, from the first submit
+    /// to the last answer.
+    #[serde(default)]
+    pub cpu: Option<crate::procfs::CpuSplit>,
 }
 
 pub async fn throughput(
@@ -332,12 +339,14 @@ pub async fn throughput(
             );
         }
     }
+    let meter = crate::procfs::CpuMeter::start(config.pids)?;
     let first_submit_ms = now_ms();
     let start = Instant::now();
     let (conns, ids) = submit_all(conns, &body, config.jobs).await?;
     let submit_s = start.elapsed().as_secs_f64();
     drop(conns);
     let polled = wait_all(target, ids, config, start + config.timeout).await?;
+    let cpu = meter.finish(config.jobs as u64)?;
 
     let last_seen = polled.done.iter().map(|(at, _)| *at).max().unwrap_or(start);
     let elapsed_s = (last_seen - start).as_secs_f64();
@@ -373,6 +382,7 @@ pub async fn throughput(
         }),
         unfinished: polled.unfinished,
         warmup: config.warmup,
+        cpu: Some(cpu),
     })
 }
 

@@ -164,6 +164,7 @@ pub fn run(
             poll_window: 64,
             warmup: 0,
             timeout: config.separate_timeout,
+            pids: [None; 3],
         };
         result.separate = Some(match config.separate_in_flight {
             None => runtime.block_on(jobs::throughput(target, &separate))?,
@@ -243,6 +244,7 @@ async fn in_flight_limited(
                 (unfinished > 0).then(|| format!("{unfinished} jobs unfinished at the deadline"))
             }),
         unfinished,
+        cpu: None,
         warmup: 0,
     })
 }

@@ -69,13 +69,20 @@ struct Cli {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
     phase: Vec<Phase>,
 
-    /// Pid of the API process (phase rss; phase submit reports its CPU use).
+    /// Pid of the API process (phase rss; phases submit and throughput
+    /// report its CPU use).
     #[arg(long)]
     api_pid: Option<u32>,
 
-    /// Pid of the worker process (phase rss).
+    /// Pid of the worker process (phase rss; phase throughput reports its
+    /// CPU use per job).
     #[arg(long)]
     worker_pid: Option<u32>,
+
+    /// Pid of the Redis server (phase throughput reports its CPU use per
+    /// job).
+    #[arg(long)]
+    redis_pid: Option<u32>,
 
     /// Results carried between invocations: read at start, rewritten after
     /// every phase, so a later invocation reports the whole run.
@@ -483,6 +490,7 @@ impl Session<'_> {
             poll_window: 64,
             timeout: Duration::from_secs(self.cli.jobs.throughput_timeout_secs),
             warmup: usize::try_from(self.cli.jobs.throughput_warmup)?,
+            pids: [self.cli.api_pid, self.cli.worker_pid, self.cli.redis_pid],
         };
         let name = if prefork {
             "throughput-prefork"

@@ -1,6 +1,7 @@
 //! What `/proc` tells: a process's resident memory, for phase (d); the CPU
-//! time it used, to show where the cores went in phase (a); and the host's
-//! CPU pressure, to show how much other work competed with each phase.
+//! time it used, to show where the cores went in phases (a) and (c) and in
+//! the bare baseline; and the host's CPU pressure, to show how much other
+//! work competed with each phase.
 //!
 //! Memory is read after the work is done and the processes have idled.
 //! `VmRSS` is the figure with a target; `VmHWM` (the peak) is kept beside it
@@ -60,6 +61,121 @@ pub fn cpu_seconds(pid: Option<u32>) -> anyhow::Result<f64> {
     cpu_ticks(&stat)
         .map(|ticks| ticks as f64 / USER_HZ)
         .with_context(|| format!("no utime/stime in {}", path.display()))
+}
+
+/// The whole machine's CPU time so far (every core; all but idle and
+/// iowait) and its context switches, from `/proc/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct HostCpu {
+    pub busy_s: f64,
+    pub context_switches: u64,
+}
+
+pub fn host_cpu() -> anyhow::Result<HostCpu> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_host_cpu(&stat).context("no cpu or ctxt line in /proc/stat")
+}
+
+/// The `cpu` line's user, nice, system, irq, softirq and steal ticks (guest
+/// time is inside user already), and the `ctxt` line.
+fn parse_host_cpu(stat: &str) -> Option<HostCpu> {
+    let cpu = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| ticks.get(i))
+        .sum();
+    let context_switches = stat
+        .lines()
+        .find_map(|line| line.strip_prefix("ctxt "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(HostCpu {
+        busy_s: busy as f64 / USER_HZ,
+        context_switches,
+    })
+}
+
+/// Where the machine's CPU went over a span of work, per unit of work (a
+/// job, or a bare process), in milliseconds: the whole machine, and the
+/// service's processes that were named (their own threads; not the
+/// sandboxes they start), and this benchmark itself.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct CpuSplit {
+    pub host_ms: f64,
+    pub api_ms: Option<f64>,
+    pub worker_ms: Option<f64>,
+    pub redis_ms: Option<f64>,
+    pub client_ms: f64,
+    pub context_switches: f64,
+}
+
+impl CpuSplit {
+    /// What the whole machine spent besides the named processes and this
+    /// benchmark: the programs, their sandboxes and the kernel's threads.
+    pub fn rest_ms(&self) -> f64 {
+        self.host_ms
+            - self.api_ms.unwrap_or(0.0)
+            - self.worker_ms.unwrap_or(0.0)
+            - self.redis_ms.unwrap_or(0.0)
+            - self.client_ms
+    }
+}
+
+/// Takes the readings a [`CpuSplit`] is made from, at the start of a span.
+pub struct CpuMeter {
+    host: HostCpu,
+    client: f64,
+    pids: [(Option<u32>, f64); 3],
+}
+
+impl CpuMeter {
+    /// `pids`: the API, the worker and Redis, each when known.
+    pub fn start(pids: [Option<u32>; 3]) -> anyhow::Result<Self> {
+        let mut read = [(None, 0.0); 3];
+        for (slot, pid) in read.iter_mut().zip(pids) {
+            *slot = (
+                pid,
+                pid.map(|pid| cpu_seconds(Some(pid)))
+                    .transpose()?
+                    .unwrap_or(0.0),
+            );
+        }
+        Ok(Self {
+            host: host_cpu()?,
+            client: cpu_seconds(None)?,
+            pids: read,
+        })
+    }
+
+    /// The split since `start`, per each of `units`.
+    pub fn finish(&self, units: u64) -> anyhow::Result<CpuSplit> {
+        let per = |seconds: f64| seconds * 1000.0 / units.max(1) as f64;
+        let host = host_cpu()?;
+        let mut used = [None; 3];
+        for (out, (pid, before)) in used.iter_mut().zip(self.pids) {
+            if let Some(pid) = pid {
+                *out = Some(per(cpu_seconds(Some(pid))? - before));
+            }
+        }
+        let [api_ms, worker_ms, redis_ms] = used;
+        Ok(CpuSplit {
+            host_ms: per(host.busy_s - self.host.busy_s),
+            api_ms,
+            worker_ms,
+            redis_ms,
+            client_ms: per(cpu_seconds(None)? - self.client),
+            context_switches: host
+                .context_switches
+                .saturating_sub(self.host.context_switches) as f64
+                / units.max(1) as f64,
+        })
+    }
 }
 
 /// Clock ticks per second of `/proc/PID/stat`: `USER_HZ`, 100 on every Linux
@@ -133,6 +249,15 @@ mod tests {
         let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0";
         assert_eq!(cpu_ticks(stat), Some(10));
         assert!(cpu_seconds(None).unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn parses_host_cpu_without_idle_and_iowait() {
+        let stat = "cpu  100 5 50 1000 40 3 2 1 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nctxt 12345\n";
+        let host = parse_host_cpu(stat).unwrap();
+        assert!((host.busy_s - 1.61).abs() < 1e-9, "{host:?}");
+        assert_eq!(host.context_switches, 12345);
+        assert!(host_cpu().unwrap().busy_s > 0.0);
     }
 
     #[test]

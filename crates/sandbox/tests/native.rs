@@ -158,3 +158,61 @@ async fn the_init_and_its_keeper_are_out_of_reach() {
     )
     .await;
 }
+
+/// A job's first step on a reused slot finds its init waiting, cloned when
+/// the last job was cleared (with its namespaces and mounts made), and the
+/// process limit still counts that init once: the program forks exactly as
+/// many processes as on a fresh slot. Two kernel readings: how long before
+/// the program its PID 1 was started (`/proc/*/stat`), and where `fork`
+/// failed (`EAGAIN` from the pids controller).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_init_is_used_and_counted_once() {
+    let config = NativeConfig {
+        keeper: KeeperCommand {
+            program: env!("CARGO_BIN_EXE_code-runner-keeper").into(),
+            args: Vec::new(),
+        },
+        cgroup_path: std::env::var_os("CODE_RUNNER_CGROUP_PATH").map(Into::into),
+        slots: 1,
+        ..NativeConfig::default()
+    };
+    let sandbox = NativeSandbox::new(config).expect("native sandbox usable");
+    let src = r#"
+import os, time
+def started(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+ahead = started("self") - started(1)
+forked = 0
+try:
+    for _ in range(64):
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        forked += 1
+except OSError:
+    pass
+print(forked, ahead, flush=True)
+os._exit(0)
+"#;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let mut p = suite::program("python", src);
+        p.run_limits.processes = 8;
+        let execution = suite::run(&sandbox, p).await;
+        let out = suite::stdout(&execution);
+        let fields: Vec<u64> = out
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or_else(|_| panic!("{execution:?}")))
+            .collect();
+        runs.push((fields[0], fields[1]));
+        // The slot waits for its next job meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    // The program is one of its 8 processes, on every run.
+    assert!(runs.iter().all(|&(forked, _)| forked == 7), "{runs:?}");
+    // Fresh slot: its init was cloned as the step started. Then the init
+    // waited for the step since the last job's end: 300 ms, 30 ticks.
+    assert!(runs[0].1 < 10, "{runs:?}");
+    assert!(runs[1..].iter().all(|&(_, ahead)| ahead >= 20), "{runs:?}");
+}

@@ -398,12 +398,14 @@ impl SlotCgroup {
     /// cannot give back (the keeper, and the job's `/work` and `/judge`: the
     /// sources and what a compile step left), and of `files_bytes` the
     /// keeper is about to write for the step (a checker's test files), and
-    /// starts counting.
+    /// starts counting. `init_waiting`: the step's init is in the slot
+    /// already, counted among its processes.
     pub(crate) fn begin_step(
         &mut self,
         limits: &Limits,
         first_of_job: bool,
         files_bytes: u64,
+        init_waiting: bool,
     ) -> Result<StepBaseline, SandboxError> {
         let memory_dir = &self.memory;
         let (pids_dir, cpu_dir) = (&self.pids, &self.cpuacct);
@@ -414,9 +416,10 @@ impl SlotCgroup {
         };
         let files = &self.files;
         let usage_bytes = files.read_number(memory_dir, usage_file);
-        // The keeper and bubblewrap's init stay; the step's init is one more.
+        // The keeper and bubblewrap's init stay; the step's init is one more,
+        // unless it is there already, waiting (`init_waiting`).
         let processes = files.read_number(pids_dir, "pids.current");
-        let pids_max = processes + u64::from(limits.processes) + 1;
+        let pids_max = processes + u64::from(limits.processes) + u64::from(!init_waiting);
         // Before a job's first step the slot holds nothing of a job's: its
         // sources are written within the step's budget.
         let held = if first_of_job {

@@ -371,9 +371,11 @@ async fn run_step(
     // A job's first step finds an empty slot; a later one, the job's /work
     // (and /judge), which stay charged to the slot.
     let files_bytes = step.files.iter().map(|(_, _, len)| len).sum();
-    let baseline = process
-        .cgroup()
-        .begin_step(limits, step.first_of_job, files_bytes)?;
+    let init_waiting = step.first_of_job && process.init_waiting();
+    let baseline =
+        process
+            .cgroup()
+            .begin_step(limits, step.first_of_job, files_bytes, init_waiting)?;
     let cpu_meter = process.cgroup().cpu_meter(&baseline);
     let (names, contents) = step
         .files

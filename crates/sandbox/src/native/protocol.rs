@@ -99,7 +99,13 @@ pub(crate) enum Reply {
     /// if the job used it). `helpers`: the processes the keeper keeps in the
     /// slot besides itself between jobs (a prefork zygote), which the
     /// slot's count of processes may hold beyond its fresh baseline.
-    Done { helpers: u32 },
+    /// `standby`: the next step's init is already in the slot, waiting
+    /// (counted among the slot's processes when that step starts).
+    Done {
+        helpers: u32,
+        #[serde(default)]
+        standby: bool,
+    },
     /// The step is over and every one of its processes is gone.
     Exited(StepEnd),
     /// A request could not be carried out; the keeper goes on.

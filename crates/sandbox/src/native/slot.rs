@@ -81,6 +81,8 @@ pub(crate) struct SlotProcess {
     broken: bool,
     /// The processes the keeper said it keeps besides itself (a zygote).
     helpers: u32,
+    /// Whether the keeper said the next step's init is already waiting.
+    standby: bool,
     /// A `Clear` was sent whose answer has not been read yet.
     clearing: bool,
 }
@@ -138,6 +140,7 @@ impl SlotProcess {
             cgroup: spawn.cgroup,
             broken: false,
             helpers: 0,
+            standby: false,
             clearing: false,
         };
         match slot.answer().await? {
@@ -154,9 +157,16 @@ impl SlotProcess {
         self.broken = true;
     }
 
-    /// The keeper's own processes besides itself, as of the last clear.
+    /// The keeper's own processes besides itself, as of the last clear:
+    /// a zygote, and the next step's init, waiting.
     pub(crate) fn helpers(&self) -> u32 {
-        self.helpers
+        self.helpers + u32::from(self.standby)
+    }
+
+    /// Whether the next job's first step finds its init in the slot
+    /// already (cloned by the keeper when it cleared the last job).
+    pub(crate) fn init_waiting(&self) -> bool {
+        self.standby
     }
 
     pub(crate) fn is_broken(&self) -> bool {
@@ -197,8 +207,9 @@ impl SlotProcess {
         }
         self.clearing = false;
         match self.answer().await {
-            Ok(Reply::Done { helpers }) => {
+            Ok(Reply::Done { helpers, standby }) => {
                 self.helpers = helpers;
+                self.standby = standby;
                 Ok(())
             }
             Ok(Reply::Failed(what)) => Err(keeper_error(what)),

@@ -12,7 +12,9 @@
 //! memory too until the exec, as `posix_spawn` does). The program drops
 //! every capability, sets no_new_privs, installs the seccomp filters and
 //! execs. Neither the init nor the program allocates on its way: the
-//! keeper's allocator runs on beside them. The keeper is not dumpable, so
+//! keeper's allocator runs on beside them. The step's init is cloned ahead
+//! when the slot's last job is cleared, so that a job's first step finds its
+//! namespaces and mounts made (see `Standby`). The keeper is not dumpable, so
 //! neither is its init (PID 1, the one process of the keeper's memory a
 //! program can name), but for a moment before each program's exec, while no
 //! untrusted code runs, when the program sets its own OOM score.
@@ -130,6 +132,11 @@ fn run() -> io::Result<()> {
         network,
         fresh_network,
         ending_init: None,
+        standby: None,
+        generation: 0,
+        work_options: None,
+        work_fresh: false,
+        tmp_options: None,
         init_stack: sys::ChildStack::new(INIT_STACK)?,
         program_stack: sys::ChildStack::new(PROGRAM_STACK)?,
         step_data: None,
@@ -158,6 +165,21 @@ struct Keeper {
     fresh_network: Vec<u8>,
     /// The last step's init, still to be reaped (`reap_step`).
     ending_init: Option<libc::pid_t>,
+    /// The next step's init, cloned while the slot waits for its next job
+    /// (see `Standby`).
+    standby: Option<Standby>,
+    /// Counts the changes to what a step's init copies of the keeper when
+    /// it is cloned: the mounts at `/work` and `/judge`, and the network
+    /// namespace. A standby init made before the last change is stale.
+    generation: u64,
+    /// The options of the last job's `/work`, which the next job's fresh
+    /// one is mounted with ahead (`end_job`).
+    work_options: Option<CString>,
+    /// Whether `/work` is such a fresh mount, which no step has seen.
+    work_fresh: bool,
+    /// The options of the last step's `/tmp` and `/dev/shm`, which a
+    /// standby init mounts.
+    tmp_options: Option<CString>,
     /// The stack each step's init runs on, one step at a time: it stays
     /// mapped while an init may run on it.
     init_stack: sys::ChildStack,
@@ -165,7 +187,7 @@ struct Keeper {
     program_stack: sys::ChildStack,
     /// What the running (or ending) step's init reads, kept until the init
     /// is reaped: it shares the keeper's memory.
-    step_data: Option<Box<PreparedStep>>,
+    step_data: Option<Box<InitData>>,
     /// The signals whose disposition the keeper's runtime changed
     /// (`sys::changed_signals`).
     signals: u64,
@@ -178,9 +200,20 @@ impl Keeper {
         }
         let reply = match request {
             Request::Clear => match self.end_job() {
-                Ok(()) => Reply::Done {
-                    helpers: u32::from(self.zygote.is_some()),
-                },
+                Ok(()) => {
+                    // The next job's init, ready before the answer so that
+                    // the worker, which counts the slot's processes when
+                    // the next step starts, knows whether it is there. One
+                    // that cannot be made now is made when the step starts.
+                    self.standby = match self.tmp_options.clone() {
+                        Some(options) => self.new_standby(options).ok(),
+                        None => None,
+                    };
+                    Reply::Done {
+                        helpers: u32::from(self.zygote.is_some()),
+                        standby: self.standby.is_some(),
+                    }
+                }
                 Err(e) => Reply::Failed(e.to_string()),
             },
             Request::Run(spec) => {
@@ -228,19 +261,21 @@ impl Keeper {
     /// Mounts a fresh tmpfs at `dir` (`/work` or `/judge`), detaching the
     /// one before, and writes the workspace's files into it.
     fn prepare(&mut self, dir: &'static CStr, workspace: &Workspace) -> io::Result<()> {
-        self.clear(dir)?;
         let options = CString::new(format!(
             "size={},nr_inodes={},mode=0700",
             workspace.bytes, workspace.inodes
         ))?;
-        sys::mount(
-            c"tmpfs",
-            dir,
-            Some(c"tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some(&options),
-        )?;
-        *self.mounted(dir) = true;
+        // A `/work` mounted when the last job ended (`end_job`), with these
+        // options, is as fresh as a new one: no step has seen it since.
+        let fresh = dir == WORK && self.work_fresh && self.work_options.as_ref() == Some(&options);
+        if !fresh {
+            self.clear(dir)?;
+            self.mount_tmpfs(dir, &options)?;
+        }
+        if dir == WORK {
+            self.work_fresh = false;
+            self.work_options = Some(options);
+        }
         for (name, contents) in &workspace.files {
             // A fresh tmpfs no job has touched yet: nothing to follow, but
             // refuse links and existing files anyway.
@@ -282,6 +317,11 @@ impl Keeper {
     /// than a millisecond of CPU (the kernel registers and later frees its
     /// sysctl tables and protocol state), read the fingerprint costs about
     /// a tenth of that.
+    ///
+    /// Then the next job's `/work` is mounted, empty, with the options of
+    /// this job's: a standby init cloned now (see `Standby`) has it in its
+    /// copy of the keeper's mounts, and the keeper writes the next job's
+    /// files into it (the same file system in both).
     fn end_job(&mut self) -> io::Result<()> {
         for dir in [WORK, JUDGE] {
             self.clear(dir)
@@ -291,13 +331,36 @@ impl Keeper {
         if self.network.fingerprint().map_err(renew)? != self.fresh_network {
             self.renew_network().map_err(renew)?;
         }
+        if let Some(options) = self.work_options.clone() {
+            self.mount_tmpfs(WORK, &options)
+                .map_err(|e| io::Error::new(e.kind(), format!("mount /work: {e}")))?;
+            self.work_fresh = true;
+        }
+        Ok(())
+    }
+
+    /// Mounts a new tmpfs at `dir` (`/work` or `/judge`, unmounted).
+    fn mount_tmpfs(&mut self, dir: &CStr, options: &CStr) -> io::Result<()> {
+        self.generation += 1;
+        sys::mount(
+            c"tmpfs",
+            dir,
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(options),
+        )?;
+        *self.mounted(dir) = true;
         Ok(())
     }
 
     fn clear(&mut self, dir: &CStr) -> io::Result<()> {
         if *self.mounted(dir) {
+            self.generation += 1;
             sys::detach(dir)?;
             *self.mounted(dir) = false;
+            if dir == WORK {
+                self.work_fresh = false;
+            }
         }
         Ok(())
     }
@@ -310,65 +373,92 @@ impl Keeper {
         spec: &StepSpec,
         stdio: [OwnedFd; 3],
     ) -> io::Result<Result<StepEnd, io::Error>> {
-        let zygote = if spec.prefork {
-            match self.zygote(spec) {
-                Ok(()) => self.zygote.as_ref(),
-                Err(e) => return Ok(Err(e)),
+        if spec.prefork {
+            if let Err(e) = self.zygote(spec) {
+                return Ok(Err(e));
             }
+        }
+        let (work, judge) = (self.work_mounted, self.judge_mounted);
+        let filters = self.filters.clone();
+        let prepared = match PreparedStep::new(spec, filters, work, judge) {
+            Ok(prepared) => prepared,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.tmp_options = Some(prepared.tmp_options.clone());
+        // The init made while the slot waited, if it has what the keeper
+        // has now (mounts, network namespace) and the step's `/tmp`; else
+        // a new one.
+        let standby = match self.standby.take() {
+            Some(standby)
+                if standby.generation == self.generation
+                    && standby.data.tmp_options == prepared.tmp_options =>
+            {
+                standby
+            }
+            stale => {
+                drop(stale);
+                match self.new_standby(prepared.tmp_options.clone()) {
+                    Ok(standby) => standby,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        };
+        let Standby {
+            guard: init_guard,
+            step: go,
+            data,
+            ..
+        } = standby;
+        let init = init_guard.pid();
+        // Kept until the init is reaped: it reads the step there.
+        let data: &InitData = self.step_data.insert(data);
+        if data.step.set(prepared).is_err() {
+            return Err(io::Error::other("an init given two steps"));
+        }
+        let zygote = if spec.prefork {
+            self.zygote.as_ref()
         } else {
             None
         };
-        let (work, judge) = (self.work_mounted, self.judge_mounted);
-        let filters = self.filters.clone();
-        let close_userns = !self.userns_closed;
-        let prepared =
-            match PreparedStep::new(spec, filters, self.signals, close_userns, work, judge) {
-                Ok(prepared) => prepared,
-                Err(e) => return Ok(Err(e)),
-            };
         let (status_read, status_write) = sys::pipe()?;
         let arrival = match zygote {
             Some(_) => Some((sys::pipe()?, sys::pipe()?)),
             None => None,
         };
-        // The init shares the keeper's memory (see
-        // `sys::clone_into_namespaces`): it gets descriptor numbers, which
-        // name its own copies, and reads the prepared step, which the keeper
-        // keeps (`step_data`) until it has reaped the init; the closure
-        // itself is moved to the init's stack.
-        let step: &PreparedStep = self.step_data.insert(Box::new(prepared));
         // Not dumpable whatever an earlier step's program left (it makes
         // the memory dumpable for a moment, and its init may have been
         // killed before making it not so again): no other process shares
-        // the memory now.
+        // the memory now but the waiting init.
         sys::not_dumpable()?;
-        let init_fds = InitFds {
-            stdio: std::array::from_fn(|i| stdio[i].as_raw_fd()),
-            status: status_write.as_raw_fd(),
-            prefork: arrival
-                .as_ref()
-                .map(|((_, ready), (arrival, _))| (ready.as_raw_fd(), arrival.as_raw_fd())),
-        };
-        let program_stack = &mut self.program_stack;
-        let init_main = move || {
-            // A panic must not unwind into the keeper's frames.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                step_init(step, program_stack, init_fds.adopt())
-            }));
-            sys::exit_now(127)
-        };
-        let init = match sys::clone_into_namespaces(&mut self.init_stack, init_main) {
-            Ok(pid) => pid,
-            Err(e) => {
-                self.step_data = None;
-                return Ok(Err(e));
-            }
-        };
+        // The step's descriptors go to the init, which takes them as its
+        // own and starts the step (`step_init`): the standard three and the
+        // status pipe, and with prefork the ready pipe's write end and the
+        // arrival pipe's read end.
+        let mut step_fds = vec![
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+            status_write.as_raw_fd(),
+        ];
+        if let Some(((_, ready), (arrival, _))) = &arrival {
+            step_fds.extend([ready.as_raw_fd(), arrival.as_raw_fd()]);
+        }
+        if let Err(e) = crate::native::sys::send_with_fds(go.as_raw_fd(), &[1], &step_fds) {
+            // Gone before its step: its set-up failed (it waits for its
+            // step to report that) or it was killed. Kill and reap it.
+            drop(init_guard);
+            self.step_data = None;
+            return Ok(Err(io::Error::new(
+                e.kind(),
+                format!("reach the step's init: {e}"),
+            )));
+        }
+        drop(go);
         // Whatever way this function is left, the init is gone or still
         // has the prepared step: an error ends the keeper, after it has
         // killed and reaped the init (the kernel takes the rest of the step
         // with it), so that nothing runs on in memory about to be freed.
-        let mut guard = InitGuard(Some(init));
+        let mut guard = init_guard;
         let pidfd = sys::pidfd_open(init)?;
         // The program's pid, when it is not the init's child (prefork).
         let mut program = None;
@@ -518,6 +608,41 @@ impl Keeper {
         Ok(())
     }
 
+    /// Clones the next step's init (see `Standby`), which mounts the step's
+    /// `/tmp`, `/dev/shm` (with `tmp_options`) and `/proc` and waits.
+    fn new_standby(&mut self, tmp_options: CString) -> io::Result<Standby> {
+        // The init shares the keeper's memory, which no program may reach.
+        sys::not_dumpable()?;
+        let (step, init_end) = sys::seqpacket_pair()?;
+        let data = Box::new(InitData {
+            tmp_options,
+            close_userns: !self.userns_closed,
+            signals: self.signals,
+            step: std::cell::OnceCell::new(),
+        });
+        // The init reads `data`, which the keeper keeps (in `Standby`, then
+        // `step_data`) until it has reaped the init; it gets descriptor
+        // numbers, which name its own copies; the closure itself is moved
+        // to the init's stack.
+        let init_data: &InitData = &data;
+        let sockets = (init_end.as_raw_fd(), step.as_raw_fd());
+        let program_stack = &mut self.program_stack;
+        let init_main = move || {
+            // A panic must not unwind into the keeper's frames.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                step_init(init_data, program_stack, sockets)
+            }));
+            sys::exit_now(127)
+        };
+        let pid = sys::clone_into_namespaces(&mut self.init_stack, init_main)?;
+        Ok(Standby {
+            guard: InitGuard(Some(pid)),
+            step,
+            generation: self.generation,
+            data,
+        })
+    }
+
     /// Makes sure a live zygote of the step's interpreter is there.
     fn zygote(&mut self, spec: &StepSpec) -> io::Result<()> {
         let interpreter = CString::new(spec.argv.first().map_or("", String::as_str))?;
@@ -552,6 +677,7 @@ impl Keeper {
     /// the fingerprint is left empty, so that the next job's end renews the
     /// namespace again rather than compare files of the old one.
     fn renew_network(&mut self) -> io::Result<()> {
+        self.generation += 1;
         sys::new_network_namespace()?;
         self.fresh_network = Vec::new();
         self.network = NetworkFiles::open()?;
@@ -600,7 +726,41 @@ impl Drop for Keeper {
     /// memory: it goes before anything it may read is freed.
     fn drop(&mut self) {
         drop(InitGuard(self.ending_init.take()));
+        // And a standby init too (its guard kills and reaps it).
+        self.standby = None;
     }
+}
+
+/// A step's init cloned ahead, when the last job ended, while the worker
+/// reads its result and the slot waits for the next one: its namespaces are
+/// made and its `/tmp`, `/dev/shm` and `/proc` mounted, and it waits on its
+/// socket for the step. A step then costs a message and the program's start
+/// rather than the clone and the mounts. Its copy of the keeper's mount
+/// table and its network namespace are those of its clone: it serves only
+/// while `generation` says the keeper changed neither (a prefork zygote
+/// started, which renews the network namespace, or a job's `/judge`
+/// mounted, say), else a new init is cloned for the step as it starts.
+struct Standby {
+    /// Kills and reaps it when dropped unused; first, so that it is gone
+    /// before `data` is freed.
+    guard: InitGuard,
+    /// The keeper's end of the init's socket.
+    step: OwnedFd,
+    /// The keeper's `generation` at the clone.
+    generation: u64,
+    /// What the init reads.
+    data: Box<InitData>,
+}
+
+/// What a step's init reads of the keeper's memory: what it sets up while
+/// it waits, and then its step, kept by the keeper until the init is
+/// reaped.
+struct InitData {
+    tmp_options: CString,
+    close_userns: bool,
+    /// The keeper's changed signal dispositions, which the init sets back.
+    signals: u64,
+    step: std::cell::OnceCell<PreparedStep>,
 }
 
 /// Kills and reaps a step's init when dropped armed: the way out of
@@ -609,6 +769,10 @@ impl Drop for Keeper {
 struct InitGuard(Option<libc::pid_t>);
 
 impl InitGuard {
+    fn pid(&self) -> libc::pid_t {
+        self.0.expect("an armed guard")
+    }
+
     fn disarm(&mut self) {
         self.0 = None;
     }
@@ -635,39 +799,6 @@ impl std::fmt::Display for WorkerGone {
 
 impl std::error::Error for WorkerGone {}
 
-/// The descriptors a step's init starts with, by number: the init's copies
-/// of the keeper's (the clone copied the descriptor table).
-#[derive(Clone, Copy)]
-struct InitFds {
-    stdio: [RawFd; 3],
-    status: RawFd,
-    /// With prefork: the ready pipe's write end and the arrival pipe's read
-    /// end.
-    prefork: Option<(RawFd, RawFd)>,
-}
-
-impl InitFds {
-    /// Takes ownership of the init's copies: only in the init, once (the
-    /// keeper keeps and closes its own).
-    fn adopt(self) -> StepFds {
-        let own = sys::copied_fd;
-        StepFds {
-            stdio: self.stdio.map(own),
-            status: own(self.status),
-            prefork: self
-                .prefork
-                .map(|(ready, arrival)| (own(ready), own(arrival))),
-        }
-    }
-}
-
-/// The descriptors of a step's init (see `InitFds`).
-struct StepFds {
-    stdio: [OwnedFd; 3],
-    status: OwnedFd,
-    prefork: Option<(OwnedFd, OwnedFd)>,
-}
-
 /// Everything a step's processes need, made before the clone.
 struct PreparedStep {
     /// The step's working directory, `/work` or `/judge`.
@@ -687,17 +818,12 @@ struct PreparedStep {
     tmp_options: CString,
     rlimits: Vec<(u32, u64, u64)>,
     filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
-    close_userns: bool,
-    /// The keeper's changed signal dispositions, which the init sets back.
-    signals: u64,
 }
 
 impl PreparedStep {
     fn new(
         spec: &StepSpec,
         filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
-        signals: u64,
-        close_userns: bool,
         work_mounted: bool,
         judge_mounted: bool,
     ) -> io::Result<Self> {
@@ -737,8 +863,6 @@ impl PreparedStep {
             tmp_options,
             rlimits: spec.rlimits.clone(),
             filters,
-            close_userns,
-            signals,
         })
     }
 }
@@ -828,31 +952,58 @@ impl NetworkFiles {
     }
 }
 
-/// The step's PID 1: fresh mounts, then the program as its only child. It
-/// reports the program's wait status through `status` and exits when the
-/// program does, which makes the kernel kill everything else in the step.
+/// The step's PID 1: fresh mounts, then it waits on `socket` for its step
+/// (`data.step`, set by the keeper before it sends the step's descriptors:
+/// the standard three and a status pipe), then the program as its only
+/// child. It reports the program's wait status through the status pipe and
+/// exits when the program does, which makes the kernel kill everything else
+/// in the step. `keepers_end` is its copy of the keeper's end of the socket.
 ///
-/// A prefork step (`prefork` holds the init's end of the ready pipe and of
-/// the arrival pipe) gets its program from the slot's zygote instead: the
+/// A prefork step (two more descriptors: the init's end of the ready pipe
+/// and of the arrival pipe) gets its program from the slot's zygote instead: the
 /// init says when its mounts are made, and the program, forked into the
 /// step's namespaces and adopted by this init, sends its pid when it is
 /// here. No pid means no program: the step ends as 127.
 ///
 /// The init shares the keeper's memory (`sys::clone_into_namespaces`): it
 /// allocates nothing, and the program it spawns runs on `program_stack`.
-fn step_init(step: &PreparedStep, program_stack: &mut sys::ChildStack, fds: StepFds) -> ! {
-    let StepFds {
-        stdio,
-        status,
-        prefork,
-    } = fds;
+fn step_init(
+    data: &InitData,
+    program_stack: &mut sys::ChildStack,
+    (socket, keepers_end): (RawFd, RawFd),
+) -> ! {
     // The keeper's handlers (Rust's for SIGSEGV and SIGBUS) would run on
     // the keeper's memory if a program sent PID 1 their signal; with none,
     // the kernel drops what a program sends its namespace's init. The
     // program, cloned from this init, starts with these dispositions and
     // this mask.
-    sys::reset_signals(step.signals);
-    if let Err(e) = init_mounts(step) {
+    sys::reset_signals(data.signals);
+    // What every step has, made before the step is known; a failure is
+    // reported to the step once its descriptors are here.
+    let mounted = init_mounts(data);
+    drop(sys::copied_fd(keepers_end));
+    let mut received: [Option<OwnedFd>; 6] = Default::default();
+    let count = match sys::receive_fds(socket, &mut received) {
+        Ok(count) => count,
+        Err(_) => sys::exit_now(127),
+    };
+    drop(sys::copied_fd(socket));
+    let [stdin, stdout, stderr, status, ready, arrival] = received;
+    let (Some(stdin), Some(stdout), Some(stderr), Some(status)) = (stdin, stdout, stderr, status)
+    else {
+        // The keeper let this init go unused (or sent too little).
+        sys::exit_now(127)
+    };
+    let stdio = [stdin, stdout, stderr];
+    let prefork = match (count, ready, arrival) {
+        (4, None, None) => None,
+        (6, Some(ready), Some(arrival)) => Some((ready, arrival)),
+        _ => sys::exit_now(127),
+    };
+    let Some(step) = data.step.get() else {
+        sys::exit_now(127)
+    };
+    if let Err(e) = mounted.and_then(|()| step_mounts(step)) {
         fail_step(&stdio, "mount the step's file systems", &e);
     }
     // The program holds the pipes; this init must not keep them open. Nor
@@ -940,11 +1091,38 @@ fn prefork_init(program: libc::pid_t) -> ! {
     sys::exit_now(0)
 }
 
-fn init_mounts(step: &PreparedStep) -> io::Result<()> {
+/// The mounts every step's init makes, before its step is known.
+fn init_mounts(data: &InitData) -> io::Result<()> {
     sys::die_with_parent()?;
     // Nothing mounted here may reach the keeper's mount namespace.
     sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     let nodev = libc::MS_NOSUID | libc::MS_NODEV;
+    for target in [c"/tmp", c"/dev/shm"] {
+        sys::mount(
+            c"tmpfs",
+            target,
+            Some(c"tmpfs"),
+            nodev,
+            Some(&data.tmp_options),
+        )?;
+    }
+    sys::mount(
+        c"proc",
+        c"/proc",
+        Some(c"proc"),
+        nodev | libc::MS_NOEXEC,
+        None,
+    )?;
+    // The slot's user namespace may hold no further ones (what bubblewrap's
+    // --disable-userns gives), besides seccomp refusing them to programs.
+    if data.close_userns {
+        sys::write_file(c"/proc/sys/user/max_user_namespaces", b"0")?;
+    }
+    Ok(())
+}
+
+/// The mounts of the step's view, once the step is known.
+fn step_mounts(step: &PreparedStep) -> io::Result<()> {
     // The submission and the checker each see only their own directory.
     // The keeper made both mounts, so they are not locked in this copy of
     // its mount namespace: detaching one here uncovers the empty, read-only
@@ -958,30 +1136,9 @@ fn init_mounts(step: &PreparedStep) -> io::Result<()> {
             c"none",
             dir,
             None,
-            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | nodev,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
             None,
         )?;
-    }
-    for target in [c"/tmp", c"/dev/shm"] {
-        sys::mount(
-            c"tmpfs",
-            target,
-            Some(c"tmpfs"),
-            nodev,
-            Some(&step.tmp_options),
-        )?;
-    }
-    sys::mount(
-        c"proc",
-        c"/proc",
-        Some(c"proc"),
-        nodev | libc::MS_NOEXEC,
-        None,
-    )?;
-    // The slot's user namespace may hold no further ones (what bubblewrap's
-    // --disable-userns gives), besides seccomp refusing them to programs.
-    if step.close_userns {
-        sys::write_file(c"/proc/sys/user/max_user_namespaces", b"0")?;
     }
     Ok(())
 }

@@ -160,11 +160,15 @@ async fn the_init_and_its_keeper_are_out_of_reach() {
 }
 
 /// A job's first step on a reused slot finds its init waiting, cloned when
-/// the last job was cleared (with its namespaces and mounts made), and the
-/// process limit still counts that init once: the program forks exactly as
-/// many processes as on a fresh slot. Two kernel readings: how long before
-/// the program its PID 1 was started (`/proc/*/stat`), and where `fork`
-/// failed (`EAGAIN` from the pids controller).
+/// the last job was cleared (with its namespaces and mounts made and the
+/// seccomp filter installed), and the process limit still counts that init
+/// once: the program forks exactly as many processes as on a fresh slot, and
+/// runs under the filter, as on a fresh slot. Kernel readings: how long
+/// before the program its PID 1 was started (`/proc/*/stat`), where `fork`
+/// failed (`EAGAIN` from the pids controller), the program's seccomp mode
+/// and filter count (`/proc/self/status`), and a call only the filter
+/// refuses (`sched_setattr` with the attributes the program already has,
+/// which the kernel grants any process).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_init_is_used_and_counted_once() {
     let config = NativeConfig {
@@ -183,6 +187,14 @@ def started(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[19])
 ahead = started("self") - started(1)
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
+seccomp = status["Seccomp"].strip() + "/" + status["Seccomp_filters"].strip()
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(56)
+ctypes.memmove(attr, (56).to_bytes(4, "little"), 4)
+rc = libc.syscall(314, 0, attr, 0)
+setattr_errno = 0 if rc == 0 else ctypes.get_errno()
 forked = 0
 try:
     for _ in range(64):
@@ -192,7 +204,7 @@ try:
         forked += 1
 except OSError:
     pass
-print(forked, ahead, flush=True)
+print(forked, ahead, seccomp, setattr_errno, flush=True)
 os._exit(0)
 "#;
     let mut runs = Vec::new();
@@ -201,11 +213,16 @@ os._exit(0)
         p.run_limits.processes = 8;
         let execution = suite::run(&sandbox, p).await;
         let out = suite::stdout(&execution);
-        let fields: Vec<u64> = out
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or_else(|_| panic!("{execution:?}")))
-            .collect();
-        runs.push((fields[0], fields[1]));
+        let fields: Vec<&str> = out.split_whitespace().collect();
+        let number = |i: usize| -> u64 {
+            fields
+                .get(i)
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_else(|| panic!("{execution:?}"))
+        };
+        // Filter mode 2, one filter; `sched_setattr` refused with EPERM.
+        assert_eq!(fields.get(2..4), Some(&["2/1", "1"][..]), "{execution:?}");
+        runs.push((number(0), number(1)));
         // The slot waits for its next job meanwhile.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }

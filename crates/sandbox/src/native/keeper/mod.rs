@@ -9,9 +9,9 @@
 //! IPC and UTS namespaces (the step's init, which shares the keeper's memory:
 //! no copy of the keeper is made and torn down per step), which mounts a
 //! fresh `/proc`, `/tmp` and `/dev/shm` and starts the program (in that
-//! memory too until the exec, as `posix_spawn` does). The program drops
-//! every capability, sets no_new_privs, installs the seccomp filters and
-//! execs. Neither the init nor the program allocates on its way: the
+//! memory too until the exec, as `posix_spawn` does). The init installs
+//! the seccomp filters (the program inherits them); the program drops every
+//! capability, sets no_new_privs and execs. Neither the init nor the program allocates on its way: the
 //! keeper's allocator runs on beside them. The step's init is cloned ahead
 //! when the slot's last job is cleared, so that a job's first step finds its
 //! namespaces and mounts made (see `Standby`). The keeper is not dumpable, so
@@ -206,7 +206,7 @@ impl Keeper {
                     // the next step starts, knows whether it is there. One
                     // that cannot be made now is made when the step starts.
                     self.standby = match self.tmp_options.clone() {
-                        Some(options) => self.new_standby(options).ok(),
+                        Some(options) => self.new_standby(options, true).ok(),
                         None => None,
                     };
                     Reply::Done {
@@ -379,25 +379,27 @@ impl Keeper {
             }
         }
         let (work, judge) = (self.work_mounted, self.judge_mounted);
-        let filters = self.filters.clone();
-        let prepared = match PreparedStep::new(spec, filters, work, judge) {
+        let prepared = match PreparedStep::new(spec, work, judge) {
             Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
         self.tmp_options = Some(prepared.tmp_options.clone());
         // The init made while the slot waited, if it has what the keeper
-        // has now (mounts, network namespace) and the step's `/tmp`; else
-        // a new one.
+        // has now (mounts, network namespace) and the step's `/tmp`, and,
+        // if it runs under the filters already, the step needs no mount of
+        // its own; else a new one.
+        let step_mounts = prepared.hide.is_some() || prepared.read_only.is_some();
         let standby = match self.standby.take() {
             Some(standby)
                 if standby.generation == self.generation
-                    && standby.data.tmp_options == prepared.tmp_options =>
+                    && standby.data.tmp_options == prepared.tmp_options
+                    && !(standby.data.filtered_early && step_mounts) =>
             {
                 standby
             }
             stale => {
                 drop(stale);
-                match self.new_standby(prepared.tmp_options.clone()) {
+                match self.new_standby(prepared.tmp_options.clone(), false) {
                     Ok(standby) => standby,
                     Err(e) => return Ok(Err(e)),
                 }
@@ -609,8 +611,10 @@ impl Keeper {
     }
 
     /// Clones the next step's init (see `Standby`), which mounts the step's
-    /// `/tmp`, `/dev/shm` (with `tmp_options`) and `/proc` and waits.
-    fn new_standby(&mut self, tmp_options: CString) -> io::Result<Standby> {
+    /// `/tmp`, `/dev/shm` (with `tmp_options`) and `/proc` and waits; with
+    /// `filter_early`, it installs the seccomp filters before it waits
+    /// (then it can serve only a step that needs no mount of its own).
+    fn new_standby(&mut self, tmp_options: CString, filter_early: bool) -> io::Result<Standby> {
         // The init shares the keeper's memory, which no program may reach.
         sys::not_dumpable()?;
         let (step, init_end) = sys::seqpacket_pair()?;
@@ -618,6 +622,8 @@ impl Keeper {
             tmp_options,
             close_userns: !self.userns_closed,
             signals: self.signals,
+            filters: self.filters.clone(),
+            filtered_early: filter_early,
             step: std::cell::OnceCell::new(),
         });
         // The init reads `data`, which the keeper keeps (in `Standby`, then
@@ -760,6 +766,11 @@ struct InitData {
     close_userns: bool,
     /// The keeper's changed signal dispositions, which the init sets back.
     signals: u64,
+    /// The seccomp filters, which the init installs before it starts the
+    /// program: before it waits for its step when `filtered_early`, else
+    /// once the step's own mounts are made.
+    filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
+    filtered_early: bool,
     step: std::cell::OnceCell<PreparedStep>,
 }
 
@@ -817,16 +828,10 @@ struct PreparedStep {
     exec_arrays: sys::ExecArrays,
     tmp_options: CString,
     rlimits: Vec<(u32, u64, u64)>,
-    filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
 }
 
 impl PreparedStep {
-    fn new(
-        spec: &StepSpec,
-        filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
-        work_mounted: bool,
-        judge_mounted: bool,
-    ) -> io::Result<Self> {
+    fn new(spec: &StepSpec, work_mounted: bool, judge_mounted: bool) -> io::Result<Self> {
         if spec.argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
         }
@@ -862,7 +867,6 @@ impl PreparedStep {
             _envp: envp,
             tmp_options,
             rlimits: spec.rlimits.clone(),
-            filters,
         })
     }
 }
@@ -979,8 +983,13 @@ fn step_init(
     // this mask.
     sys::reset_signals(data.signals);
     // What every step has, made before the step is known; a failure is
-    // reported to the step once its descriptors are here.
-    let mounted = init_mounts(data);
+    // reported to the step once its descriptors are here. The filters
+    // apply to this init and to the program it starts (seccomp is per
+    // process: the keeper, which shares this memory, has none).
+    let mut set_up = init_mounts(data);
+    if data.filtered_early {
+        set_up = set_up.and_then(|()| install_filters(data));
+    }
     drop(sys::copied_fd(keepers_end));
     let mut received: [Option<OwnedFd>; 6] = Default::default();
     let count = match sys::receive_fds(socket, &mut received) {
@@ -1003,8 +1012,19 @@ fn step_init(
     let Some(step) = data.step.get() else {
         sys::exit_now(127)
     };
-    if let Err(e) = mounted.and_then(|()| step_mounts(step)) {
-        fail_step(&stdio, "mount the step's file systems", &e);
+    let set_up = set_up.and_then(|()| {
+        if data.filtered_early {
+            // The keeper sends such an init no step with mounts of its own.
+            if step.hide.is_some() || step.read_only.is_some() {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            return Ok(());
+        }
+        step_mounts(step)?;
+        install_filters(data)
+    });
+    if let Err(e) = set_up {
+        fail_step(&stdio, "set up the step", &e);
     }
     // The program holds the pipes; this init must not keep them open. Nor
     // anything else of the keeper's (its control socket above all): this
@@ -1121,6 +1141,17 @@ fn init_mounts(data: &InitData) -> io::Result<()> {
     Ok(())
 }
 
+/// Installs the seccomp filters on this process (the init, whose program
+/// inherits them). The init still has its capabilities in the slot's user
+/// namespace, which lets it install them without no_new_privs; the program
+/// sets that before its exec.
+fn install_filters(data: &InitData) -> io::Result<()> {
+    for filter in data.filters.iter() {
+        sys::install_filter(filter)?;
+    }
+    Ok(())
+}
+
 /// The mounts of the step's view, once the step is known.
 fn step_mounts(step: &PreparedStep) -> io::Result<()> {
     // The submission and the checker each see only their own directory.
@@ -1173,10 +1204,8 @@ fn exec_program(step: &PreparedStep, stdio: &[OwnedFd; 3]) -> ! {
         for &(resource, soft, hard) in &step.rlimits {
             sys::setrlimit(resource, soft, hard)?;
         }
+        // The seccomp filters are the init's, inherited (`step_init`).
         sys::drop_all_capabilities()?;
-        for filter in step.filters.iter() {
-            sys::install_filter(filter)?;
-        }
         Ok(step.exec_arrays.execve())
     })();
     // The keeper runs on in this memory: nothing allocated on the way out.

@@ -187,7 +187,7 @@ struct Keeper {
     program_stack: sys::ChildStack,
     /// What the running (or ending) step's init reads, kept until the init
     /// is reaped: it shares the keeper's memory.
-    step_data: Option<Box<InitData>>,
+    step_data: Option<std::rc::Rc<InitData>>,
     /// The signals whose disposition the keeper's runtime changed
     /// (`sys::changed_signals`).
     signals: u64,
@@ -197,6 +197,14 @@ impl Keeper {
     fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> io::Result<()> {
         if matches!(request, Request::Clear | Request::Run(_)) {
             self.reap_step()?;
+        }
+        if matches!(request, Request::Clear) {
+            // A job that ran no step (a judge job with no test, the other
+            // side of an interactive pair whose compile failed) leaves the
+            // last Clear's init waiting: it goes before anything of the job
+            // is cleared (its socket would count in the network
+            // namespace), and before another init is cloned on its stack.
+            self.standby = None;
         }
         let reply = match request {
             Request::Clear => match self.end_job() {
@@ -384,6 +392,8 @@ impl Keeper {
             Err(e) => return Ok(Err(e)),
         };
         self.tmp_options = Some(prepared.tmp_options.clone());
+        // A step has started: `/work` is no longer as no step has seen it.
+        self.work_fresh = false;
         // The init made while the slot waited, if it has what the keeper
         // has now (mounts, network namespace) and the step's `/tmp`, and,
         // if it runs under the filters already, the step needs no mount of
@@ -615,10 +625,14 @@ impl Keeper {
     /// `filter_early`, it installs the seccomp filters before it waits
     /// (then it can serve only a step that needs no mount of its own).
     fn new_standby(&mut self, tmp_options: CString, filter_early: bool) -> io::Result<Standby> {
+        // One init at a time runs on `init_stack`.
+        if self.standby.is_some() || self.ending_init.is_some() {
+            return Err(io::Error::other("an init is still on the init stack"));
+        }
         // The init shares the keeper's memory, which no program may reach.
         sys::not_dumpable()?;
         let (step, init_end) = sys::seqpacket_pair()?;
-        let data = Box::new(InitData {
+        let data = std::rc::Rc::new(InitData {
             tmp_options,
             close_userns: !self.userns_closed,
             signals: self.signals,
@@ -755,7 +769,9 @@ struct Standby {
     /// The keeper's `generation` at the clone.
     generation: u64,
     /// What the init reads.
-    data: Box<InitData>,
+    /// (Shared, not boxed: moving a `Box` would claim it unique while the
+    /// init holds a reference into it.)
+    data: std::rc::Rc<InitData>,
 }
 
 /// What a step's init reads of the keeper's memory: what it sets up while

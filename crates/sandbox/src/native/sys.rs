@@ -174,6 +174,28 @@ pub(crate) fn send_with_fds(socket: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::R
 /// Receives into `buffer` from the stream socket `socket`, with any
 /// descriptors attached (opened close-on-exec). `Ok((0, _))` is end of stream.
 pub(crate) fn recv_with_fds(socket: RawFd, buffer: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut fds = Vec::new();
+    let (received, truncated) = recv_each_fd(socket, buffer, |fd| fds.push(fd))?;
+    if truncated {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too many descriptors in one message",
+        ));
+    }
+    Ok((received, fds))
+}
+
+/// Receives one message into `buffer` from `socket` (a stream or
+/// sequenced-packet socket) and hands each descriptor attached to it
+/// (opened close-on-exec) to `take`; returns how many bytes came (0 at the
+/// end of the stream) and whether the kernel dropped descriptors for want
+/// of room (`MSG_CTRUNC`: more than `MAX_PASSED_FDS`). Allocates nothing
+/// itself: a step's init, which must not, waits for its step with it.
+pub(crate) fn recv_each_fd(
+    socket: RawFd,
+    buffer: &mut [u8],
+    mut take: impl FnMut(OwnedFd),
+) -> io::Result<(usize, bool)> {
     let mut iov = libc::iovec {
         iov_base: buffer.as_mut_ptr().cast(),
         iov_len: buffer.len(),
@@ -196,7 +218,6 @@ pub(crate) fn recv_with_fds(socket: RawFd, buffer: &mut [u8]) -> io::Result<(usi
             return Err(error);
         }
     };
-    let mut fds = Vec::new();
     // SAFETY: the kernel filled `control` with `msg_controllen` bytes of
     // well-formed control messages; SCM_RIGHTS data is an array of ints,
     // each a new descriptor this process now owns.
@@ -208,19 +229,13 @@ pub(crate) fn recv_with_fds(socket: RawFd, buffer: &mut [u8]) -> io::Result<(usi
                 let count =
                     ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
                 for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                    take(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&header, cmsg);
         }
     }
-    if header.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "too many descriptors in one message",
-        ));
-    }
-    Ok((received, fds))
+    Ok((received, header.msg_flags & libc::MSG_CTRUNC != 0))
 }
 
 /// For `doctor`: runs `program args` as host uid `uid` (no groups) after

@@ -397,80 +397,84 @@ impl Keeper {
         // The init made while the slot waited, if it has what the keeper
         // has now (mounts, network namespace) and the step's `/tmp`, and,
         // if it runs under the filters already, the step needs no mount of
-        // its own; else a new one.
+        // its own; else a new one, cloned below.
         let step_mounts = prepared.hide.is_some() || prepared.read_only.is_some();
-        let standby = match self.standby.take() {
+        let waiting = match self.standby.take() {
             Some(standby)
                 if standby.generation == self.generation
                     && standby.data.tmp_options == prepared.tmp_options
                     && !(standby.data.filtered_early && step_mounts) =>
             {
-                standby
+                Some(standby)
             }
             stale => {
                 drop(stale);
-                match self.new_standby(prepared.tmp_options.clone(), false) {
-                    Ok(standby) => standby,
-                    Err(e) => return Ok(Err(e)),
-                }
+                None
             }
         };
-        let Standby {
-            guard: init_guard,
-            step: go,
-            data,
-            ..
-        } = standby;
-        let init = init_guard.pid();
-        // Kept until the init is reaped: it reads the step there.
-        let data: &InitData = self.step_data.insert(data);
-        if data.step.set(prepared).is_err() {
-            return Err(io::Error::other("an init given two steps"));
-        }
-        let zygote = if spec.prefork {
-            self.zygote.as_ref()
-        } else {
-            None
-        };
         let (status_read, status_write) = sys::pipe()?;
-        let arrival = match zygote {
-            Some(_) => Some((sys::pipe()?, sys::pipe()?)),
-            None => None,
+        let arrival = match spec.prefork {
+            true => Some((sys::pipe()?, sys::pipe()?)),
+            false => None,
         };
         // Not dumpable whatever an earlier step's program left (it makes
         // the memory dumpable for a moment, and its init may have been
         // killed before making it not so again): no other process shares
-        // the memory now but the waiting init.
+        // the memory now but a waiting init.
         sys::not_dumpable()?;
-        // The step's descriptors go to the init, which takes them as its
-        // own and starts the step (`step_init`): the standard three and the
-        // status pipe, and with prefork the ready pipe's write end and the
-        // arrival pipe's read end.
-        let mut step_fds = vec![
-            stdio[0].as_raw_fd(),
-            stdio[1].as_raw_fd(),
-            stdio[2].as_raw_fd(),
-            status_write.as_raw_fd(),
-        ];
+        // The step's descriptors, which the init takes as its own
+        // (`step_init`): the standard three and the status pipe, and with
+        // prefork the ready pipe's write end and the arrival pipe's read end.
+        let mut step_fds = StepFds::default();
+        for fd in [&stdio[0], &stdio[1], &stdio[2], &status_write] {
+            step_fds.push(fd.as_raw_fd());
+        }
         if let Some(((_, ready), (arrival, _))) = &arrival {
-            step_fds.extend([ready.as_raw_fd(), arrival.as_raw_fd()]);
+            step_fds.push(ready.as_raw_fd());
+            step_fds.push(arrival.as_raw_fd());
         }
-        if let Err(e) = crate::native::sys::send_with_fds(go.as_raw_fd(), &[1], &step_fds) {
-            // Gone before its step: its set-up failed (it waits for its
-            // step to report that) or it was killed. Kill and reap it.
-            drop(init_guard);
-            self.step_data = None;
-            return Ok(Err(io::Error::new(
-                e.kind(),
-                format!("reach the step's init: {e}"),
-            )));
-        }
-        drop(go);
+        let (init_guard, data) = match waiting {
+            // The waiting init gets them, and the step, in one message.
+            Some(Standby {
+                guard, step, data, ..
+            }) => {
+                if data.step.set(prepared).is_err() {
+                    return Err(io::Error::other("an init given two steps"));
+                }
+                let sent =
+                    crate::native::sys::send_with_fds(step.as_raw_fd(), &[1], step_fds.as_slice());
+                if let Err(e) = sent {
+                    // Gone before its step (killed): kill and reap it.
+                    drop(guard);
+                    return Ok(Err(io::Error::new(
+                        e.kind(),
+                        format!("reach the step's init: {e}"),
+                    )));
+                }
+                (guard, data)
+            }
+            // A new init copies them with the keeper's descriptor table.
+            None => match self.clone_init(
+                prepared.tmp_options.clone(),
+                InitStart::Now(Box::new(prepared), step_fds),
+            ) {
+                Ok((guard, _, data)) => (guard, data),
+                Err(e) => return Ok(Err(e)),
+            },
+        };
+        let init = init_guard.pid();
+        // Kept until the init is reaped: it reads the step there.
+        self.step_data = Some(data);
         // Whatever way this function is left, the init is gone or still
         // has the prepared step: an error ends the keeper, after it has
         // killed and reaped the init (the kernel takes the rest of the step
         // with it), so that nothing runs on in memory about to be freed.
         let mut guard = init_guard;
+        let zygote = if spec.prefork {
+            self.zygote.as_ref()
+        } else {
+            None
+        };
         let pidfd = sys::pidfd_open(init)?;
         // The program's pid, when it is not the init's child (prefork).
         let mut program = None;
@@ -621,46 +625,72 @@ impl Keeper {
     }
 
     /// Clones the next step's init (see `Standby`), which mounts the step's
-    /// `/tmp`, `/dev/shm` (with `tmp_options`) and `/proc` and waits; with
-    /// `filter_early`, it installs the seccomp filters before it waits
-    /// (then it can serve only a step that needs no mount of its own).
+    /// `/tmp`, `/dev/shm` (with `tmp_options`) and `/proc` and waits on its
+    /// socket for its step; with `filter_early`, it installs the seccomp
+    /// filters before it waits (then it can serve only a step that needs no
+    /// mount of its own).
     fn new_standby(&mut self, tmp_options: CString, filter_early: bool) -> io::Result<Standby> {
+        let (guard, step, data) = self.clone_init(tmp_options, InitStart::Wait { filter_early })?;
+        Ok(Standby {
+            guard,
+            step: step.ok_or_else(|| io::Error::other("a waiting init without a socket"))?,
+            generation: self.generation,
+            data,
+        })
+    }
+
+    /// Clones a step's init: one that waits for its step (and the keeper's
+    /// end of its socket), or one given its step and descriptors now.
+    fn clone_init(
+        &mut self,
+        tmp_options: CString,
+        start: InitStart,
+    ) -> io::Result<(InitGuard, Option<OwnedFd>, std::rc::Rc<InitData>)> {
         // One init at a time runs on `init_stack`.
         if self.standby.is_some() || self.ending_init.is_some() {
             return Err(io::Error::other("an init is still on the init stack"));
         }
         // The init shares the keeper's memory, which no program may reach.
         sys::not_dumpable()?;
-        let (step, init_end) = sys::seqpacket_pair()?;
+        let (filtered_early, step, fds, sockets) = match start {
+            InitStart::Wait { filter_early } => {
+                let (step, init_end) = sys::seqpacket_pair()?;
+                (filter_early, None, None, Some((init_end, step)))
+            }
+            InitStart::Now(step, fds) => (false, Some(*step), Some(fds), None),
+        };
         let data = std::rc::Rc::new(InitData {
             tmp_options,
             close_userns: !self.userns_closed,
             signals: self.signals,
             filters: self.filters.clone(),
-            filtered_early: filter_early,
+            filtered_early,
+            fds,
             step: std::cell::OnceCell::new(),
         });
+        if let Some(step) = step {
+            if data.step.set(step).is_err() {
+                return Err(io::Error::other("an init given two steps"));
+            }
+        }
         // The init reads `data`, which the keeper keeps (in `Standby`, then
         // `step_data`) until it has reaped the init; it gets descriptor
         // numbers, which name its own copies; the closure itself is moved
         // to the init's stack.
         let init_data: &InitData = &data;
-        let sockets = (init_end.as_raw_fd(), step.as_raw_fd());
+        let socket_fds = sockets
+            .as_ref()
+            .map(|(init_end, step)| (init_end.as_raw_fd(), step.as_raw_fd()));
         let program_stack = &mut self.program_stack;
         let init_main = move || {
             // A panic must not unwind into the keeper's frames.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                step_init(init_data, program_stack, sockets)
+                step_init(init_data, program_stack, socket_fds)
             }));
             sys::exit_now(127)
         };
         let pid = sys::clone_into_namespaces(&mut self.init_stack, init_main)?;
-        Ok(Standby {
-            guard: InitGuard(Some(pid)),
-            step,
-            generation: self.generation,
-            data,
-        })
+        Ok((InitGuard(Some(pid)), sockets.map(|(_, step)| step), data))
     }
 
     /// Makes sure a live zygote of the step's interpreter is there.
@@ -787,7 +817,37 @@ struct InitData {
     /// once the step's own mounts are made.
     filters: std::rc::Rc<[Vec<libc::sock_filter>]>,
     filtered_early: bool,
+    /// For an init cloned with its step: the numbers of the step's
+    /// descriptors, whose copies it has (the clone copied the keeper's
+    /// table). `None` for a waiting init, which receives them.
+    fds: Option<StepFds>,
     step: std::cell::OnceCell<PreparedStep>,
+}
+
+/// How a step's init starts (`Keeper::clone_init`).
+enum InitStart {
+    /// Waiting for its step, on a socket.
+    Wait { filter_early: bool },
+    /// With its step and the step's descriptors.
+    Now(Box<PreparedStep>, StepFds),
+}
+
+/// The numbers of a step's descriptors (see `run_step`), four or six.
+#[derive(Default, Clone, Copy)]
+struct StepFds {
+    fds: [RawFd; 6],
+    count: usize,
+}
+
+impl StepFds {
+    fn push(&mut self, fd: RawFd) {
+        self.fds[self.count] = fd;
+        self.count += 1;
+    }
+
+    fn as_slice(&self) -> &[RawFd] {
+        &self.fds[..self.count]
+    }
 }
 
 /// Kills and reaps a step's init when dropped armed: the way out of
@@ -990,7 +1050,7 @@ impl NetworkFiles {
 fn step_init(
     data: &InitData,
     program_stack: &mut sys::ChildStack,
-    (socket, keepers_end): (RawFd, RawFd),
+    sockets: Option<(RawFd, RawFd)>,
 ) -> ! {
     // The keeper's handlers (Rust's for SIGSEGV and SIGBUS) would run on
     // the keeper's memory if a program sent PID 1 their signal; with none,
@@ -1006,13 +1066,28 @@ fn step_init(
     if data.filtered_early {
         set_up = set_up.and_then(|()| install_filters(data));
     }
-    drop(sys::copied_fd(keepers_end));
     let mut received: [Option<OwnedFd>; 6] = Default::default();
-    let count = match sys::receive_fds(socket, &mut received) {
-        Ok(count) => count,
-        Err(_) => sys::exit_now(127),
+    let count = match (data.fds, sockets) {
+        // Cloned with its step: its copies of the step's descriptors.
+        (Some(fds), _) => {
+            for (slot, &fd) in received.iter_mut().zip(fds.as_slice()) {
+                *slot = Some(sys::copied_fd(fd));
+            }
+            fds.count
+        }
+        // Waiting: they come on its socket (its copy of the keeper's end
+        // goes first, so that the keeper's closing its own ends the wait).
+        (None, Some((socket, keepers_end))) => {
+            drop(sys::copied_fd(keepers_end));
+            let count = match sys::receive_fds(socket, &mut received) {
+                Ok(count) => count,
+                Err(_) => sys::exit_now(127),
+            };
+            drop(sys::copied_fd(socket));
+            count
+        }
+        (None, None) => sys::exit_now(127),
     };
-    drop(sys::copied_fd(socket));
     let [stdin, stdout, stderr, status, ready, arrival] = received;
     let (Some(stdin), Some(stdout), Some(stderr), Some(status)) = (stdin, stdout, stderr, status)
     else {

@@ -652,57 +652,18 @@ pub(super) fn receive_fds<const N: usize>(
     socket: RawFd,
     fds: &mut [Option<OwnedFd>; N],
 ) -> io::Result<usize> {
-    const { assert!(N <= 8) };
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: byte.len(),
-    };
-    // Room for one header and eight descriptors, aligned for `cmsghdr`.
-    let mut control = [0u64; 8];
-    // SAFETY: zeroed msghdr is valid; every pointer set below outlives the call.
-    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-    header.msg_iov = &mut iov;
-    header.msg_iovlen = 1;
-    header.msg_control = control.as_mut_ptr().cast();
-    header.msg_controllen = std::mem::size_of_val(&control);
-    let received = loop {
-        // SAFETY: `header` describes valid buffers.
-        let n = unsafe { libc::recvmsg(socket, &mut header, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n;
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    };
     let mut count = 0;
-    // SAFETY: the kernel filled `control` with `msg_controllen` bytes of
-    // well-formed control messages; SCM_RIGHTS data is an array of ints,
-    // each a new descriptor this process now owns.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&header);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                let n =
-                    ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
-                for i in 0..n {
-                    let fd = OwnedFd::from_raw_fd(data.add(i).read_unaligned());
-                    if let Some(slot) = fds.get_mut(count) {
-                        *slot = Some(fd);
-                    }
-                    count += 1;
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+    let (received, truncated) = crate::native::sys::recv_each_fd(socket, &mut byte, |fd| {
+        if let Some(slot) = fds.get_mut(count) {
+            *slot = Some(fd);
         }
-    }
+        count += 1;
+    })?;
     if received == 0 && count == 0 {
         return Ok(0);
     }
-    if count > N || header.msg_flags & libc::MSG_CTRUNC != 0 {
+    if count > N || truncated {
         fds.iter_mut().for_each(|fd| drop(fd.take()));
         return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
     }

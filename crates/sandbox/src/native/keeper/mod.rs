@@ -398,12 +398,11 @@ impl Keeper {
         // has now (mounts, network namespace) and the step's `/tmp`, and,
         // if it runs under the filters already, the step needs no mount of
         // its own; else a new one, cloned below.
-        let step_mounts = prepared.hide.is_some() || prepared.read_only.is_some();
         let waiting = match self.standby.take() {
             Some(standby)
                 if standby.generation == self.generation
                     && standby.data.tmp_options == prepared.tmp_options
-                    && !(standby.data.filtered_early && step_mounts) =>
+                    && !(standby.data.filtered_early && prepared.needs_mounts()) =>
             {
                 Some(standby)
             }
@@ -947,6 +946,14 @@ impl PreparedStep {
     }
 }
 
+impl PreparedStep {
+    /// Whether the step's init mounts anything for the step itself (see
+    /// `step_mounts`), which a filtered init could not.
+    fn needs_mounts(&self) -> bool {
+        self.hide.is_some() || self.read_only.is_some()
+    }
+}
+
 /// Sends `signal` to the program the step's init `init` started (its only
 /// child, found in `/proc`), and to the program's process group; SIGKILL
 /// goes to the init, which takes the whole step with it. A program already
@@ -1106,7 +1113,7 @@ fn step_init(
     let set_up = set_up.and_then(|()| {
         if data.filtered_early {
             // The keeper sends such an init no step with mounts of its own.
-            if step.hide.is_some() || step.read_only.is_some() {
+            if step.needs_mounts() {
                 return Err(io::Error::from_raw_os_error(libc::EPERM));
             }
             return Ok(());

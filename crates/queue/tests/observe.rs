@@ -333,16 +333,25 @@ async fn redis_waiters_share_one_subscriber_connection() {
 }
 
 /// A result stored while the subscriber connection is down still wakes its
-/// waiter: on reconnecting, every waiter re-reads its task's state.
+/// waiter: on reconnecting, every waiter re-reads its task's state. And the
+/// new connection subscribes again to the channel of every task still
+/// waited for, whose result then wakes its waiter as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_waiters_survive_a_lost_subscriber_connection() {
     let server = RedisServer::start();
-    let q = Arc::new(redis_queue(&server, &unique_prefix()).await);
+    let prefix = unique_prefix();
+    let q = Arc::new(redis_queue(&server, &prefix).await);
     let j = job();
     q.submit(&j).await.unwrap();
     let waiter = {
         let q = q.clone();
         tokio::spawn(async move { q.wait_for_result(&j.id, Duration::from_secs(30)).await })
+    };
+    let k = job();
+    q.submit(&k).await.unwrap();
+    let later = {
+        let q = q.clone();
+        tokio::spawn(async move { q.wait_for_result(&k.id, Duration::from_secs(30)).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let client = ::redis::Client::open(server.url()).unwrap();
@@ -356,10 +365,44 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
         .unwrap();
     assert_eq!(killed, 1);
     let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    assert_eq!(delivery.job.id, j.id);
     q.complete(&delivery, &ok("late")).await.unwrap();
     let state = tokio::time::timeout(CAP, waiter)
         .await
         .expect("waiter not woken after the reconnect")
+        .unwrap()
+        .unwrap();
+    assert!(is_done(&state), "{state:?}");
+
+    let channel = format!("{prefix}:done:{}", k.id);
+    let deadline = Instant::now() + CAP;
+    loop {
+        let counts: (String, u64) = ::redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts.1 == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the waited-for task's channel has {} subscribers after the reconnect",
+            counts.1
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !later.is_finished(),
+        "the second waiter answered before its result"
+    );
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    assert_eq!(delivery.job.id, k.id);
+    q.complete(&delivery, &ok("after")).await.unwrap();
+    let state = tokio::time::timeout(CAP, later)
+        .await
+        .expect("second waiter not woken by its result")
         .unwrap()
         .unwrap();
     assert!(is_done(&state), "{state:?}");

@@ -163,6 +163,10 @@ struct Actor {
     subscribed: HashSet<String>,
     /// Waiters to answer once their channel is confirmed.
     unconfirmed: Vec<(String, oneshot::Sender<Arc<Signal>>)>,
+    /// Channels whose first waiter came or last waiter left since the
+    /// subscriptions were last made to match (all of them on a new
+    /// connection).
+    changed: HashSet<String>,
 }
 
 impl Actor {
@@ -172,6 +176,7 @@ impl Actor {
             entries: HashMap::new(),
             subscribed: HashSet::new(),
             unconfirmed: Vec::new(),
+            changed: HashSet::new(),
         }
     }
 
@@ -204,6 +209,7 @@ impl Actor {
             // waiter re-read its state: results may have been published while
             // there was no connection.
             self.subscribed.clear();
+            self.changed = self.entries.keys().cloned().collect();
             if let Err(e) = self.sync_subscriptions(&mut sink).await {
                 tracing::warn!(error = %e, "cannot subscribe to result channels; reconnecting");
                 continue;
@@ -255,13 +261,13 @@ impl Actor {
     fn apply(&mut self, command: Command) {
         match command {
             Command::Watch { channel, reply } => {
-                let entry = self
-                    .entries
-                    .entry(channel.clone())
-                    .or_insert_with(|| Entry {
+                let entry = self.entries.entry(channel.clone()).or_insert_with(|| {
+                    self.changed.insert(channel.clone());
+                    Entry {
                         signal: Arc::new(Signal::default()),
                         waiters: 0,
-                    });
+                    }
+                });
                 entry.waiters += 1;
                 self.unconfirmed.push((channel, reply));
             }
@@ -270,6 +276,7 @@ impl Actor {
                     entry.waiters -= 1;
                     if entry.waiters == 0 {
                         self.entries.remove(&channel);
+                        self.changed.insert(channel);
                     }
                 }
             }
@@ -277,26 +284,32 @@ impl Actor {
     }
 
     /// Makes the connection's subscriptions match the channels with waiters,
-    /// then answers the waiters whose channel is now confirmed.
+    /// then answers the waiters whose channel is now confirmed. Only the
+    /// channels whose waiters came or went since the last call are looked
+    /// at (`changed`), so a call costs what changed, not what is waiting: a
+    /// thousand clients waiting at once would otherwise make each arrival
+    /// and departure compare a thousand names.
     async fn sync_subscriptions(&mut self, sink: &mut PubSubSink) -> redis::RedisResult<()> {
-        let stale: Vec<String> = self
-            .subscribed
-            .iter()
-            .filter(|channel| !self.entries.contains_key(*channel))
-            .cloned()
-            .collect();
+        let mut stale = Vec::new();
+        let mut new = Vec::new();
+        for channel in self.changed.drain() {
+            match (
+                self.entries.contains_key(&channel),
+                self.subscribed.contains(&channel),
+            ) {
+                (false, true) => stale.push(channel),
+                (true, false) => new.push(channel),
+                _ => {}
+            }
+        }
+        // On an error the caller reconnects, and a new connection looks at
+        // every channel again.
         if !stale.is_empty() {
             sink.unsubscribe(&stale).await?;
             for channel in &stale {
                 self.subscribed.remove(channel);
             }
         }
-        let new: Vec<String> = self
-            .entries
-            .keys()
-            .filter(|channel| !self.subscribed.contains(*channel))
-            .cloned()
-            .collect();
         if !new.is_empty() {
             sink.subscribe(&new).await?;
             self.subscribed.extend(new);

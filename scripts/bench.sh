@@ -132,9 +132,11 @@ api_port=$(free_port)
 # Phase (a) queues about 150,000 jobs with no worker: lift the API's queue
 # length limit (backpressure, default 10,000) and the per-client cap of
 # unfinished jobs (default 1,000: the benchmark is one client) or it would
-# measure 503s and 429s. Set through the environment so an API without the
-# settings still starts.
+# measure 503s and 429s; and phase (g) follows 500 jobs at once, one event
+# stream each (default 16 per client). Set through the environment so an API
+# without the settings still starts.
 CODE_RUNNER_MAX_QUEUE_LENGTH=1000000000 CODE_RUNNER_MAX_UNFINISHED_PER_CLIENT=1000000000 \
+  CODE_RUNNER_MAX_EVENT_STREAMS_PER_CLIENT=100000 \
   RUST_LOG=warn \
   "$runner" api --redis-url "$redis_url" --bind "127.0.0.1:$api_port" \
   --key-prefix bench >"$work/api.log" 2>&1 &

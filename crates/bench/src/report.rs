@@ -247,13 +247,18 @@ fn live_rows(
             value: Some(sse.jobs_per_s),
             unit: "jobs/s",
             target: None,
-            target_text: "vs (c), none attached".to_owned(),
+            target_text: "vs (c), none attached; no failure".to_owned(),
             baseline_text: plain.map_or_else(String::new, |p| format!("(c) {p:.1} jobs/s")),
             ratio: plain.map(|p| sse.jobs_per_s / p),
             ratio_text: plain.map_or_else(String::new, |p| {
                 format!("{:.2}x (c)", sse.jobs_per_s / p)
             }),
-            verdict: Verdict::Info,
+            // A rate of jobs whose streams failed measures nothing.
+            verdict: if sse.failures > 0 {
+                Verdict::Miss
+            } else {
+                Verdict::Info
+            },
             note: format!(
                 "each job submitted with ?stream=true and followed by its own SSE client; {:.2} s first submit to last end event; failures {}",
                 sse.elapsed_s, sse.failures

@@ -132,6 +132,16 @@ pub struct ApiArgs {
     #[arg(long, env = "CODE_RUNNER_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
+    /// Threads of the API's async runtime (and of `serve`'s, which runs the
+    /// worker on it too). A request costs the API tens of microseconds; on
+    /// two cores one thread serves more submissions per second than two
+    /// and leaves more CPU to the jobs (cross-thread wake-ups cost more than
+    /// they bring: `docs/benchmarks.md`). Default: one per two cores this
+    /// process may use.
+    #[arg(long, env = "CODE_RUNNER_API_THREADS",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub api_threads: Option<u32>,
+
     /// Largest accepted `code`, in bytes (413 above it).
     #[arg(long, env = "CODE_RUNNER_MAX_CODE_BYTES", default_value_t = 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
@@ -335,6 +345,18 @@ impl ApiArgs {
 }
 
 impl ApiArgs {
+    /// `--api-threads`, or one per two usable cores.
+    pub fn runtime_threads(&self) -> usize {
+        self.api_threads.map_or_else(
+            || {
+                std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .div_ceil(2)
+            },
+            |threads| threads as usize,
+        )
+    }
+
     /// How the API is served: timeouts, connection cap, where `/metrics` is.
     pub fn serve_config(&self) -> anyhow::Result<code_runner_api::ServeConfig> {
         let metrics = if self.metrics_bind.is_some() {
@@ -418,7 +440,8 @@ pub struct WorkerArgs {
     /// Threads of the worker's async runtime. The worker's own work is small
     /// (about 0.3 ms of CPU per job); on one thread it wakes and switches
     /// least, and a thread keeps up with far more jobs than 8 cores run.
-    /// Default: one per 8 cores this process may use.
+    /// Default: one per 8 cores this process may use. (`serve` runs both
+    /// roles on one runtime, of --api-threads.)
     #[arg(long, env = "CODE_RUNNER_WORKER_THREADS",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub runtime_threads: Option<u32>,

@@ -106,18 +106,21 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    let runtime = match &cli.command {
-        // The worker's own work is small: on one thread it switches least.
-        Command::Worker { worker, .. } if worker.runtime_threads() == 1 => {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
-        Command::Worker { worker, .. } => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(worker.runtime_threads())
+    // The service's own work is small: on one thread it switches least.
+    let threads = match &cli.command {
+        Command::Worker { worker, .. } => Some(worker.runtime_threads()),
+        Command::Api { api, .. } | Command::Serve { api, .. } => Some(api.runtime_threads()),
+        _ => None,
+    };
+    let runtime = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        _ => tokio::runtime::Runtime::new(),
+        Some(threads) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,

@@ -137,7 +137,8 @@ pub struct ApiArgs {
     /// two cores one thread serves more submissions per second than two
     /// and leaves more CPU to the jobs (cross-thread wake-ups cost more than
     /// they bring: `docs/benchmarks.md`). Default: one per two cores this
-    /// process may use.
+    /// process may use; for `serve`, one per core (the worker's inline work,
+    /// such as a judge's checker, must not hold up the API's requests).
     #[arg(long, env = "CODE_RUNNER_API_THREADS",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub api_threads: Option<u32>,

@@ -109,7 +109,14 @@ fn main() -> std::process::ExitCode {
     // The service's own work is small: on one thread it switches least.
     let threads = match &cli.command {
         Command::Worker { worker, .. } => Some(worker.runtime_threads()),
-        Command::Api { api, .. } | Command::Serve { api, .. } => Some(api.runtime_threads()),
+        Command::Api { api, .. } => Some(api.runtime_threads()),
+        // `serve` also runs the worker's inline work (a judge's checker, a
+        // slot's rebuild), which must not hold up the API's requests: one
+        // thread per core unless --api-threads says otherwise.
+        Command::Serve { api, .. } => Some(api.api_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(2, usize::from),
+            |threads| threads as usize,
+        )),
         _ => None,
     };
     let runtime = match threads {

@@ -348,14 +348,12 @@ impl ApiArgs {
 impl ApiArgs {
     /// `--api-threads`, or one per two usable cores.
     pub fn runtime_threads(&self) -> usize {
-        self.api_threads.map_or_else(
-            || {
-                std::thread::available_parallelism()
-                    .map_or(1, usize::from)
-                    .div_ceil(2)
-            },
-            |threads| threads as usize,
-        )
+        threads_or_one_per(self.api_threads, 2)
+    }
+
+    /// `serve`'s threads: `--api-threads`, or one per usable core.
+    pub fn serve_threads(&self) -> usize {
+        threads_or_one_per(self.api_threads, 1)
     }
 
     /// How the API is served: timeouts, connection cap, where `/metrics` is.
@@ -564,14 +562,7 @@ pub struct WorkerArgs {
 impl WorkerArgs {
     /// `--runtime-threads`, or one per 8 usable cores.
     pub fn runtime_threads(&self) -> usize {
-        self.runtime_threads.map_or_else(
-            || {
-                std::thread::available_parallelism()
-                    .map_or(1, usize::from)
-                    .div_ceil(8)
-            },
-            |threads| threads as usize,
-        )
+        threads_or_one_per(self.runtime_threads, 8)
     }
 
     /// When an unacknowledged job is handed to another worker.
@@ -656,4 +647,17 @@ impl WorkerArgs {
             ..NativeConfig::default()
         }
     }
+}
+
+/// A runtime's threads: the setting, or one per `cores` cores this process
+/// may use (at least one).
+fn threads_or_one_per(setting: Option<u32>, cores: usize) -> usize {
+    setting.map_or_else(
+        || {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .div_ceil(cores)
+        },
+        |threads| threads as usize,
+    )
 }

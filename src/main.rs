@@ -113,10 +113,7 @@ fn main() -> std::process::ExitCode {
         // `serve` also runs the worker's inline work (a judge's checker, a
         // slot's rebuild), which must not hold up the API's requests: one
         // thread per core unless --api-threads says otherwise.
-        Command::Serve { api, .. } => Some(api.api_threads.map_or_else(
-            || std::thread::available_parallelism().map_or(2, usize::from),
-            |threads| threads as usize,
-        )),
+        Command::Serve { api, .. } => Some(api.serve_threads()),
         _ => None,
     };
     let runtime = match threads {

@@ -332,6 +332,29 @@ async fn redis_waiters_share_one_subscriber_connection() {
     }
 }
 
+/// Waits until Redis counts a subscriber of `channel` (`PUBSUB NUMSUB`);
+/// fails after `CAP`, naming `who`.
+async fn wait_for_subscriber(
+    conn: &mut ::redis::aio::MultiplexedConnection,
+    channel: &str,
+    who: &str,
+) {
+    let deadline = Instant::now() + CAP;
+    loop {
+        let counts: (String, u64) = ::redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(conn)
+            .await
+            .unwrap();
+        if counts.1 > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{who} never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A result stored while the subscriber connection is down still wakes its
 /// waiter: on reconnecting, every waiter re-reads its task's state. And the
 /// new connection subscribes again to the channel of every task still
@@ -375,24 +398,12 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
     assert!(is_done(&state), "{state:?}");
 
     let channel = format!("{prefix}:done:{}", k.id);
-    let deadline = Instant::now() + CAP;
-    loop {
-        let counts: (String, u64) = ::redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if counts.1 == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the waited-for task's channel has {} subscribers after the reconnect",
-            counts.1
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_subscriber(
+        &mut conn,
+        &channel,
+        "the waited-for task after the reconnect",
+    )
+    .await;
     assert!(
         !later.is_finished(),
         "the second waiter answered before its result"
@@ -418,27 +429,6 @@ async fn redis_waiters_answer_from_the_published_state() {
     let q = Arc::new(redis_queue(&server, &prefix).await);
     let client = ::redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let probe = conn.clone();
-    // Waits until `channel` has a subscriber.
-    let subscribed = |channel: String, who: &'static str| {
-        let mut conn = probe.clone();
-        async move {
-            let deadline = Instant::now() + CAP;
-            loop {
-                let counts: (String, u64) = ::redis::cmd("PUBSUB")
-                    .arg("NUMSUB")
-                    .arg(&channel)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                if counts.1 > 0 {
-                    return;
-                }
-                assert!(Instant::now() < deadline, "{who} never subscribed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
 
     // What complete.lua publishes: the state it stored.
     let k = job();
@@ -456,7 +446,7 @@ async fn redis_waiters_answer_from_the_published_state() {
             pubsub.get_message().unwrap().get_payload_bytes().to_vec()
         })
     };
-    subscribed(channel.clone(), "the listener").await;
+    wait_for_subscriber(&mut conn, &channel, "the listener").await;
     let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
     q.complete(&delivery, &ok("published")).await.unwrap();
     let published = listener.join().unwrap();
@@ -490,7 +480,7 @@ async fn redis_waiters_answer_from_the_published_state() {
     };
     let (id, waiter) = waiting(None).await;
     let channel = format!("{prefix}:done:{id}");
-    subscribed(channel.clone(), "the waiter").await;
+    wait_for_subscriber(&mut conn, &channel, "the waiter").await;
     let _: u64 = ::redis::cmd("PUBLISH")
         .arg(&channel)
         .arg(&published)
@@ -504,7 +494,7 @@ async fn redis_waiters_answer_from_the_published_state() {
     // The same message naming another owner: nothing to show this waiter.
     let (id, waiter) = waiting(Some("owner-a")).await;
     let channel = format!("{prefix}:done:{id}");
-    subscribed(channel.clone(), "the waiter").await;
+    wait_for_subscriber(&mut conn, &channel, "the waiter").await;
     let rest = published
         .strip_prefix(br#"{"state":"done","#.as_slice())
         .expect("a stored final state starts with its state");

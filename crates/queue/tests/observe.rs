@@ -419,6 +419,70 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
     assert!(is_done(&state), "{state:?}");
 }
 
+/// A subscriber connection whose SUBSCRIBE Redis refuses (here an ACL) is
+/// tried again with back-off, not in a tight loop that would hammer the
+/// server; the waiter still answers at its deadline, with the state as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscribe_is_retried_with_back_off() {
+    let server = RedisServer::start();
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = ::redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("nosub")
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all")
+        .arg("-subscribe")
+        .arg("-psubscribe")
+        .arg("-ssubscribe")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let q = RedisQueue::connect(RedisQueueConfig {
+        key_prefix: unique_prefix(),
+        result_ttl: TTL,
+        ..RedisQueueConfig::new(format!("redis://nosub:pw@127.0.0.1:{}/", server.port()))
+    })
+    .await
+    .expect("connect as the user that may not subscribe");
+    let j = job();
+    q.submit(&j).await.unwrap();
+    let connections = |info: String| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("INFO stats has total_connections_received")
+    };
+    let before = connections(
+        ::redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .unwrap(),
+    );
+    let state = q
+        .wait_for_result(&j.id, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(state, Some(TaskState::Pending));
+    let after = connections(
+        ::redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .unwrap(),
+    );
+    // Back-off from 50 ms doubling to 1 s: about six tries in 2 s.
+    assert!(
+        after - before <= 10,
+        "{} connections in 2 s for a refused SUBSCRIBE",
+        after - before
+    );
+}
+
 /// A final state small enough is published whole on the task's channel
 /// (`complete.lua`), and a waiter answers from the message without reading
 /// the state back; a published state of another owner is not shown to it.

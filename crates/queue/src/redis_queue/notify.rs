@@ -183,65 +183,84 @@ impl Actor {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut delay = RECONNECT_DELAYS.0;
         loop {
-            let (mut sink, mut stream) = match self.connect().await {
-                Ok(connection) => connection,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot open the Redis subscriber connection; retrying");
-                    // Keep applying Unwatch commands meanwhile, so a long
-                    // outage does not pile up registrations nobody holds.
-                    let sleep = tokio::time::sleep(delay);
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            () = &mut sleep => break,
-                            command = commands.recv() => match command {
-                                Some(command) => self.apply(command),
-                                None => return,
-                            },
+            // A connection counts as working once Redis has taken its
+            // subscriptions: until then every failure (no connection, or a
+            // SUBSCRIBE refused, say by an ACL) waits before the next try,
+            // so a server that keeps refusing is not asked in a tight loop.
+            let failure = match self.connect().await {
+                Err(e) => format!("cannot open the Redis subscriber connection: {e}"),
+                Ok((mut sink, mut stream)) => {
+                    // Re-subscribe to everything that has waiters, then let
+                    // every waiter re-read its state: results may have been
+                    // published while there was no connection.
+                    self.subscribed.clear();
+                    self.changed = self.entries.keys().cloned().collect();
+                    match self.sync_subscriptions(&mut sink).await {
+                        Err(e) => format!("cannot subscribe to result channels: {e}"),
+                        Ok(()) => {
+                            delay = RECONNECT_DELAYS.0;
+                            for entry in self.entries.values() {
+                                entry.signal.notify.notify_waiters();
+                            }
+                            if !self.serve(&mut commands, &mut sink, &mut stream).await {
+                                return;
+                            }
+                            // A working connection was lost: try again at once.
+                            continue;
                         }
                     }
-                    delay = (delay * 2).min(RECONNECT_DELAYS.1);
-                    continue;
                 }
             };
-            delay = RECONNECT_DELAYS.0;
-            // Re-subscribe to everything that has waiters, then let every
-            // waiter re-read its state: results may have been published while
-            // there was no connection.
-            self.subscribed.clear();
-            self.changed = self.entries.keys().cloned().collect();
-            if let Err(e) = self.sync_subscriptions(&mut sink).await {
-                tracing::warn!(error = %e, "cannot subscribe to result channels; reconnecting");
-                continue;
-            }
-            for entry in self.entries.values() {
-                entry.signal.notify.notify_waiters();
-            }
+            tracing::warn!(error = %failure, retry_in = ?delay, "Redis subscriber connection not working; retrying");
+            // Keep applying Unwatch commands meanwhile, so a long outage
+            // does not pile up registrations nobody holds.
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
             loop {
                 tokio::select! {
-                    command = commands.recv() => {
-                        let Some(command) = command else { return };
-                        self.apply(command);
-                        while let Ok(command) = commands.try_recv() {
-                            self.apply(command);
-                        }
-                        if let Err(e) = self.sync_subscriptions(&mut sink).await {
-                            tracing::warn!(error = %e, "result subscription failed; reconnecting");
-                            break;
-                        }
-                    }
-                    message = next(&mut stream) => match message {
-                        Some(message) => {
-                            if let Some(entry) = self.entries.get(message.get_channel_name()) {
-                                entry.signal.wake(message.get_payload_bytes());
-                            }
-                        }
-                        None => {
-                            tracing::warn!("Redis subscriber connection closed; reconnecting");
-                            break;
-                        }
+                    () = &mut sleep => break,
+                    command = commands.recv() => match command {
+                        Some(command) => self.apply(command),
+                        None => return,
                     },
                 }
+            }
+            delay = (delay * 2).min(RECONNECT_DELAYS.1);
+        }
+    }
+
+    /// Runs a working connection: registrations in, messages out, until the
+    /// connection fails (true: reconnect) or every handle is gone (false).
+    async fn serve(
+        &mut self,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        sink: &mut PubSubSink,
+        stream: &mut PubSubStream,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { return false };
+                    self.apply(command);
+                    while let Ok(command) = commands.try_recv() {
+                        self.apply(command);
+                    }
+                    if let Err(e) = self.sync_subscriptions(sink).await {
+                        tracing::warn!(error = %e, "result subscription failed; reconnecting");
+                        return true;
+                    }
+                }
+                message = next(stream) => match message {
+                    Some(message) => {
+                        if let Some(entry) = self.entries.get(message.get_channel_name()) {
+                            entry.signal.wake(message.get_payload_bytes());
+                        }
+                    }
+                    None => {
+                        tracing::warn!("Redis subscriber connection closed; reconnecting");
+                        return true;
+                    }
+                },
             }
         }
     }

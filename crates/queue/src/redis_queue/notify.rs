@@ -21,10 +21,12 @@
 //! that they answer from it without reading the state back: one Redis
 //! round trip less between a job's end and its waiting client.
 //!
-//! When the subscriber connection drops, the actor reconnects with back-off,
-//! subscribes to every channel again and then wakes every waiter, so each
-//! re-reads its task's state: a result published while the connection was
-//! down is not missed, only noticed late.
+//! When the subscriber connection drops, the actor reconnects, subscribes to
+//! every channel again and then wakes every waiter, so each re-reads its
+//! task's state: a result published while the connection was down is not
+//! missed, only noticed late. Until a new connection has its subscriptions
+//! (Redis may refuse them: an ACL), each failed try waits longer before the
+//! next, from 50 ms to 1 s.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

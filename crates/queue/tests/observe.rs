@@ -332,6 +332,27 @@ async fn redis_waiters_share_one_subscriber_connection() {
     }
 }
 
+/// Takes the next job off the queue, checks it is `id`, and completes it
+/// with `stdout`.
+async fn complete_next(q: &RedisQueue, id: &TaskId, stdout: &str) {
+    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
+    assert_eq!(&delivery.job.id, id);
+    q.complete(&delivery, &ok(stdout)).await.unwrap();
+}
+
+/// The connections the server has accepted so far (`INFO stats`).
+async fn connections_received(conn: &mut ::redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = ::redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO stats has total_connections_received")
+}
+
 /// Waits until Redis counts a subscriber of `channel` (`PUBSUB NUMSUB`);
 /// fails after `CAP`, naming `who`.
 async fn wait_for_subscriber(
@@ -387,9 +408,7 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
         .await
         .unwrap();
     assert_eq!(killed, 1);
-    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
-    assert_eq!(delivery.job.id, j.id);
-    q.complete(&delivery, &ok("late")).await.unwrap();
+    complete_next(q.as_ref(), &j.id, "late").await;
     let state = tokio::time::timeout(CAP, waiter)
         .await
         .expect("waiter not woken after the reconnect")
@@ -408,9 +427,7 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
         !later.is_finished(),
         "the second waiter answered before its result"
     );
-    let delivery = q.reserve("w", 1, CAP).await.unwrap().remove(0);
-    assert_eq!(delivery.job.id, k.id);
-    q.complete(&delivery, &ok("after")).await.unwrap();
+    complete_next(q.as_ref(), &k.id, "after").await;
     let state = tokio::time::timeout(CAP, later)
         .await
         .expect("second waiter not woken by its result")
@@ -450,31 +467,13 @@ async fn a_refused_subscribe_is_retried_with_back_off() {
     .expect("connect as the user that may not subscribe");
     let j = job();
     q.submit(&j).await.unwrap();
-    let connections = |info: String| -> u64 {
-        info.lines()
-            .find_map(|line| line.strip_prefix("total_connections_received:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("INFO stats has total_connections_received")
-    };
-    let before = connections(
-        ::redis::cmd("INFO")
-            .arg("stats")
-            .query_async(&mut conn)
-            .await
-            .unwrap(),
-    );
+    let before = connections_received(&mut conn).await;
     let state = q
         .wait_for_result(&j.id, Duration::from_secs(2))
         .await
         .unwrap();
     assert_eq!(state, Some(TaskState::Pending));
-    let after = connections(
-        ::redis::cmd("INFO")
-            .arg("stats")
-            .query_async(&mut conn)
-            .await
-            .unwrap(),
-    );
+    let after = connections_received(&mut conn).await;
     // Back-off from 50 ms doubling to 1 s: about six tries in 2 s.
     assert!(
         after - before <= 10,

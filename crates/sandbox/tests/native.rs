@@ -5,46 +5,15 @@
 
 #[macro_use]
 mod suite;
+mod native_common;
+
+use native_common::{run, sandbox};
+
+use code_runner_sandbox::{KeeperCommand, NativeConfig, NativeSandbox};
 
 /// The language table the suite's programs use: the built-in one.
 fn language_table() -> code_runner_sandbox::LanguageTable {
     code_runner_sandbox::LanguageTable::builtin()
-}
-
-use std::sync::{Arc, OnceLock};
-
-use code_runner_sandbox::{KeeperCommand, NativeConfig, NativeSandbox, Sandbox};
-
-fn sandbox() -> Arc<dyn Sandbox> {
-    static SANDBOX: OnceLock<Arc<NativeSandbox>> = OnceLock::new();
-    SANDBOX
-        .get_or_init(|| {
-            let config = NativeConfig {
-                keeper: KeeperCommand {
-                    program: env!("CARGO_BIN_EXE_code-runner-keeper").into(),
-                    args: Vec::new(),
-                },
-                // The worker's setting: in the unprivileged container
-                // (scripts/compose-native.sh) the slot cgroups go under a
-                // delegated subtree, not the container's read-only own cgroup.
-                cgroup_path: std::env::var_os("CODE_RUNNER_CGROUP_PATH").map(Into::into),
-                ..NativeConfig::default()
-            };
-            Arc::new(
-                NativeSandbox::new(config)
-                    .expect("native sandbox usable (run as root with bubblewrap installed)"),
-            )
-        })
-        .clone()
-}
-
-/// Gives a suite function the binary's sandbox.
-async fn run<F, Fut>(_name: &str, test: F)
-where
-    F: FnOnce(Arc<dyn Sandbox>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    test(sandbox()).await
 }
 
 every_backend_test!(run);

@@ -7,10 +7,11 @@
 
 #[macro_use]
 mod suite;
+mod native_common;
 
-use std::sync::{Arc, OnceLock};
+use native_common::{run, sandbox};
 
-use code_runner_sandbox::{KeeperCommand, LanguageTable, NativeConfig, NativeSandbox, Sandbox};
+use code_runner_sandbox::{KeeperCommand, LanguageTable, NativeConfig, NativeSandbox};
 
 /// The built-in table with `prefork = true` for python.
 fn language_table() -> LanguageTable {
@@ -19,34 +20,6 @@ fn language_table() -> LanguageTable {
     assert!(table.contains(python), "python's run line moved");
     LanguageTable::parse(&table.replace(python, &format!("{python}prefork = true\n")))
         .expect("the table with prefork is valid")
-}
-
-fn sandbox() -> Arc<dyn Sandbox> {
-    static SANDBOX: OnceLock<Arc<NativeSandbox>> = OnceLock::new();
-    SANDBOX
-        .get_or_init(|| {
-            let config = NativeConfig {
-                keeper: KeeperCommand {
-                    program: env!("CARGO_BIN_EXE_code-runner-keeper").into(),
-                    args: Vec::new(),
-                },
-                ..NativeConfig::default()
-            };
-            Arc::new(
-                NativeSandbox::new(config)
-                    .expect("native sandbox usable (run as root with bubblewrap installed)"),
-            )
-        })
-        .clone()
-}
-
-/// Gives a suite function the binary's sandbox.
-async fn run<F, Fut>(_name: &str, test: F)
-where
-    F: FnOnce(Arc<dyn Sandbox>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    test(sandbox()).await
 }
 
 every_backend_test!(run);

@@ -48,15 +48,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn hello() -> Program {
-    Program {
-        language: LanguageTable::builtin().get("python").unwrap().clone(),
-        source: "print('hi')".into(),
-        stdin: Vec::new(),
-        args: Vec::new(),
-        files: Vec::new(),
-        compile_limits: Limits::COMPILE_DEFAULT,
-        run_limits: Limits::RUN_DEFAULT,
-    }
+    Program::new(
+        LanguageTable::builtin().get("python").unwrap().clone(),
+        "print('hi')",
+    )
 }
 
 async fn job(sandbox: &DockerSandbox) -> Duration {

@@ -128,15 +128,7 @@ async fn main() {
     })
     .expect("native sandbox");
     let table = LanguageTable::builtin();
-    let program = Program {
-        language: table.get("c").unwrap().clone(),
-        source: SOURCE.into(),
-        stdin: Vec::new(),
-        args: Vec::new(),
-        files: Vec::new(),
-        compile_limits: Limits::COMPILE_DEFAULT,
-        run_limits: Limits::RUN_DEFAULT,
-    };
+    let program = Program::new(table.get("c").unwrap().clone(), SOURCE);
     let checker = with_checker.then(|| CheckerProgram {
         language: table.get("cpp").unwrap().clone(),
         source: CHECKER.into(),

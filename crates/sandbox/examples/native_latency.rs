@@ -65,15 +65,7 @@ async fn main() {
             .unwrap();
         let bare_time = started.elapsed();
         assert!(status.status.success());
-        let program = Program {
-            language: python.clone(),
-            source: "print('hi')".into(),
-            stdin: Vec::new(),
-            args: Vec::new(),
-            files: Vec::new(),
-            compile_limits: Limits::COMPILE_DEFAULT,
-            run_limits: Limits::RUN_DEFAULT,
-        };
+        let program = Program::new(python.clone(), "print('hi')");
         let started = Instant::now();
         let execution = sandbox.execute(program).await.unwrap();
         let boxed_time = started.elapsed();

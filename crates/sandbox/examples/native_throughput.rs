@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use code_runner_sandbox::{LanguageTable, Limits, NativeConfig, NativeSandbox, Program, Sandbox};
+use code_runner_sandbox::{LanguageTable, NativeConfig, NativeSandbox, Program, Sandbox};
 
 fn arg(n: usize, default: usize) -> usize {
     std::env::args()
@@ -58,15 +58,7 @@ async fn sandboxed(sandbox: &Arc<NativeSandbox>, jobs: usize, at_once: usize) ->
         let (sandbox, python, next) = (sandbox.clone(), python.clone(), next.clone());
         tasks.spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < jobs {
-                let program = Program {
-                    language: python.clone(),
-                    source: "print('hi')".into(),
-                    stdin: Vec::new(),
-                    args: Vec::new(),
-                    files: Vec::new(),
-                    compile_limits: Limits::COMPILE_DEFAULT,
-                    run_limits: Limits::RUN_DEFAULT,
-                };
+                let program = Program::new(python.clone(), "print('hi')");
                 let run = sandbox.execute(program).await.unwrap().run.unwrap();
                 assert_eq!(run.stdout, b"hi\n");
             }

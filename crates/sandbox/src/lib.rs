@@ -56,6 +56,22 @@ pub struct Program {
     pub run_limits: Limits,
 }
 
+impl Program {
+    /// `source` in `language` with the default limits, and no stdin,
+    /// arguments or extra files.
+    pub fn new(language: Arc<Language>, source: impl Into<String>) -> Self {
+        Self {
+            language,
+            source: source.into(),
+            stdin: Vec::new(),
+            args: Vec::new(),
+            files: Vec::new(),
+            compile_limits: Limits::COMPILE_DEFAULT,
+            run_limits: Limits::RUN_DEFAULT,
+        }
+    }
+}
+
 /// A way to run untrusted programs.
 #[async_trait]
 pub trait Sandbox: Send + Sync + 'static {

@@ -763,15 +763,7 @@ async fn compiles_each_program_once(via: JudgeVia, sandbox: Arc<DockerSandbox>) 
     // input; the checker prints its own compile step's id, and accepts when
     // `output` and `input` both equal `answer`, byte for byte, and the test
     // files are read-only.
-    let program = Program {
-        language: random_id_language("solution"),
-        source: "cat id >&2\ncat\n".into(),
-        stdin: Vec::new(),
-        args: Vec::new(),
-        files: Vec::new(),
-        compile_limits: Limits::COMPILE_DEFAULT,
-        run_limits: Limits::RUN_DEFAULT,
-    };
+    let program = Program::new(random_id_language("solution"), "cat id >&2\ncat\n");
     let checker = CheckerProgram {
         language: random_id_language("checker"),
         source: format!(

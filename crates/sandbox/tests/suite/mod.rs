@@ -139,19 +139,11 @@ macro_rules! every_attack_test {
 use std::sync::Arc;
 use std::time::Duration;
 
-use code_runner_sandbox::{Execution, Limits, Program, Sandbox, StepReport, Termination};
+use code_runner_sandbox::{Execution, Program, Sandbox, StepReport, Termination};
 
 pub fn program(language: &str, source: &str) -> Program {
     let table = crate::language_table();
-    Program {
-        language: table.get(language).expect("known language").clone(),
-        source: source.to_owned(),
-        stdin: Vec::new(),
-        args: Vec::new(),
-        files: Vec::new(),
-        compile_limits: Limits::COMPILE_DEFAULT,
-        run_limits: Limits::RUN_DEFAULT,
-    }
+    Program::new(table.get(language).expect("known language").clone(), source)
 }
 
 pub async fn run(sandbox: &dyn Sandbox, program: Program) -> Execution {

@@ -86,6 +86,9 @@ const POOLED_UNCHECKED: Duration = Duration::from_secs(60);
 
 /// How long the init has to report once asked to stop at the wall clock.
 const STOP_REPORT_WAIT: Duration = Duration::from_secs(1);
+/// How long a job container's removal is tried again before it is given up
+/// (its uid retired, the container left for the next start-up's sweep).
+const REMOVAL_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The OCI runtimes this backend is documented for; any runtime the engine
 /// has registered is accepted.
@@ -593,8 +596,16 @@ impl Inner {
     }
 
     /// Removes a container (and its `/work` volume); true once it is gone.
+    /// Every error but "no such container" is tried again, waiting longer
+    /// each time, for [`REMOVAL_PATIENCE`]: a loaded engine answers a
+    /// removal with a 409 (one already under way), or a 500 when the
+    /// container's processes have not yet been seen to exit or its file
+    /// system is still busy, and a later try succeeds. Seen once in CI: a
+    /// judge test on a loaded engine left a container and its volume.
     async fn remove_now(&self, id: &str) -> bool {
-        for attempt in 0..20 {
+        let deadline = Instant::now() + REMOVAL_PATIENCE;
+        let mut pause = Duration::from_millis(100);
+        loop {
             let options = RemoveContainerOptions {
                 force: true,
                 v: true,
@@ -603,17 +614,17 @@ impl Inner {
             match self.docker.remove_container(id, Some(options)).await {
                 Ok(()) => return true,
                 Err(e) if is_not_found(&e) => return true,
-                // 409: a removal of it is already under way; gone soon.
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 409, ..
-                }) if attempt < 19 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) if Instant::now() + pause < deadline => {
+                    tracing::debug!(container = %id, error = %e, "removing a job container failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
                 Err(e) => {
                     tracing::warn!(container = %id, error = %e, "cannot remove a job container");
                     return false;
                 }
             }
         }
-        false
     }
 
     async fn wait_for_removals(&self) {

@@ -125,10 +125,14 @@ where
     );
     let outcome = tokio::spawn(test(sandbox.clone())).await;
     sandbox.close().await;
-    assert_nothing_left(sandbox.instance()).await;
+    // The test's own failure first: a job that failed (an engine error, a
+    // timeout) may be why something is left, and is the thing to read.
     if let Err(e) = outcome {
+        let (containers, volumes) = leftovers(sandbox.instance()).await;
+        eprintln!("left after the failed test: containers {containers:?}, volumes {volumes:?}");
         std::panic::resume_unwind(e.into_panic());
     }
+    assert_nothing_left(sandbox.instance()).await;
 }
 
 /// A suite function on its own sandbox.

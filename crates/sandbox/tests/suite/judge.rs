@@ -1,7 +1,8 @@
 //! Judge mode (`Sandbox::execute_tests`): one submission on many tests, each
 //! a fresh step under its own limits, and custom checkers the submission
 //! cannot reach. Real programs in the real sandbox; every backend runs these
-//! (the docker backend through the default, compile-per-test path).
+//! (the docker backend through its own judge path: one compile, then a
+//! fresh container per test).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -51,6 +51,19 @@ fn ok(stdout: &str) -> JobResult {
     result
 }
 
+/// What a spawned waiter answered, within `CAP`; `why` names it when it
+/// was not woken in time.
+async fn woken(
+    waiter: tokio::task::JoinHandle<Result<Option<TaskState>, code_runner_queue::QueueError>>,
+    why: &str,
+) -> Option<TaskState> {
+    tokio::time::timeout(CAP, waiter)
+        .await
+        .unwrap_or_else(|_| panic!("{why}"))
+        .unwrap()
+        .unwrap()
+}
+
 fn is_done(state: &Option<TaskState>) -> bool {
     matches!(state, Some(TaskState::Done(_)))
 }
@@ -97,11 +110,7 @@ async fn waiters_are_woken_by_the_result(b: &Backend) {
     let completed_at = Instant::now();
     q.complete(&delivery, &ok("hello")).await.unwrap();
     for waiter in waiters {
-        let state = tokio::time::timeout(CAP, waiter)
-            .await
-            .expect("waiter was not woken")
-            .unwrap()
-            .unwrap();
+        let state = woken(waiter, "waiter was not woken").await;
         match state {
             Some(TaskState::Done(result)) => assert_eq!(result.stdout, "hello"),
             other => panic!("{other:?}"),
@@ -120,11 +129,7 @@ async fn waiters_are_woken_by_a_cancel(b: &Backend) {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     q.cancel(&j.id, 5).await.unwrap();
-    let state = tokio::time::timeout(CAP, waiter)
-        .await
-        .expect("waiter was not woken by the cancel")
-        .unwrap()
-        .unwrap();
+    let state = woken(waiter, "waiter was not woken by the cancel").await;
     match state {
         Some(TaskState::Done(result)) => assert_eq!(result.verdict, Verdict::Cancelled),
         other => panic!("{other:?}"),
@@ -163,11 +168,7 @@ async fn hundreds_of_waiters_at_once(b: &Backend) {
     }
     let started = Instant::now();
     for waiter in waiters {
-        let state = tokio::time::timeout(CAP, waiter)
-            .await
-            .expect("a waiter was not woken")
-            .unwrap()
-            .unwrap();
+        let state = woken(waiter, "a waiter was not woken").await;
         assert!(is_done(&state), "{state:?}");
     }
     assert!(started.elapsed() < CAP);
@@ -409,11 +410,7 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
         .unwrap();
     assert_eq!(killed, 1);
     complete_next(q.as_ref(), &j.id, "late").await;
-    let state = tokio::time::timeout(CAP, waiter)
-        .await
-        .expect("waiter not woken after the reconnect")
-        .unwrap()
-        .unwrap();
+    let state = woken(waiter, "waiter not woken after the reconnect").await;
     assert!(is_done(&state), "{state:?}");
 
     let channel = format!("{prefix}:done:{}", k.id);
@@ -428,11 +425,7 @@ async fn redis_waiters_survive_a_lost_subscriber_connection() {
         "the second waiter answered before its result"
     );
     complete_next(q.as_ref(), &k.id, "after").await;
-    let state = tokio::time::timeout(CAP, later)
-        .await
-        .expect("second waiter not woken by its result")
-        .unwrap()
-        .unwrap();
+    let state = woken(later, "second waiter not woken by its result").await;
     assert!(is_done(&state), "{state:?}");
 }
 

@@ -119,6 +119,14 @@ fn weighted_cpu(parts: &[ParallelPart]) -> Option<CpuSplit> {
         sum.client_ms += cpu.client_ms * weight;
         sum.context_switches += cpu.context_switches * weight;
     }
+    // `None` when a part has none (a part read by an older benchmark).
+    sum.busy_share = parts
+        .iter()
+        .map(|part| {
+            let weight = part.processes as f64 / total;
+            Some(part.cpu?.busy_share? * weight)
+        })
+        .sum();
     (!parts.is_empty()).then_some(sum)
 }
 
@@ -213,5 +221,29 @@ mod tests {
     fn spread_of_parts() {
         assert_eq!(spread(&[10.0]), 0.0);
         assert!((spread(&[90.0, 110.0]) - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn parts_weigh_by_their_processes() {
+        let part = |processes, host_ms, busy_share| ParallelPart {
+            processes,
+            cpu: Some(CpuSplit {
+                host_ms,
+                busy_share,
+                ..CpuSplit::default()
+            }),
+            ..ParallelPart::default()
+        };
+        let both = weighted_cpu(&[part(300, 10.0, Some(1.0)), part(100, 6.0, Some(0.6))]).unwrap();
+        assert!((both.host_ms - 9.0).abs() < 1e-9, "{both:?}");
+        assert!((both.busy_share.unwrap() - 0.9).abs() < 1e-9, "{both:?}");
+        // A part read by an older benchmark has no busy share: nor has the sum.
+        for parts in [
+            [part(300, 10.0, Some(1.0)), part(100, 6.0, None)],
+            [part(100, 6.0, None), part(300, 10.0, Some(1.0))],
+        ] {
+            assert_eq!(weighted_cpu(&parts).unwrap().busy_share, None);
+        }
+        assert!(weighted_cpu(&[part(1, 1.0, None), ParallelPart::default()]).is_none());
     }
 }

@@ -64,10 +64,12 @@ pub fn cpu_seconds(pid: Option<u32>) -> anyhow::Result<f64> {
 }
 
 /// The whole machine's CPU time so far (every core; all but idle and
-/// iowait) and its context switches, from `/proc/stat`.
+/// iowait), its idle and iowait time, and its context switches, from
+/// `/proc/stat`.
 #[derive(Debug, Clone, Copy)]
 pub struct HostCpu {
     pub busy_s: f64,
+    pub idle_s: f64,
     pub context_switches: u64,
 }
 
@@ -77,7 +79,8 @@ pub fn host_cpu() -> anyhow::Result<HostCpu> {
 }
 
 /// The `cpu` line's user, nice, system, irq, softirq and steal ticks (guest
-/// time is inside user already), and the `ctxt` line.
+/// time is inside user already), its idle and iowait ticks, and the `ctxt`
+/// line.
 fn parse_host_cpu(stat: &str) -> Option<HostCpu> {
     let cpu = stat.lines().find(|line| line.starts_with("cpu "))?;
     let ticks: Vec<u64> = cpu
@@ -85,10 +88,9 @@ fn parse_host_cpu(stat: &str) -> Option<HostCpu> {
         .skip(1)
         .map(|field| field.parse().ok())
         .collect::<Option<_>>()?;
-    let busy: u64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| ticks.get(i))
-        .sum();
+    let sum = |fields: &[usize]| -> u64 { fields.iter().filter_map(|&i| ticks.get(i)).sum() };
+    let busy = sum(&[0, 1, 2, 5, 6, 7]);
+    let idle = sum(&[3, 4]);
     let context_switches = stat
         .lines()
         .find_map(|line| line.strip_prefix("ctxt "))?
@@ -97,6 +99,7 @@ fn parse_host_cpu(stat: &str) -> Option<HostCpu> {
         .ok()?;
     Some(HostCpu {
         busy_s: busy as f64 / USER_HZ,
+        idle_s: idle as f64 / USER_HZ,
         context_switches,
     })
 }
@@ -113,6 +116,11 @@ pub struct CpuSplit {
     pub redis_ms: Option<f64>,
     pub client_ms: f64,
     pub context_switches: f64,
+    /// The share of the span the machine's cores were busy (0 to 1): a rate
+    /// below bare's is either this below bare's (cores left idle while jobs
+    /// waited) or more CPU per job. `None` in results of older runs.
+    #[serde(default)]
+    pub busy_share: Option<f64>,
 }
 
 impl CpuSplit {
@@ -164,8 +172,11 @@ impl CpuMeter {
             }
         }
         let [api_ms, worker_ms, redis_ms] = used;
+        let busy = host.busy_s - self.host.busy_s;
+        let idle = host.idle_s - self.host.idle_s;
         Ok(CpuSplit {
-            host_ms: per(host.busy_s - self.host.busy_s),
+            host_ms: per(busy),
+            busy_share: (busy + idle > 0.0).then(|| busy / (busy + idle)),
             api_ms,
             worker_ms,
             redis_ms,
@@ -252,10 +263,11 @@ mod tests {
     }
 
     #[test]
-    fn parses_host_cpu_without_idle_and_iowait() {
+    fn parses_host_cpu_busy_apart_from_idle_and_iowait() {
         let stat = "cpu  100 5 50 1000 40 3 2 1 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nctxt 12345\n";
         let host = parse_host_cpu(stat).unwrap();
         assert!((host.busy_s - 1.61).abs() < 1e-9, "{host:?}");
+        assert!((host.idle_s - 10.40).abs() < 1e-9, "{host:?}");
         assert_eq!(host.context_switches, 12345);
         assert!(host_cpu().unwrap().busy_s > 0.0);
     }

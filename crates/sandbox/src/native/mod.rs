@@ -68,6 +68,10 @@ pub fn schedule_as_batch() -> std::io::Result<()> {
 /// inode-filling loop stops early.
 const INODES: u64 = 4096;
 
+/// How many of the most recently freed slots `take_slot` looks at for one
+/// whose keeper is done clearing.
+const SLOT_CHOICE: usize = 8;
+
 /// Settings of the native backend.
 #[derive(Debug, Clone)]
 pub struct NativeConfig {
@@ -187,14 +191,25 @@ impl NativeSandbox {
 
     /// Takes a free slot; it goes back when the guard drops, also when the
     /// job's future is dropped half-way (a cancelled or abandoned job).
+    ///
+    /// The most recently freed slot whose keeper has answered its last
+    /// `Clear` (among the last `SLOT_CHOICE` freed), else the most recently
+    /// freed: a job should not wait for a slot still clearing (its init's
+    /// exit and its `/work`'s unmount each wait for an RCU grace period,
+    /// milliseconds where the kernel runs them unexpedited, as real-time
+    /// kernels do) while another is ready; and recently used slots are the
+    /// warm ones.
     fn take_slot(&self) -> SlotGuard<'_> {
+        let mut free = self.free_slots.lock().unwrap_or_else(|p| p.into_inner());
         // The semaphore admits at most `slots` callers, so the list is never empty.
-        let slot = self
-            .free_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop()
-            .expect("a free slot behind the semaphore");
+        let index = slot_to_take(&free, |slot| {
+            self.idle[slot as usize]
+                .try_lock()
+                .is_ok_and(|idle| idle.as_ref().is_some_and(SlotProcess::cleared))
+        })
+        .expect("a free slot behind the semaphore");
+        let slot = free.remove(index);
+        drop(free);
         SlotGuard {
             free_slots: &self.free_slots,
             slot,
@@ -510,6 +525,19 @@ impl Sandbox for NativeSandbox {
 }
 
 /// A slot in use; returned to the free list on drop.
+/// Where in `free` (the free slots, the most recently freed last) the slot
+/// `take_slot` takes is: the last one `ready` says is cleared among the
+/// last `SLOT_CHOICE`, else the last; `None` when none is free.
+fn slot_to_take(free: &[u32], ready: impl Fn(u32) -> bool) -> Option<usize> {
+    let last = free.len().checked_sub(1)?;
+    let ready = free
+        .iter()
+        .rev()
+        .take(SLOT_CHOICE)
+        .position(|&slot| ready(slot));
+    Some(ready.map_or(last, |from_end| last - from_end))
+}
+
 struct SlotGuard<'a> {
     free_slots: &'a Mutex<Vec<u32>>,
     slot: u32,
@@ -633,4 +661,34 @@ fn rlimits(limits: &Limits) -> Vec<(u32, u64, u64)> {
         // host, the keeper's included. The pids cgroup is the per-step
         // process limit.
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_takes_the_most_recently_freed_slot_that_is_cleared() {
+        // Slot 7 was freed last and is still clearing; 4 before it is ready.
+        let free = [1, 2, 4, 7];
+        assert_eq!(slot_to_take(&free, |slot| slot != 7), Some(2));
+        // All ready: the most recently freed, the warm one.
+        assert_eq!(slot_to_take(&free, |_| true), Some(3));
+        // None ready: the most recently freed all the same.
+        assert_eq!(slot_to_take(&free, |_| false), Some(3));
+        assert_eq!(slot_to_take(&[], |_| true), None);
+    }
+
+    #[test]
+    fn only_the_last_few_freed_slots_are_looked_at() {
+        let free: Vec<u32> = (0..20).collect();
+        let looked_at = std::cell::RefCell::new(Vec::new());
+        let index = slot_to_take(&free, |slot| {
+            looked_at.borrow_mut().push(slot);
+            slot == 3
+        });
+        // Slot 3 is ready but further back than SLOT_CHOICE: the last is taken.
+        assert_eq!(index, Some(19));
+        assert_eq!(looked_at.into_inner(), (12..20).rev().collect::<Vec<u32>>());
+    }
 }

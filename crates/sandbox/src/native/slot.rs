@@ -200,6 +200,12 @@ impl SlotProcess {
         }
     }
 
+    /// Whether a job can start here without waiting for the keeper: no
+    /// `Clear` is outstanding, or its answer is in the socket already.
+    pub(crate) fn cleared(&self) -> bool {
+        !self.clearing || sys::readable_now(self.replies.as_ref().as_raw_fd())
+    }
+
     /// Waits for the answer to `begin_clear`, if one is due.
     pub(crate) async fn finish_clear(&mut self) -> Result<(), SandboxError> {
         if !self.clearing {

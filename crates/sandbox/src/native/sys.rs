@@ -75,6 +75,23 @@ impl Confinement {
     }
 }
 
+/// Whether `fd`, a socket, has something to read now (`MSG_PEEK`: nothing
+/// is taken from it, and it does not wait).
+pub(crate) fn readable_now(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv(2) into a valid one-byte buffer; MSG_PEEK leaves the
+    // data in the socket.
+    let peeked = unsafe {
+        libc::recv(
+            fd,
+            std::ptr::addr_of_mut!(byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    peeked > 0
+}
+
 /// Sends SIGKILL to `pid`; a process that is already gone is not an error.
 pub(crate) fn kill(pid: i32) {
     if pid > 0 {
@@ -284,5 +301,30 @@ pub(crate) fn schedule_as_batch() -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readable_now_peeks_without_taking_or_waiting() {
+        use std::io::{Read, Write};
+        let (mut ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        // Nothing sent: not readable, and the call did not block.
+        assert!(!readable_now(ours.as_raw_fd()));
+        theirs.write_all(b"answer").unwrap();
+        assert!(readable_now(ours.as_raw_fd()));
+        // Peeking took nothing: the whole answer is still there.
+        assert!(readable_now(ours.as_raw_fd()));
+        let mut answer = [0u8; 6];
+        ours.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"answer");
+        assert!(!readable_now(ours.as_raw_fd()));
+        // A closed peer is not an answer either (the keeper gone: the
+        // slot's clear then fails when the job reads it).
+        drop(theirs);
+        assert!(!readable_now(ours.as_raw_fd()));
     }
 }

@@ -112,21 +112,21 @@ impl BaselineResult {
 /// part has one.
 fn weighted_cpu(parts: &[ParallelPart]) -> Option<CpuSplit> {
     let total = parts.iter().map(|part| part.processes).sum::<u64>().max(1) as f64;
-    let mut sum = CpuSplit::default();
+    let mut sum = CpuSplit {
+        busy_share: Some(0.0),
+        ..CpuSplit::default()
+    };
     for part in parts {
         let (cpu, weight) = (part.cpu?, part.processes as f64 / total);
         sum.host_ms += cpu.host_ms * weight;
         sum.client_ms += cpu.client_ms * weight;
         sum.context_switches += cpu.context_switches * weight;
+        // `None` once a part has none (a part read by an older benchmark).
+        sum.busy_share = sum
+            .busy_share
+            .zip(cpu.busy_share)
+            .map(|(so_far, share)| so_far + share * weight);
     }
-    // `None` when a part has none (a part read by an older benchmark).
-    sum.busy_share = parts
-        .iter()
-        .map(|part| {
-            let weight = part.processes as f64 / total;
-            Some(part.cpu?.busy_share? * weight)
-        })
-        .sum();
     (!parts.is_empty()).then_some(sum)
 }
 

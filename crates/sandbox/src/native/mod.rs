@@ -524,7 +524,6 @@ impl Sandbox for NativeSandbox {
     }
 }
 
-/// A slot in use; returned to the free list on drop.
 /// Where in `free` (the free slots, the most recently freed last) the slot
 /// `take_slot` takes is: the last one `ready` says is cleared among the
 /// last `SLOT_CHOICE`, else the last; `None` when none is free.
@@ -538,6 +537,7 @@ fn slot_to_take(free: &[u32], ready: impl Fn(u32) -> bool) -> Option<usize> {
     Some(ready.map_or(last, |from_end| last - from_end))
 }
 
+/// A slot in use; returned to the free list on drop.
 struct SlotGuard<'a> {
     free_slots: &'a Mutex<Vec<u32>>,
     slot: u32,
